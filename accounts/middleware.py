@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone, translation
+from django.utils.cache import patch_vary_headers
+
+from accounts.models import Profile
+
+
+def preferred_language(request: HttpRequest, profile_language: str | None) -> str:
+    """The learner's own choice, then the language cookie, then French.
+
+    The browser's Accept-Language is deliberately not consulted: the product is French first
+    and a learner who wants English picks it once.
+    """
+    supported = dict(settings.LANGUAGES)
+    for candidate in (profile_language, request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)):
+        if candidate in supported:
+            return candidate
+    return settings.LANGUAGE_CODE
+
+
+class PreferencesMiddleware:
+    """Activates the learner's language and time zone for the whole request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        language = time_zone = None
+        if request.user.is_authenticated:
+            row = Profile.objects.filter(user_id=request.user.pk).values_list(
+                "language", "time_zone"
+            )
+            language, time_zone = row.first() or (None, None)
+
+        language = preferred_language(request, language)
+        translation.activate(language)
+        request.LANGUAGE_CODE = language
+        try:
+            timezone.activate(zoneinfo.ZoneInfo(time_zone or settings.TIME_ZONE))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            timezone.activate(zoneinfo.ZoneInfo(settings.TIME_ZONE))
+        try:
+            response = self.get_response(request)
+        finally:
+            timezone.deactivate()
+        patch_vary_headers(response, ("Cookie",))
+        response.headers.setdefault("Content-Language", language)
+        return response

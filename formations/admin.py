@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from formations.models import Enrollment, Formation
+from formations.services import formation_cancel
+
+
+class FormationAdminForm(forms.ModelForm):
+    """Start and end are typed and shown as wall-clock times of the formation's own zone.
+
+    A formation in Montréal is entered as "9:00" there, whatever the staff member's own zone.
+    """
+
+    class Meta:
+        model = Formation
+        fields = [
+            "title", "description", "trainer", "status",
+            "time_zone", "start", "end", "location", "online_url",
+        ]  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            for name in ("start", "end"):
+                local = getattr(self.instance, name).astimezone(self.instance.tz)
+                self.initial[name] = local.replace(tzinfo=None)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        zone_name = cleaned.get("time_zone")
+        if zone_name:
+            zone = zoneinfo.ZoneInfo(zone_name)
+            for name in ("start", "end"):
+                if value := cleaned.get(name):
+                    # The form made the typed time aware in the staff member's zone: undo that.
+                    cleaned[name] = timezone.make_aware(timezone.make_naive(value), zone)
+        return cleaned
+
+
+class EnrollmentInline(admin.TabularInline):
+    model = Enrollment
+    extra = 1
+    autocomplete_fields = ["learner"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Formation)
+class FormationAdmin(admin.ModelAdmin):
+    form = FormationAdminForm
+    list_display = ["title", "start", "end", "time_zone", "trainer", "status", "learner_count"]
+    list_filter = ["status", "start", "time_zone"]
+    search_fields = ["title", "description", "trainer", "location"]
+    date_hierarchy = "start"
+    inlines = [EnrollmentInline]
+    readonly_fields = ["sequence", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["title", "description", "trainer", "status"]}),
+        (_("Date et lieu"), {"fields": ["time_zone", "start", "end", "location", "online_url"]}),
+        (_("Suivi"), {"fields": ["sequence", "created_at", "updated_at"]}),
+    ]
+    actions = ["cancel_formations"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Formation]:
+        return super().get_queryset(request).annotate(learner_count=Count("enrollments"))
+
+    @admin.display(description=_("inscrits"), ordering="learner_count")
+    def learner_count(self, obj: Formation) -> int:
+        return obj.learner_count
+
+    @admin.action(description=_("Annuler les formations sélectionnées"))
+    def cancel_formations(self, request: HttpRequest, queryset: QuerySet[Formation]) -> None:
+        cancelled = sum(formation_cancel(formation=f) for f in queryset)
+        self.message_user(
+            request,
+            ngettext("%(count)d formation annulée.", "%(count)d formations annulées.", cancelled)
+            % {"count": cancelled},
+            messages.SUCCESS,
+        )
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(admin.ModelAdmin):
+    list_display = ["learner", "formation", "created_at"]
+    list_filter = ["formation__status"]
+    search_fields = ["learner__username", "learner__email", "formation__title"]
+    autocomplete_fields = ["learner", "formation"]
+    list_select_related = ["learner", "formation"]

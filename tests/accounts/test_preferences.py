@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from django.urls import reverse
+
+from accounts.models import Profile
+
+
+def test_default_language_is_french_even_for_english_browsers(client, db):
+    response = client.get(reverse("login"), HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
+    assert '<html lang="fr">' in response.text
+    assert response["Content-Language"] == "fr"
+
+
+def test_language_switcher_for_a_visitor_sets_a_cookie(client, db):
+    response = client.post(reverse("set_language"), {"language": "en", "next": "/accounts/login/"})
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/"
+    page = client.get(reverse("login"))
+    assert '<html lang="en">' in page.text
+    assert "Sign in" in page.text
+
+
+def test_language_switcher_saves_the_learners_choice(learner_client, learner):
+    learner_client.post(reverse("set_language"), {"language": "en", "next": "/formations/"})
+    assert Profile.objects.get(user=learner).language == "en"
+    learner_client.cookies.clear()
+    learner_client.force_login(learner)
+    page = learner_client.get(reverse("formations:list"))
+    assert "My trainings" in page.text
+
+
+def test_language_switcher_ignores_foreign_redirects_and_unknown_languages(client, db):
+    response = client.post(
+        reverse("set_language"), {"language": "xx", "next": "https://evil.example.com/"}
+    )
+    assert response["Location"] == reverse("formations:list")
+    assert "django_language" not in response.cookies
+
+
+def test_settings_page_saves_time_zone_and_language(learner_client, learner):
+    page = learner_client.get(reverse("settings"))
+    assert page.status_code == 200
+    assert 'value="Europe/Paris" selected' in page.text
+
+    response = learner_client.post(
+        reverse("settings"), {"time_zone": "Asia/Tokyo", "language": "en"}, follow=True
+    )
+    profile = Profile.objects.get(user=learner)
+    assert (profile.time_zone, profile.language) == ("Asia/Tokyo", "en")
+    assert "Your preferences have been saved." in response.text
+    assert "Asia/Tokyo" in response.text
+
+
+def test_settings_page_rejects_an_unknown_time_zone(learner_client, learner):
+    response = learner_client.post(
+        reverse("settings"), {"time_zone": "Mars/Olympus", "language": "fr"}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["time_zone"]
+    assert Profile.objects.get(user=learner).time_zone == "Europe/Paris"
+
+
+def test_navigation_marks_the_current_section(learner_client):
+    page = learner_client.get(reverse("formations:list"))
+    assert f'href="{reverse("formations:list")}" aria-current="page"' in page.text
+    assert f'href="{reverse("calendars:calendar")}" aria-current' not in page.text

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from django.core import mail
+from django.urls import reverse
+from social_core.backends.google import GoogleOAuth2
+from social_django.models import UserSocialAuth
+
+
+def test_login_page_is_ours_and_in_french(client, db):
+    response = client.get(reverse("login"))
+    assert response.status_code == 200
+    assert "registration/login.html" in [t.name for t in response.templates]
+    assert "Connexion" in response.text
+    assert 'for="id_username"' in response.text
+
+
+def test_login_with_password_lands_on_my_formations(client, make_user):
+    make_user("lea", password="correct horse battery")
+    response = client.post(
+        reverse("login"), {"username": "lea", "password": "correct horse battery"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("formations:list")
+
+
+def test_login_with_a_wrong_password_shows_an_error(client, make_user):
+    make_user("lea", password="correct horse battery")
+    response = client.post(reverse("login"), {"username": "lea", "password": "wrong"})
+    assert response.status_code == 200
+    assert 'role="alert"' in response.text
+
+
+def test_logout_is_a_post_and_signs_out(learner_client):
+    response = learner_client.post(reverse("logout"))
+    assert response.status_code == 302
+    assert learner_client.get(reverse("formations:list")).status_code == 302
+
+
+def test_password_reset_sends_a_link_that_works(client, make_user):
+    make_user("lea", email="lea@example.com")
+    response = client.post(reverse("password_reset"), {"email": "lea@example.com"})
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    link = re.search(r"http://testserver(/accounts/reset/\S+)", mail.outbox[0].body).group(1)
+
+    form_url = client.get(link)["Location"]
+    response = client.post(
+        form_url, {"new_password1": "a-brand-new-pass-99", "new_password2": "a-brand-new-pass-99"}
+    )
+    assert response.status_code == 302
+    assert client.login(username="lea", password="a-brand-new-pass-99")
+
+
+def test_social_buttons_hidden_without_credentials(client, db, settings):
+    settings.GOOGLE_CLIENT_ID = settings.GOOGLE_CLIENT_SECRET = ""
+    settings.OUTLOOK_CLIENT_ID = settings.OUTLOOK_CLIENT_SECRET = ""
+    response = client.get(reverse("login"))
+    assert "Se connecter avec" not in response.text
+
+
+def test_social_buttons_shown_per_configured_provider(client, db, settings):
+    settings.GOOGLE_CLIENT_ID, settings.GOOGLE_CLIENT_SECRET = "google-id", "google-secret"
+    settings.OUTLOOK_CLIENT_ID = settings.OUTLOOK_CLIENT_SECRET = ""
+    response = client.get(reverse("login"))
+    assert "Se connecter avec Google" in response.text
+    assert "Se connecter avec Microsoft" not in response.text
+    assert reverse("social:begin", args=["google-oauth2"]) in response.text
+
+
+ACCESS_TOKEN = "ya29.sign-in-access-token-must-not-be-kept"
+REFRESH_TOKEN = "1//sign-in-refresh-token-must-not-be-kept"
+
+
+@pytest.fixture
+def google_sign_in(client, db, settings, monkeypatch):
+    """Runs social-auth's real Google flow; only the two HTTP calls to Google are replaced."""
+    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = "google-id"
+    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = "google-secret"
+    token_response = {
+        "access_token": ACCESS_TOKEN,
+        "refresh_token": REFRESH_TOKEN,
+        "expires_in": 3599,
+        "token_type": "Bearer",
+        "scope": "openid email profile",
+    }
+    monkeypatch.setattr(GoogleOAuth2, "request_access_token", lambda self, *a, **k: token_response)
+
+    def sign_in(email="lea@example.com", verified=True, sub="1234567890"):
+        profile = {"sub": sub, "email": email, "email_verified": verified,
+                   "given_name": "Léa", "family_name": "Martin", "name": "Léa Martin"}  # fmt: skip
+        monkeypatch.setattr(GoogleOAuth2, "user_data", lambda self, *a, **k: profile)
+        start = client.post(reverse("social:begin", args=["google-oauth2"]))
+        assert start.status_code == 302
+        state = parse_qs(urlsplit(start["Location"]).query)["state"][0]
+        return client.get(
+            reverse("social:complete", args=["google-oauth2"]), {"state": state, "code": "c0de"}
+        )
+
+    return sign_in
+
+
+def test_google_sign_in_keeps_no_provider_token(google_sign_in, client):
+    response = google_sign_in()
+
+    assert response.status_code == 302
+    social = UserSocialAuth.objects.get(provider="google-oauth2")
+    assert social.uid == "1234567890"
+    assert social.extra_data == {}
+    stored = json.dumps(list(UserSocialAuth.objects.values()), default=str) + "".join(
+        json.dumps(s.get_decoded()) for s in Session.objects.all()
+    )
+    assert ACCESS_TOKEN not in stored
+    assert REFRESH_TOKEN not in stored
+    assert client.get(reverse("formations:list")).status_code == 200
+
+
+def test_google_sign_in_links_existing_learner_with_verified_email(google_sign_in, make_user):
+    lea = make_user("lea", email="lea@example.com")
+    google_sign_in(email="LEA@example.com", verified=True)
+    assert UserSocialAuth.objects.get().user == lea
+
+
+def test_google_sign_in_with_unverified_email_gets_its_own_account(google_sign_in, make_user):
+    lea = make_user("lea", email="lea@example.com")
+    google_sign_in(email="lea@example.com", verified=False)
+    assert UserSocialAuth.objects.get().user != lea
+    assert get_user_model().objects.count() == 2
