@@ -64,3 +64,9 @@ def test_navigation_marks_the_current_section(learner_client):
     page = learner_client.get(reverse("formations:list"))
     assert f'href="{reverse("formations:list")}" aria-current="page"' in page.text
     assert f'href="{reverse("calendars:calendar")}" aria-current' not in page.text
+
+
+def test_footer_names_the_display_time_zone(learner_client):
+    learner_client.post(reverse("settings"), {"time_zone": "America/Montreal", "language": "fr"})
+    page = learner_client.get(reverse("formations:list"))
+    assert "<strong>America/Montreal</strong>" in page.text

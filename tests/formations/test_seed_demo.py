@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from formations.models import Enrollment, Formation
 
@@ -62,3 +63,10 @@ def test_seed_demo_runs_with_debug_off_when_forced(db, settings):
     settings.DEBUG = False
     call_command("seed_demo", force=True)
     assert get_user_model().objects.filter(username="demo").exists()
+
+
+def test_seed_demo_schedules_on_weekdays_with_one_past_formation(db, debug_on):
+    call_command("seed_demo")
+    starts = [f.start.astimezone(f.tz) for f in Formation.objects.all()]
+    assert all(start.isoweekday() <= 5 for start in starts)
+    assert sum(start < timezone.now() for start in starts) == 1

@@ -46,6 +46,7 @@ def test_detail_shows_dates_in_the_learners_time_zone(learner_client, learner, m
 
     response = learner_client.get(reverse("formations:detail", args=[formation.pk]))
     assert "09:00" in response.text
+    assert "Heure locale de la formation" not in response.text
 
     learner_client.post(reverse("settings"), {"time_zone": "America/New_York", "language": "fr"})
     response = learner_client.get(reverse("formations:detail", args=[formation.pk]))

@@ -27,6 +27,8 @@ class Demo(NamedTuple):
 
 
 DEMO_FORMATIONS = [
+    Demo("Accueil et prise en main de la plateforme", -12, time(10), 2, "Sophie Bernard",
+         online=True),
     Demo("Gestion de projet agile", 2, time(9), 7, "Claire Martin", "Paris — Salle Lumière"),
     Demo("Excel avancé : tableaux croisés dynamiques", 4, time(14), 3, "Julien Petit", online=True),
     Demo("Management d'équipe à distance", 7, time(9, 30), 6, "Sophie Bernard", "Lyon — Part-Dieu"),
@@ -88,7 +90,10 @@ class Command(BaseCommand):
         created = 0
         for demo in DEMO_FORMATIONS:
             zone = zoneinfo.ZoneInfo(demo.zone)
-            begins = datetime.combine(today + timedelta(days=demo.days), demo.at, tzinfo=zone)
+            day = today + timedelta(days=demo.days)
+            if day.isoweekday() > 5:  # Saturday or Sunday: the Monday after
+                day += timedelta(days=8 - day.isoweekday())
+            begins = datetime.combine(day, demo.at, tzinfo=zone)
             formation, was_created = Formation.objects.get_or_create(
                 title=demo.title,
                 defaults={
