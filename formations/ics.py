@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 from icalendar import Calendar, Event
@@ -27,6 +27,8 @@ def build_ics(
 ) -> bytes:
     stamp = now or timezone.now()
     calendar = Calendar.new(prodid=PRODID, method="PUBLISH", calscale="GREGORIAN", name=name)
+    del calendar["UID"]  # Calendar.new() adds a random one: the same formations give the same file.
+    formations = list(formations)
     for formation in formations:
         url = absolute_url(formation)
         description = "\n\n".join(part for part in (formation.description.strip(), url) if part)
@@ -47,5 +49,10 @@ def build_ics(
         if formation.online_url:
             event.add("conference", formation.online_url, parameters={"VALUE": "URI"})
         calendar.add_component(event)
-    calendar.add_missing_timezones()
+    if formations:
+        # Time zone definitions only for the years the events span, not 1970-2038.
+        calendar.add_missing_timezones(
+            first_date=min(f.start for f in formations).date() - timedelta(days=1),
+            last_date=max(f.end for f in formations).date() + timedelta(days=366),
+        )
     return calendar.to_ical()

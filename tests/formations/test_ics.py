@@ -81,3 +81,24 @@ def test_output_is_valid_rfc5545_lines(montreal_formation):
     assert b"VERSION:2.0" in lines
     assert b"METHOD:PUBLISH" in lines
     assert all(len(line) <= 75 for line in lines)
+
+
+def test_same_formations_give_the_same_file(montreal_formation):
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    first = build_ics([montreal_formation], absolute_url=_url, now=now)
+    assert build_ics([montreal_formation], absolute_url=_url, now=now) == first
+
+
+def test_time_zone_definition_covers_the_change_to_summer_time(make_formation):
+    # Montréal moves to EDT (UTC-4) on 14 March 2027: 9:00 local on the 15th is 13:00 UTC.
+    start = datetime(2027, 3, 15, 9, tzinfo=zoneinfo.ZoneInfo("America/Montreal"))
+    formation = make_formation(start=start, time_zone="America/Montreal")
+    calendar = _parse(build_ics([formation], absolute_url=_url))
+    assert calendar.events[0].start.astimezone(UTC) == datetime(2027, 3, 15, 13, tzinfo=UTC)
+    offsets = {sub["TZOFFSETTO"].to_ical() for sub in calendar.timezones[0].subcomponents}
+    assert offsets == {"-0500", "-0400"}
+
+
+def test_empty_calendar_is_valid(db):
+    calendar = _parse(build_ics([], absolute_url=_url))
+    assert calendar.events == []
