@@ -28,7 +28,10 @@ def _remember_language(response: HttpResponse, language: str) -> None:
 
 @require_http_methods(["GET", "POST"])
 def settings_profile(request: HttpRequest) -> HttpResponse:
-    profile, _created = Profile.objects.get_or_create(user=request.user)
+    # Not saved until the learner submits: a stored language would outrank the cookie.
+    profile = Profile.objects.filter(user=request.user).first() or Profile(
+        user=request.user, language=request.LANGUAGE_CODE
+    )
     form = ProfileForm(request.POST or None, instance=profile)
     if request.method == "POST" and form.is_valid():
         form.save()

@@ -58,7 +58,7 @@ class EnrollmentInline(admin.TabularInline):
 class FormationAdmin(admin.ModelAdmin):
     form = FormationAdminForm
     list_display = ["title", "start", "end", "time_zone", "trainer", "status", "learner_count"]
-    list_filter = ["status", "start", "time_zone"]
+    list_filter = ["status", "start", ("time_zone", admin.AllValuesFieldListFilter)]
     search_fields = ["title", "description", "trainer", "location"]
     date_hierarchy = "start"
     inlines = [EnrollmentInline]

@@ -57,7 +57,7 @@ def test_settings_page_rejects_an_unknown_time_zone(learner_client, learner):
     )
     assert response.status_code == 200
     assert response.context["form"].errors["time_zone"]
-    assert Profile.objects.get(user=learner).time_zone == "Europe/Paris"
+    assert not Profile.objects.filter(user=learner).exists()
 
 
 def test_navigation_marks_the_current_section(learner_client):
@@ -70,3 +70,17 @@ def test_footer_names_the_display_time_zone(learner_client):
     learner_client.post(reverse("settings"), {"time_zone": "America/Montreal", "language": "fr"})
     page = learner_client.get(reverse("formations:list"))
     assert "<strong>America/Montreal</strong>" in page.text
+
+
+def test_opening_settings_stores_nothing(learner_client, learner):
+    assert learner_client.get(reverse("settings")).status_code == 200
+    assert not Profile.objects.filter(user=learner).exists()
+
+
+def test_language_picked_before_signing_in_is_kept_after(client, make_user):
+    make_user("lea", password="correct horse battery")
+    client.post(reverse("set_language"), {"language": "en", "next": "/accounts/login/"})
+    client.post(reverse("login"), {"username": "lea", "password": "correct horse battery"})
+    client.get(reverse("settings"))
+    page = client.get(reverse("formations:list"))
+    assert '<html lang="en">' in page.text

@@ -107,3 +107,13 @@ def test_admin_change_form_shows_stored_time_in_formation_zone(staff_client, mak
     )
     change = staff_client.get(reverse("admin:formations_formation_change", args=[formation.pk]))
     assert 'value="10:00:00"' in change.text
+
+
+def test_time_zone_filter_lists_only_zones_in_use(staff_client, make_formation):
+    make_formation(time_zone="Europe/Paris")
+    make_formation(time_zone="America/Montreal")
+    response = staff_client.get(reverse("admin:formations_formation_changelist"))
+    zone_filter = next(
+        f for f in response.context["cl"].filter_specs if f.title == "fuseau horaire"
+    )
+    assert sorted(zone_filter.lookup_choices) == ["America/Montreal", "Europe/Paris"]
