@@ -88,3 +88,9 @@ def test_ics_download_parses_back_with_utc_times(learner_client, learner, make_f
 def test_ics_rejects_post(learner_client, learner, make_formation):
     formation = make_formation(learners=(learner,))
     assert learner_client.post(reverse("formations:ics", args=[formation.pk])).status_code == 405
+
+
+def test_list_says_so_when_there_is_nothing(learner_client):
+    response = learner_client.get(reverse("formations:list"))
+    assert "Aucune formation à venir." in response.text
+    assert "Aucune formation passée." in response.text
