@@ -20,7 +20,7 @@ def formation_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "formations/list.html",
-        {"upcoming": mine.upcoming(now), "past": mine.past(now), "now": now},
+        {"upcoming": mine.upcoming(now), "past": mine.past(now)},
     )
 
 
