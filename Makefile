@@ -24,13 +24,20 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $@ $(VENV)/.installed
 
+# Without real provider credentials, the calendar sandbox (a local Google and Microsoft) runs
+# beside the site and CALENDAR_SANDBOX=true points the site at it.
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	@echo
-	@echo "  Serving http://$(HOST):$(PORT)/"
-	@echo "  Learner: demo / demo     Staff (admin at /admin/): admin / admin"
-	@echo
+	@if $(BIN)/python manage.py calendar_sandbox --needed; then \
+		export CALENDAR_SANDBOX=true; \
+		$(BIN)/python manage.py calendar_sandbox & trap "kill $$! 2>/dev/null" EXIT; \
+		sleep 1; \
+	fi; \
+	echo; \
+	echo "  Serving http://$(HOST):$(PORT)/"; \
+	echo "  Learner: demo / demo     Staff (admin at /admin/): admin / admin"; \
+	echo; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(VENV)/.installed-dev

@@ -13,6 +13,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from calendars.sandbox import constants as sandbox_constants
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -119,8 +121,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 AUTHENTICATION_BACKENDS = [
-    "social_core.backends.google.GoogleOAuth2",
-    "social_core.backends.microsoft.MicrosoftOAuth2",
+    "accounts.backends.GoogleSignIn",
+    "accounts.backends.MicrosoftSignIn",
     "django.contrib.auth.backends.ModelBackend",
 ]
 
@@ -174,13 +176,61 @@ MAILERS = {
 }
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="formations@localhost")
 
-# Sign-in with Google / Microsoft. The variable names are the ones the product already uses;
-# they also serve the calendar connection. Signing in never stores a provider token (see the
-# pipeline below, which leaves out social_core's load_extra_data step).
-GOOGLE_CLIENT_ID = env.str("GOOGLE_CLIENT_ID", default="")
-GOOGLE_CLIENT_SECRET = env.str("GOOGLE_CLIENT_SECRET", default="")
-OUTLOOK_CLIENT_ID = env.str("OUTLOOK_CLIENT_ID", default="")
-OUTLOOK_CLIENT_SECRET = env.str("OUTLOOK_CLIENT_SECRET", default="")
+# --- Calendar providers -------------------------------------------------------------------
+# Production defaults are the real services. CALENDAR_SANDBOX=true points every endpoint (and
+# the client credentials, unless set) at the local emulator started by
+# `python manage.py calendar_sandbox`; nothing else in the application knows about it.
+CALENDAR_SANDBOX = env.bool("CALENDAR_SANDBOX", default=False)
+CALENDAR_SANDBOX_URL = env.str(
+    "CALENDAR_SANDBOX_URL", default=f"http://127.0.0.1:{sandbox_constants.DEFAULT_PORT}"
+).rstrip("/")
+CALENDAR_SANDBOX_TLS_URL = env.str(
+    "CALENDAR_SANDBOX_TLS_URL", default=f"https://127.0.0.1:{sandbox_constants.DEFAULT_TLS_PORT}"
+).rstrip("/")
+CALENDAR_SANDBOX_STATE_DIR = Path(
+    env.str("CALENDAR_SANDBOX_STATE_DIR", default=str(VAR_DIR / "sandbox"))
+)
+
+
+def _endpoint(name: str, real: str, sandbox: str) -> str:
+    return env.str(name, default=sandbox if CALENDAR_SANDBOX else real)
+
+
+GOOGLE_AUTH_URI = _endpoint(
+    "GOOGLE_AUTH_URI",
+    "https://accounts.google.com/o/oauth2/v2/auth",
+    f"{CALENDAR_SANDBOX_URL}/o/oauth2/v2/auth",
+)
+GOOGLE_TOKEN_URI = _endpoint(
+    "GOOGLE_TOKEN_URI", "https://oauth2.googleapis.com/token", f"{CALENDAR_SANDBOX_URL}/token"
+)
+GOOGLE_REVOKE_URI = _endpoint(
+    "GOOGLE_REVOKE_URI", "https://oauth2.googleapis.com/revoke", f"{CALENDAR_SANDBOX_URL}/revoke"
+)
+# The root under which calendar/v3/ and batch/calendar/v3 live.
+GOOGLE_API_URL = _endpoint(
+    "GOOGLE_API_URL", "https://www.googleapis.com/", f"{CALENDAR_SANDBOX_URL}/"
+)
+OUTLOOK_AUTHORITY = _endpoint(
+    "OUTLOOK_AUTHORITY",
+    "https://login.microsoftonline.com/common",
+    f"{CALENDAR_SANDBOX_TLS_URL}/common",
+).rstrip("/")
+OUTLOOK_GRAPH_URL = _endpoint(
+    "OUTLOOK_GRAPH_URL", "https://graph.microsoft.com/v1.0", f"{CALENDAR_SANDBOX_TLS_URL}/v1.0"
+).rstrip("/")
+# An extra certificate authority to trust for Microsoft (a TLS-inspecting proxy, the sandbox).
+OUTLOOK_CA_BUNDLE = _endpoint("OUTLOOK_CA_BUNDLE", "", str(CALENDAR_SANDBOX_STATE_DIR / "ca.pem"))
+
+# OAuth clients. The names are the ones the product already uses; they also enable "Sign in
+# with Google / Microsoft". Signing in never stores a provider token (see the pipeline below,
+# which leaves out social_core's load_extra_data step).
+GOOGLE_CLIENT_ID = _endpoint("GOOGLE_CLIENT_ID", "", sandbox_constants.GOOGLE_CLIENT_ID)
+GOOGLE_CLIENT_SECRET = _endpoint("GOOGLE_CLIENT_SECRET", "", sandbox_constants.GOOGLE_CLIENT_SECRET)
+OUTLOOK_CLIENT_ID = _endpoint("OUTLOOK_CLIENT_ID", "", sandbox_constants.OUTLOOK_CLIENT_ID)
+OUTLOOK_CLIENT_SECRET = _endpoint(
+    "OUTLOOK_CLIENT_SECRET", "", sandbox_constants.OUTLOOK_CLIENT_SECRET
+)
 SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = GOOGLE_CLIENT_ID
 SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = GOOGLE_CLIENT_SECRET
 SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = OUTLOOK_CLIENT_ID

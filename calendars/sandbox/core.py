@@ -26,7 +26,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from calendars.sandbox.constants import (
+    GOOGLE_CLIENT_ID,
+    GOOGLE_CLIENT_SECRET,
+    OUTLOOK_CLIENT_ID,
+    OUTLOOK_CLIENT_SECRET,
+)
 from calendars.sandbox.store import GOOGLE, Account, Store, generate
+
+__all__ = [
+    "GOOGLE_CLIENT_ID",
+    "GOOGLE_CLIENT_SECRET",
+    "OUTLOOK_CLIENT_ID",
+    "OUTLOOK_CLIENT_SECRET",
+    "HTTPError",
+    "Options",
+    "Request",
+    "Response",
+    "Router",
+    "Sandbox",
+]
 
 logger = logging.getLogger("calendars.sandbox")
 
@@ -207,13 +226,6 @@ class Fault:
 
 
 # --- the sandbox ------------------------------------------------------------------------
-
-
-# The OAuth clients the sandbox knows (any redirect URI is accepted for them).
-GOOGLE_CLIENT_ID = "sandbox-client.apps.googleusercontent.test"
-GOOGLE_CLIENT_SECRET = "sandbox-google-client-secret"  # noqa: S105
-OUTLOOK_CLIENT_ID = "5a4d1b6e-0c1f-4f7e-9d2a-5a4d1b6e0c1f"
-OUTLOOK_CLIENT_SECRET = "sandbox-outlook-client-secret"  # noqa: S105
 
 
 @dataclass

@@ -9,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.core import mail
 from django.urls import reverse
-from social_core.backends.google import GoogleOAuth2
 from social_django.models import UserSocialAuth
+
+from accounts.backends import GoogleSignIn
 
 
 def test_login_page_is_ours_and_in_french(client, db):
@@ -90,12 +91,12 @@ def google_sign_in(client, db, settings, monkeypatch):
         "token_type": "Bearer",
         "scope": "openid email profile",
     }
-    monkeypatch.setattr(GoogleOAuth2, "request_access_token", lambda self, *a, **k: token_response)
+    monkeypatch.setattr(GoogleSignIn, "request_access_token", lambda self, *a, **k: token_response)
 
     def sign_in(email="lea@example.com", verified=True, sub="1234567890"):
         profile = {"sub": sub, "email": email, "email_verified": verified,
                    "given_name": "Léa", "family_name": "Martin", "name": "Léa Martin"}  # fmt: skip
-        monkeypatch.setattr(GoogleOAuth2, "user_data", lambda self, *a, **k: profile)
+        monkeypatch.setattr(GoogleSignIn, "user_data", lambda self, *a, **k: profile)
         start = client.post(reverse("social:begin", args=["google-oauth2"]))
         assert start.status_code == 302
         state = parse_qs(urlsplit(start["Location"]).query)["state"][0]
