@@ -193,7 +193,8 @@ CALENDAR_SANDBOX_STATE_DIR = Path(
 
 
 def _endpoint(name: str, real: str, sandbox: str) -> str:
-    return env.str(name, default=sandbox if CALENDAR_SANDBOX else real)
+    """The variable if set and not empty, else the sandbox's value or the real service's."""
+    return env.str(name, default="") or (sandbox if CALENDAR_SANDBOX else real)
 
 
 GOOGLE_AUTH_URI = _endpoint(

@@ -57,3 +57,65 @@ def test_database_url_selects_postgresql():
         DATABASE_URL="postgres://u:p@127.0.0.1:5432/db",
     )
     assert result.stdout.strip().endswith("django.db.backends.postgresql"), result.stderr
+
+
+ENDPOINTS = (
+    "from django.conf import settings as s; print('|'.join([s.GOOGLE_AUTH_URI, s.GOOGLE_TOKEN_URI,"
+    " s.GOOGLE_REVOKE_URI, s.GOOGLE_API_URL, s.OUTLOOK_AUTHORITY, s.OUTLOOK_GRAPH_URL,"
+    " s.OUTLOOK_CA_BUNDLE, s.GOOGLE_CLIENT_ID, s.OUTLOOK_CLIENT_ID]))"
+)
+PROVIDER_VARIABLES = {
+    "CALENDAR_SANDBOX", "GOOGLE_AUTH_URI", "GOOGLE_TOKEN_URI", "GOOGLE_REVOKE_URI",
+    "GOOGLE_API_URL", "OUTLOOK_AUTHORITY", "OUTLOOK_GRAPH_URL", "OUTLOOK_CA_BUNDLE",
+    "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "OUTLOOK_CLIENT_ID", "OUTLOOK_CLIENT_SECRET",
+}  # fmt: skip
+
+
+def _endpoints(**env: str) -> list[str]:
+    for name in PROVIDER_VARIABLES - env.keys():
+        env[name] = ""
+    env.setdefault("CALENDAR_SANDBOX", "false")
+    result = _manage("shell", "-c", ENDPOINTS, **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1].split("|")
+
+
+def test_provider_endpoints_default_to_the_real_services():
+    assert _endpoints() == [
+        "https://accounts.google.com/o/oauth2/v2/auth",
+        "https://oauth2.googleapis.com/token",
+        "https://oauth2.googleapis.com/revoke",
+        "https://www.googleapis.com/",
+        "https://login.microsoftonline.com/common",
+        "https://graph.microsoft.com/v1.0",
+        "",
+        "",
+        "",
+    ]
+
+
+def test_calendar_sandbox_points_every_endpoint_at_the_sandbox():
+    values = _endpoints(CALENDAR_SANDBOX="true")
+    assert values[:6] == [
+        "http://127.0.0.1:8400/o/oauth2/v2/auth",
+        "http://127.0.0.1:8400/token",
+        "http://127.0.0.1:8400/revoke",
+        "http://127.0.0.1:8400/",
+        "https://127.0.0.1:8401/common",
+        "https://127.0.0.1:8401/v1.0",
+    ]
+    assert values[6].endswith("var/sandbox/ca.pem")
+    assert values[7:] == [
+        "sandbox-client.apps.googleusercontent.test",
+        "5a4d1b6e-0c1f-4f7e-9d2a-5a4d1b6e0c1f",
+    ]
+
+
+def test_explicit_endpoint_wins_over_the_sandbox():
+    values = _endpoints(
+        CALENDAR_SANDBOX="true",
+        OUTLOOK_AUTHORITY="https://login.microsoftonline.us/contoso.onmicrosoft.com",
+        GOOGLE_CLIENT_ID="real-id.apps.googleusercontent.com",
+    )
+    assert values[4] == "https://login.microsoftonline.us/contoso.onmicrosoft.com"
+    assert values[7] == "real-id.apps.googleusercontent.com"
