@@ -377,7 +377,9 @@ class Sandbox:
         plain.base_url, secure.base_url = self.http_url, self.https_url  # type: ignore[attr-defined]
         for server in (plain, secure):
             self._servers.append(server)
-            threading.Thread(target=server.serve_forever, name="sandbox", daemon=True).start()
+            threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            ).start()
         return self
 
     def stop(self) -> None:
@@ -405,6 +407,9 @@ def _fault_error(fault: Fault) -> HTTPError:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm and the client's
+    # delayed ACK every keep-alive request would wait ~40 ms.
+    disable_nagle_algorithm = True
     server: Any
 
     def _serve(self) -> None:

@@ -177,6 +177,8 @@ class Store:
             return account
 
     def on_change(self, listener: ChangeListener) -> None:
+        """`listener` is called after every save, possibly with the store's lock held: it must
+        only hand the change over (to a queue), never block or call the network."""
         self._listeners.append(listener)
 
     def save(
