@@ -7,6 +7,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone, translation
 from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from social_core.exceptions import AuthCanceled
+from social_django.middleware import SocialAuthExceptionMiddleware
 
 from accounts.models import Profile
 
@@ -52,3 +55,18 @@ class PreferencesMiddleware:
         patch_vary_headers(response, ("Cookie",))
         response.headers.setdefault("Content-Language", language)
         return response
+
+
+class SocialSignInErrorsMiddleware(SocialAuthExceptionMiddleware):
+    """A failed "Sign in with ..." ends on the login page with a message in the learner's
+    language, never an error page; the provider's own wording (which may quote its response)
+    is logged, not shown."""
+
+    def get_message(self, request: HttpRequest, exception: Exception) -> str:
+        provider = getattr(getattr(request, "backend", None), "title", "") or _("le fournisseur")
+        if isinstance(exception, AuthCanceled):
+            return _("La connexion avec %(provider)s a été annulée.") % {"provider": provider}
+        return _(
+            "La connexion avec %(provider)s n'a pas abouti. "
+            "Réessayez ou utilisez votre mot de passe."
+        ) % {"provider": provider}

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,6 +10,13 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
+from calendars.sandbox.constants import (
+    GOOGLE_CLIENT_ID,
+    GOOGLE_CLIENT_SECRET,
+    OUTLOOK_CLIENT_ID,
+    OUTLOOK_CLIENT_SECRET,
+)
+from calendars.sandbox.core import Options, Sandbox
 from formations.models import Enrollment, Formation
 
 User = get_user_model()
@@ -69,3 +76,43 @@ def staff_client(staff: Any) -> Client:
     client = Client()
     client.force_login(staff)
     return client
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One provider sandbox for the session, on free loopback ports."""
+    options = Options(seed=7, events=60, state_dir=tmp_path_factory.mktemp("sandbox"))
+    server = Sandbox(options).start("127.0.0.1")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
+    """The running sandbox, with no fault rules and zeroed counters for each test."""
+    sandbox_server.clear_faults()
+    sandbox_server.reset_counters()
+    yield sandbox_server
+    sandbox_server.clear_faults()
+
+
+@pytest.fixture
+def sandbox_settings(settings: Any, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """Django settings pointed at the sandbox, as CALENDAR_SANDBOX=true does for a real run."""
+    settings.CALENDAR_SANDBOX = True
+    settings.GOOGLE_AUTH_URI = f"{sandbox.http_url}/o/oauth2/v2/auth"
+    settings.GOOGLE_TOKEN_URI = f"{sandbox.http_url}/token"
+    settings.GOOGLE_REVOKE_URI = f"{sandbox.http_url}/revoke"
+    settings.GOOGLE_API_URL = f"{sandbox.http_url}/"
+    settings.OUTLOOK_AUTHORITY = f"{sandbox.https_url}/common"
+    settings.OUTLOOK_GRAPH_URL = f"{sandbox.https_url}/v1.0"
+    settings.OUTLOOK_CA_BUNDLE = str(sandbox.ca_path)
+    settings.GOOGLE_CLIENT_ID = settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = GOOGLE_CLIENT_ID
+    settings.GOOGLE_CLIENT_SECRET = settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = GOOGLE_CLIENT_SECRET
+    settings.OUTLOOK_CLIENT_ID = settings.SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = OUTLOOK_CLIENT_ID
+    settings.OUTLOOK_CLIENT_SECRET = settings.SOCIAL_AUTH_MICROSOFT_GRAPH_SECRET = (
+        OUTLOOK_CLIENT_SECRET
+    )
+    # The app's own pages are served over plain http in tests, as in development.
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    return sandbox

@@ -1,17 +1,18 @@
 from __future__ import annotations
 
-import json
+import io
 import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.sessions.models import Session
 from django.core import mail
+from django.core.management import call_command
 from django.urls import reverse
 from social_django.models import UserSocialAuth
 
 from accounts.backends import GoogleSignIn
+from tests.sandbox.google_helpers import CAMILLE, consent
 
 
 def test_login_page_is_ours_and_in_french(client, db):
@@ -75,22 +76,47 @@ def test_social_buttons_shown_per_configured_provider(client, db, settings):
     assert reverse("social:begin", args=["google-oauth2"]) in response.text
 
 
-ACCESS_TOKEN = "ya29.sign-in-access-token-must-not-be-kept"
-REFRESH_TOKEN = "1//sign-in-refresh-token-must-not-be-kept"
+def _dump_database() -> str:
+    out = io.StringIO()
+    call_command("dumpdata", stdout=out)
+    return out.getvalue()
+
+
+def test_google_sign_in_through_the_provider_keeps_no_token(client, db, sandbox_settings):
+    sandbox = sandbox_settings
+    start = client.post(reverse("social:begin", args=["google-oauth2"]))
+    assert start["Location"].startswith(f"{sandbox.http_url}/o/oauth2/v2/auth?")
+
+    back = urlsplit(consent(sandbox, start["Location"], CAMILLE))
+    response = client.get(f"{back.path}?{back.query}")
+
+    assert response.status_code == 302, response.content
+    assert response["Location"] == reverse("formations:list")
+    social = UserSocialAuth.objects.get(provider="google-oauth2")
+    assert social.user.email == CAMILLE
+    assert social.extra_data == {}
+    issued = [t for t in sandbox.google.access_tokens] + list(sandbox.google.refresh_tokens)
+    assert issued
+    database = _dump_database()
+    assert not [token for token in issued if token in database]
+    assert client.get(reverse("formations:list")).status_code == 200
+
+
+def test_google_sign_in_denied_returns_to_the_login_page(client, db, sandbox_settings):
+    start = client.post(reverse("social:begin", args=["google-oauth2"]))
+    back = urlsplit(consent(sandbox_settings, start["Location"], None, decision="deny"))
+    response = client.get(f"{back.path}?{back.query}", follow=True)
+    assert response.redirect_chain[0][0].startswith(reverse("login"))
+    assert "La connexion avec Google a été annulée." in response.text
+    assert not UserSocialAuth.objects.exists()
 
 
 @pytest.fixture
 def google_sign_in(client, db, settings, monkeypatch):
-    """Runs social-auth's real Google flow; only the two HTTP calls to Google are replaced."""
+    """The pipeline's linking rules, with the profile Google would return chosen per test."""
     settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = "google-id"
     settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = "google-secret"
-    token_response = {
-        "access_token": ACCESS_TOKEN,
-        "refresh_token": REFRESH_TOKEN,
-        "expires_in": 3599,
-        "token_type": "Bearer",
-        "scope": "openid email profile",
-    }
+    token_response = {"access_token": "ya29.x", "expires_in": 3599, "token_type": "Bearer"}
     monkeypatch.setattr(GoogleSignIn, "request_access_token", lambda self, *a, **k: token_response)
 
     def sign_in(email="lea@example.com", verified=True, sub="1234567890"):
@@ -107,21 +133,6 @@ def google_sign_in(client, db, settings, monkeypatch):
     return sign_in
 
 
-def test_google_sign_in_keeps_no_provider_token(google_sign_in, client):
-    response = google_sign_in()
-
-    assert response.status_code == 302
-    social = UserSocialAuth.objects.get(provider="google-oauth2")
-    assert social.uid == "1234567890"
-    assert social.extra_data == {}
-    stored = json.dumps(list(UserSocialAuth.objects.values()), default=str) + "".join(
-        json.dumps(s.get_decoded()) for s in Session.objects.all()
-    )
-    assert ACCESS_TOKEN not in stored
-    assert REFRESH_TOKEN not in stored
-    assert client.get(reverse("formations:list")).status_code == 200
-
-
 def test_google_sign_in_links_existing_learner_with_verified_email(google_sign_in, make_user):
     lea = make_user("lea", email="lea@example.com")
     google_sign_in(email="LEA@example.com", verified=True)
@@ -133,3 +144,13 @@ def test_google_sign_in_with_unverified_email_gets_its_own_account(google_sign_i
     google_sign_in(email="lea@example.com", verified=False)
     assert UserSocialAuth.objects.get().user != lea
     assert get_user_model().objects.count() == 2
+
+
+def test_google_sign_in_with_a_provider_error_says_so_in_french(client, db, sandbox_settings):
+    sandbox_settings.add_fault("server_error", endpoint="google.token", times=0)
+    start = client.post(reverse("social:begin", args=["google-oauth2"]))
+    back = urlsplit(consent(sandbox_settings, start["Location"], CAMILLE))
+    response = client.get(f"{back.path}?{back.query}", follow=True)
+    assert response.redirect_chain[0][0].startswith(reverse("login"))
+    assert "La connexion avec Google n&#x27;a pas abouti." in response.text
+    assert not UserSocialAuth.objects.exists()
