@@ -81,7 +81,8 @@ class Request:
         return json.loads(self.body or b"null")
 
     def form(self) -> dict[str, str]:
-        return {k: v[-1] for k, v in parse_qs(self.body.decode(), keep_blank_values=True).items()}
+        text = self.body.decode("utf-8", errors="replace")  # a bad byte is not a server error
+        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
 
     def bearer(self) -> str | None:
         value = self.headers.get("authorization", "")
