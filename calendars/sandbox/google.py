@@ -730,6 +730,11 @@ class GoogleSandbox:
                 if code.email == account.email:
                     code.used = True
 
+    def issued_tokens(self) -> set[str]:
+        """Every access and refresh token handed out, for tests that look for leaks."""
+        with self.lock:
+            return set(self.access_tokens) | set(self.refresh_tokens)
+
     def expire_access_tokens(self, account: Account) -> None:
         """Every access token of `account` is refused from now on (401)."""
         with self.lock:

@@ -827,6 +827,15 @@ class MicrosoftSandbox:
                 if record.email == account.email:
                     record.expires = 0
 
+    def issued_tokens(self) -> set[str]:
+        """Every access and refresh token handed out, for tests that look for leaks."""
+        with self._lock:
+            return (
+                set(self._access_tokens)
+                | set(self._refresh_tokens)
+                | set(self._spent_refresh_tokens)
+            )
+
     def expire_access_tokens(self, account: Account) -> None:
         """Every access token of `account` is refused from now on (401)."""
         with self._lock:

@@ -7,12 +7,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.core.cache import cache
 from django.core.management import call_command
 from django.urls import reverse
 from social_django.models import UserSocialAuth
 
 from accounts.backends import GoogleSignIn
 from tests.sandbox.google_helpers import CAMILLE, consent
+from tests.sandbox.microsoft_helpers import WORK, open_consent, submit_consent
 
 
 def test_login_page_is_ours_and_in_french(client, db):
@@ -95,7 +97,7 @@ def test_google_sign_in_through_the_provider_keeps_no_token(client, db, sandbox_
     social = UserSocialAuth.objects.get(provider="google-oauth2")
     assert social.user.email == CAMILLE
     assert social.extra_data == {}
-    issued = [t for t in sandbox.google.access_tokens] + list(sandbox.google.refresh_tokens)
+    issued = sandbox.google.issued_tokens()
     assert issued
     database = _dump_database()
     assert not [token for token in issued if token in database]
@@ -154,3 +156,27 @@ def test_google_sign_in_with_a_provider_error_says_so_in_french(client, db, sand
     assert response.redirect_chain[0][0].startswith(reverse("login"))
     assert "La connexion avec Google n&#x27;a pas abouti." in response.text
     assert not UserSocialAuth.objects.exists()
+
+
+def test_microsoft_sign_in_uses_the_authoritys_endpoints_and_keeps_no_token(
+    client, db, sandbox_settings
+):
+    sandbox = sandbox_settings
+    cache.clear()
+    start = client.post(reverse("social:begin", args=["microsoft-graph"]))
+    # The authorization endpoint comes from the authority's OpenID configuration (fetched over
+    # TLS, trusting OUTLOOK_CA_BUNDLE): on the sandbox it is the plain listener a browser opens.
+    assert start["Location"].startswith(f"{sandbox.http_url}/common/oauth2/v2.0/authorize?")
+
+    answer = submit_consent(open_consent(start["Location"]), WORK)
+    back = urlsplit(answer.headers["Location"])
+    response = client.get(f"{back.path}?{back.query}")
+
+    assert response.status_code == 302, response.content
+    social = UserSocialAuth.objects.get(provider="microsoft-graph")
+    assert social.user.email == WORK
+    assert social.extra_data == {}
+    database = _dump_database()
+    issued = sandbox.microsoft.issued_tokens()
+    assert issued
+    assert not [token for token in issued if token in database]
