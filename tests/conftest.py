@@ -23,6 +23,12 @@ User = get_user_model()
 _counter = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """PBKDF2 takes ~0.3 s a hash by design; tests hash many throwaway passwords."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., Any]:
     def make(username: str | None = None, password: str = "pw-for-tests-1", **extra: Any) -> Any:
