@@ -5,6 +5,7 @@ from functools import cache
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 DEFAULT_TIME_ZONE = "Europe/Paris"
@@ -42,3 +43,46 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return str(self.user)
+
+
+# Makes a leaked token recognisable (secret scanners, logs, support); not a secret itself.
+API_TOKEN_MARKER = "fcal_"  # noqa: S105
+API_TOKEN_PREFIX_LENGTH = len(API_TOKEN_MARKER) + 8
+
+
+class ApiToken(models.Model):
+    """A personal token for the JSON API (`Authorization: Bearer ...`).
+
+    Only a SHA-256 digest is stored: the token is shown once, when it is created. A plain
+    digest is enough (no salt, no slow hash) because the token is 256 random bits, not a
+    password anyone could guess.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+        verbose_name=_("apprenant"),
+    )
+    name = models.CharField(
+        _("nom"),
+        max_length=100,
+        help_text=_("Pour vous souvenir de l'usage de ce jeton, par exemple « Script agenda »."),
+    )
+    prefix = models.CharField(_("début du jeton"), max_length=API_TOKEN_PREFIX_LENGTH)
+    digest = models.CharField(_("empreinte SHA-256"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("créé le"), default=timezone.now)
+    last_used_at = models.DateTimeField(_("dernière utilisation"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("révoqué le"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("jeton d'accès API")
+        verbose_name_plural = _("jetons d'accès API")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -4,15 +4,17 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import ProfileForm
-from accounts.models import Profile
+from accounts.forms import ApiTokenForm, ProfileForm
+from accounts.models import ApiToken, Profile
+from accounts.services import api_token_create, api_token_revoke
 
 
 def _remember_language(response: HttpResponse, language: str) -> None:
@@ -41,6 +43,32 @@ def settings_profile(request: HttpRequest) -> HttpResponse:
         _remember_language(response, profile.language)
         return response
     return render(request, "accounts/settings_profile.html", {"form": form, "tab": "profile"})
+
+
+@never_cache  # the POST answer carries a new token: no cache may keep it
+@require_http_methods(["GET", "POST"])
+def settings_api(request: HttpRequest) -> HttpResponse:
+    """Personal API tokens: list, create (the token is shown in this answer only), revoke."""
+    form = ApiTokenForm(request.POST or None)
+    created = token = None
+    if request.method == "POST" and form.is_valid():
+        created, token = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        form = ApiTokenForm()
+    tokens = ApiToken.objects.filter(user=request.user, revoked_at__isnull=True)
+    context = {"form": form, "tokens": tokens, "created": created, "token": token, "tab": "api"}
+    return render(request, "accounts/settings_api.html", context)
+
+
+@require_POST
+def settings_api_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    api_token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    api_token_revoke(api_token=api_token)
+    messages.success(
+        request,
+        _("Le jeton « %(name)s » est révoqué : il ne donne plus accès à l'API.")
+        % {"name": api_token.name},
+    )
+    return redirect("settings_api")
 
 
 @login_not_required

@@ -7,4 +7,7 @@ from calendars import views
 app_name = "calendars"
 urlpatterns = [
     path("", views.calendar_page, name="calendar"),
+    path("connect/<str:provider>/", views.connect, name="connect"),
+    # The paths the product already registers with Google and Microsoft (no trailing slash).
+    path("callback/<str:provider>", views.callback, name="callback"),
 ]

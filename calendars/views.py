@@ -1,15 +1,118 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
 
+from calendars.forms import IntegrationSettingsForm
+from calendars.models import CalendarIntegration
+from calendars.providers import PROVIDERS
+from calendars.services import (
+    ConnectError,
+    integration_connect_finish,
+    integration_connect_start,
+    integration_disconnect,
+    integration_update_settings,
+)
 from formations.models import Formation
 
 
 @require_GET
 def calendar_page(request: HttpRequest) -> HttpResponse:
-    """Until external calendars are connected, the learner's coming formations in date order."""
+    """Until external calendars are imported, the learner's coming formations in date order."""
     upcoming = Formation.objects.for_learner(request.user).upcoming(timezone.now())[:20]
     return render(request, "calendars/calendar.html", {"upcoming": upcoming})
+
+
+def _provider_or_404(name: str) -> str:
+    if name not in PROVIDERS:
+        raise Http404
+    return name
+
+
+def redirect_uri(request: HttpRequest, provider: str) -> str:
+    configured = {"google": settings.GOOGLE_REDIRECT_URI, "outlook": settings.OUTLOOK_REDIRECT_URI}
+    return configured.get(provider) or request.build_absolute_uri(
+        reverse("calendars:callback", args=[provider])
+    )
+
+
+@require_GET
+def settings_calendars(request: HttpRequest) -> HttpResponse:
+    integrations = {i.provider: i for i in CalendarIntegration.objects.filter(user=request.user)}
+    cards = [
+        {
+            "name": name,
+            "provider": provider,
+            "integration": integrations.get(name),
+            "form": IntegrationSettingsForm.for_integration(integrations.get(name)),
+        }
+        for name, provider in PROVIDERS.items()
+    ]
+    return render(request, "calendars/settings.html", {"cards": cards, "tab": "calendars"})
+
+
+@require_POST
+def connect(request: HttpRequest, provider: str) -> HttpResponse:
+    provider = _provider_or_404(provider)
+    existing = CalendarIntegration.objects.filter(user=request.user, provider=provider).first()
+    try:
+        url = integration_connect_start(
+            user=request.user,
+            provider_name=provider,
+            redirect_uri=redirect_uri(request, provider),
+            login_hint=existing.account_email if existing else "",
+        )
+    except ConnectError as error:
+        messages.error(request, error.message)
+        return redirect("settings_calendars")
+    return redirect(url)
+
+
+@require_GET
+def callback(request: HttpRequest, provider: str) -> HttpResponse:
+    provider = _provider_or_404(provider)
+    try:
+        integration = integration_connect_finish(
+            user=request.user, provider_name=provider, params=request.GET.dict()
+        )
+    except ConnectError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            _("%(provider)s est connecté (%(account)s).")
+            % {"provider": PROVIDERS[provider].title, "account": integration.account_email},
+        )
+    return redirect("settings_calendars")
+
+
+@require_POST
+def update_settings(request: HttpRequest, provider: str) -> HttpResponse:
+    integration = get_object_or_404(
+        CalendarIntegration, user=request.user, provider=_provider_or_404(provider)
+    )
+    form = IntegrationSettingsForm(request.POST, prefix=integration.provider)
+    if form.is_valid():
+        integration_update_settings(integration=integration, **form.cleaned_data)
+        messages.success(request, _("Vos réglages de synchronisation sont enregistrés."))
+    return redirect("settings_calendars")
+
+
+@require_POST
+def disconnect(request: HttpRequest, provider: str) -> HttpResponse:
+    integration = get_object_or_404(
+        CalendarIntegration, user=request.user, provider=_provider_or_404(provider)
+    )
+    integration_disconnect(integration=integration)
+    messages.success(
+        request,
+        _("%(provider)s est déconnecté : ses identifiants sont effacés.")
+        % {"provider": PROVIDERS[provider].title},
+    )
+    return redirect("settings_calendars")

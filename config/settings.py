@@ -6,6 +6,7 @@ them; production (DEBUG off) refuses to start without the ones it cannot guess.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -34,9 +35,9 @@ def _required(name: str) -> str:
     return value
 
 
-def _development_secret_key() -> str:
-    """A random key kept in var/ so that sessions survive a restart of the dev server."""
-    path = VAR_DIR / "dev-secret-key"
+def _development_secret_key(name: str = "dev-secret-key") -> str:
+    """A random key kept in var/ so that it survives a restart of the dev server."""
+    path = VAR_DIR / name
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -47,11 +48,20 @@ def _development_secret_key() -> str:
         return key
 
 
+# Encrypts provider credentials at rest (calendars/crypto.py). Its own key, not SECRET_KEY, so
+# that rotating SECRET_KEY loses nothing; CALENDAR_TOKEN_OLD_KEYS stay readable during a
+# rotation (`python manage.py rotate_calendar_key`).
+CALENDAR_TOKEN_OLD_KEYS = env.list("CALENDAR_TOKEN_OLD_KEYS", default=[])
+
 if DEBUG:
     SECRET_KEY = env.str("SECRET_KEY", default="") or _development_secret_key()
+    CALENDAR_TOKEN_KEY = env.str("CALENDAR_TOKEN_KEY", default="") or _development_secret_key(
+        "dev-calendar-token-key"
+    )
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 else:
     SECRET_KEY = _required("SECRET_KEY")
+    CALENDAR_TOKEN_KEY = _required("CALENDAR_TOKEN_KEY")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
     if not ALLOWED_HOSTS:
         _required("ALLOWED_HOSTS")
@@ -67,6 +77,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "social_django",
+    "ninja",  # serves the API docs' assets locally
     "accounts",
     "formations",
     "calendars",
@@ -101,6 +112,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "accounts.context_processors.sign_in_providers",
+                "calendars.context_processors.calendar_alerts",
             ],
         },
     },
@@ -223,6 +235,14 @@ OUTLOOK_GRAPH_URL = _endpoint(
 ).rstrip("/")
 # An extra certificate authority to trust for Microsoft (a TLS-inspecting proxy, the sandbox).
 OUTLOOK_CA_BUNDLE = _endpoint("OUTLOOK_CA_BUNDLE", "", str(CALENDAR_SANDBOX_STATE_DIR / "ca.pem"))
+
+# Where providers send the learner back; by default /calendar/callback/<provider> on the host
+# that started the flow. Set them when the site is reached through another name.
+GOOGLE_REDIRECT_URI = env.str("GOOGLE_REDIRECT_URI", default="")
+OUTLOOK_REDIRECT_URI = env.str("OUTLOOK_REDIRECT_URI", default="")
+# oauthlib refuses plain-http redirect and token URLs; development runs over http on loopback.
+if DEBUG:
+    os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
 # OAuth clients. The names are the ones the product already uses; they also enable "Sign in
 # with Google / Microsoft". Signing in never stores a provider token (see the pipeline below,

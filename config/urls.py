@@ -5,15 +5,35 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from accounts import views as accounts_views
+from calendars import api as calendars_api
+from calendars import views as calendars_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="formations:list"), name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/social/", include("social_django.urls", namespace="social")),
     path("settings/", accounts_views.settings_profile, name="settings"),
+    path("settings/calendars/", calendars_views.settings_calendars, name="settings_calendars"),
+    path(
+        "settings/calendars/<str:provider>/",
+        calendars_views.update_settings,
+        name="settings_calendar_update",
+    ),
+    path(
+        "settings/calendars/<str:provider>/disconnect",
+        calendars_views.disconnect,
+        name="settings_calendar_disconnect",
+    ),
+    path("settings/api/", accounts_views.settings_api, name="settings_api"),
+    path(
+        "settings/api/<int:pk>/revoke/",
+        accounts_views.settings_api_revoke,
+        name="settings_api_revoke",
+    ),
     path("language/", accounts_views.set_language, name="set_language"),
     path("formations/", include("formations.urls")),
     path("calendar/", include("calendars.urls")),
+    path("api/", calendars_api.urls()),
     path("admin/", admin.site.urls),
     path("healthz", accounts_views.healthz, name="healthz"),
 ]

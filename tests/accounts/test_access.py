@@ -51,16 +51,25 @@ def _sample_path(pattern: str) -> str:
 
 
 ALL_ROUTES = sorted(set(_walk(get_resolver().url_patterns)))
+# The JSON API answers anonymous callers itself, in JSON (tests/calendars/test_api.py); only
+# its documentation stays behind the sign-in page.
+API_OPERATIONS = {name for name, _ in ALL_ROUTES if name.startswith("api:")} - {
+    "api:openapi-json",
+    "api:openapi-view",
+}
 
 
 def test_route_list_covers_the_application():
     names = {name for name, _ in ALL_ROUTES}
     assert {"formations:list", "formations:ics", "settings", "calendars:calendar"} <= names
+    assert {"api:integrations", "api:openapi-view", "settings_api"} <= names
     assert names >= PUBLIC
 
 
 @pytest.mark.parametrize(
-    ("name", "pattern"), [r for r in ALL_ROUTES if r[0] not in PUBLIC], ids=lambda v: str(v)
+    ("name", "pattern"),
+    [r for r in ALL_ROUTES if r[0] not in PUBLIC | API_OPERATIONS],
+    ids=lambda v: str(v),
 )
 def test_private_route_redirects_anonymous_visitors_to_login(client, db, name, pattern):
     path = _sample_path(pattern)
@@ -68,6 +77,15 @@ def test_private_route_redirects_anonymous_visitors_to_login(client, db, name, p
     assert response.status_code == 302, path
     login = reverse("admin:login") if name.startswith("admin:") else reverse("login")
     assert response["Location"].split("?")[0] in {reverse("login"), login}, path
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern"), [r for r in ALL_ROUTES if r[0] in API_OPERATIONS], ids=lambda v: str(v)
+)
+def test_api_routes_answer_anonymous_visitors_in_json(client, db, name, pattern):
+    response = client.get(_sample_path(pattern))
+    assert response.status_code in {401, 404, 405}, name
+    assert response["Content-Type"].startswith("application/json"), name
 
 
 @pytest.mark.parametrize("name", ["login", "password_reset", "healthz"])

@@ -84,3 +84,9 @@ def test_language_picked_before_signing_in_is_kept_after(client, make_user):
     client.get(reverse("settings"))
     page = client.get(reverse("formations:list"))
     assert '<html lang="en">' in page.text
+
+
+def test_language_menu_names_each_language_in_itself(client, db):
+    page = client.get(reverse("login"))
+    assert '<option value="en" lang="en">English</option>' in page.text
+    assert '<option value="fr" lang="fr" selected>Français</option>' in page.text

@@ -29,8 +29,26 @@ def test_debug_off_without_secret_key_fails_naming_the_variable():
     assert "The environment variable SECRET_KEY is required when DEBUG is off" in result.stderr
 
 
+def test_debug_off_without_calendar_token_key_fails_naming_the_variable():
+    result = _manage(
+        "check",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        CALENDAR_TOKEN_KEY="",
+        ALLOWED_HOSTS="example.com",
+    )
+    assert result.returncode != 0
+    assert "The environment variable CALENDAR_TOKEN_KEY is required" in result.stderr
+
+
 def test_debug_off_without_allowed_hosts_fails_naming_the_variable():
-    result = _manage("check", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="")
+    result = _manage(
+        "check",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        CALENDAR_TOKEN_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="",
+    )
     assert result.returncode != 0
     assert "ALLOWED_HOSTS is required" in result.stderr
 
@@ -43,6 +61,7 @@ def test_deploy_check_is_clean_with_production_values():
         "WARNING",
         DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(50),
+        CALENDAR_TOKEN_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="example.com",
     )
     assert result.returncode == 0, result.stderr

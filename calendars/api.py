@@ -1,0 +1,394 @@
+"""The JSON API under /api/calendar-integration/, with the product's existing paths and names.
+
+Callers authenticate with their session (CSRF is checked on unsafe methods) or with a personal
+token (`Authorization: Bearer fcal_...`, created on the "Accès API" settings page). Every error
+is `{"error": {"code": ..., "message": ...}}`; no answer ever holds a token or a code.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, reverse
+from django.utils.translation import gettext as _
+from ninja import Field, NinjaAPI, Router, Schema
+from ninja.errors import HttpError, ValidationError
+from ninja.security import APIKeyCookie, HttpBearer
+from ninja.utils import check_csrf
+from pydantic import ConfigDict, StrictBool
+
+from accounts.services import api_token_authenticate
+from calendars.models import CalendarIntegration
+from calendars.providers import PROVIDERS
+from calendars.providers.base import ProviderError, ReconnectRequired
+from calendars.services import (
+    ConnectError,
+    integration_connect_finish,
+    integration_connect_start,
+    integration_disconnect,
+    integration_update_settings,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(HttpError):
+    """An error with its machine-readable code; the message is for people."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(status_code, message)
+        self.code = code
+
+
+# --- authentication ---------------------------------------------------------------------
+
+
+class TokenAuth(HttpBearer):
+    """`Authorization: Bearer <personal API token>`."""
+
+    def __call__(self, request: HttpRequest) -> Any | None:
+        # Not HttpBearer.__call__: with DEBUG on, it logs a malformed header, token included.
+        scheme, _space, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return self.authenticate(request, token.strip())
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any | None:
+        user = api_token_authenticate(token=token)
+        if user is None:  # a wrong token is an error, not a reason to try the session
+            raise ApiError(401, "invalid_token", _("Ce jeton d'accès est inconnu ou révoqué."))
+        return user
+
+
+class SessionAuth(APIKeyCookie):
+    """The signed-in session, with Django's CSRF check on unsafe methods.
+
+    Unlike ninja's own SessionAuth, a visitor without a session gets 401, not a CSRF 403.
+    """
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def __call__(self, request: HttpRequest) -> Any | None:
+        if not request.user.is_authenticated:
+            return None
+        if check_csrf(request) is not None:
+            raise ApiError(
+                403,
+                "csrf_failed",
+                _("La vérification CSRF a échoué : envoyez l'en-tête X-CSRFToken."),
+            )
+        return request.user
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any | None:
+        return request.user if request.user.is_authenticated else None  # pragma: no cover
+
+
+api = NinjaAPI(
+    title="Formations — calendar integration",
+    version="1",
+    description=(
+        "Connect, configure and disconnect a learner's Google and Outlook calendars. "
+        "Authenticate with your session or with `Authorization: Bearer <token>`, a personal "
+        "token created in Paramètres › Accès API."
+    ),
+    auth=[TokenAuth(), SessionAuth()],
+    urls_namespace="api",
+)
+router = Router(tags=["calendar-integration"])
+
+
+# --- schemas ----------------------------------------------------------------------------
+
+
+class AuthUrlOut(Schema):
+    authUrl: str  # the product's JSON name
+
+
+class CallbackIn(Schema):
+    """The query the provider sent the browser back with."""
+
+    code: str | None = Field(None, max_length=4096)
+    state: str = Field(max_length=128)
+    error: str | None = Field(None, max_length=200)
+
+
+class IntegrationOut(Schema):
+    """An integration as the product's clients know it. No credential, ever."""
+
+    type: str
+    account_email: str = Field(serialization_alias="accountEmail")
+    account_name: str = Field(serialization_alias="accountName")
+    status: str
+    import_: bool = Field(serialization_alias="import")
+    export: bool
+    sync: bool
+    scopes: list[str]
+    connected_at: datetime = Field(serialization_alias="connectedAt")
+    last_sync_at: datetime | None = Field(serialization_alias="lastSyncAt")
+    last_error: str = Field(serialization_alias="lastError")
+
+    @classmethod
+    def of(cls, integration: CalendarIntegration) -> IntegrationOut:
+        return cls(
+            type=integration.provider,
+            account_email=integration.account_email,
+            account_name=integration.account_name,
+            status=integration.status,
+            import_=integration.import_enabled,
+            export=integration.export_enabled,
+            sync=integration.sync_enabled,
+            scopes=integration.scopes,
+            connected_at=integration.connected_at,
+            last_sync_at=integration.last_synced_at,
+            last_error=integration.last_error,
+        )
+
+
+class SettingsIn(Schema):
+    """Only the choices sent are changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    import_: StrictBool | None = Field(None, alias="import")
+    export: StrictBool | None = None
+    sync: StrictBool | None = None
+
+
+class ErrorDetail(Schema):
+    code: str
+    message: str
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, Any] = {code: ErrorOut for code in (400, 401, 403, 404)}
+
+
+# --- operations -------------------------------------------------------------------------
+
+
+def _provider(name: str) -> str:
+    if name not in PROVIDERS:
+        raise ApiError(404, "unknown_provider", _("Ce fournisseur de calendrier n'existe pas."))
+    return name
+
+
+def _integration(request: HttpRequest, provider: str) -> CalendarIntegration:
+    return get_object_or_404(CalendarIntegration, user=request.auth, provider=_provider(provider))
+
+
+def _redirect_uri(request: HttpRequest, provider: str) -> str:
+    configured = getattr(settings, f"{provider.upper()}_REDIRECT_URI", "")
+    return configured or request.build_absolute_uri(
+        reverse("calendars:callback", kwargs={"provider": provider})
+    )
+
+
+@router.get(
+    "/{provider}/auth-url", response={200: AuthUrlOut, **ERRORS, 502: ErrorOut, 503: ErrorOut}
+)
+def auth_url(request: HttpRequest, provider: str) -> dict[str, str]:
+    """Starts a connection: send the learner's browser to `authUrl`. The flow is valid
+    10 minutes, bound to the caller and single-use."""
+    url = integration_connect_start(
+        user=request.auth,
+        provider_name=_provider(provider),
+        redirect_uri=_redirect_uri(request, provider),
+    )
+    return {"authUrl": url}
+
+
+@router.post(
+    "/{provider}/callback", response={200: IntegrationOut, **ERRORS, 502: ErrorOut}, by_alias=True
+)
+def callback(request: HttpRequest, provider: str, payload: CallbackIn) -> IntegrationOut:
+    """Completes a flow started with `auth-url`, from the query the provider redirected to."""
+    integration = integration_connect_finish(
+        user=request.auth,
+        provider_name=_provider(provider),
+        params=payload.model_dump(exclude_none=True),
+    )
+    return IntegrationOut.of(integration)
+
+
+@router.get("/integrations", response={200: list[IntegrationOut], **ERRORS}, by_alias=True)
+def integrations(request: HttpRequest) -> list[IntegrationOut]:
+    rows = CalendarIntegration.objects.filter(user=request.auth).order_by("provider")
+    return [IntegrationOut.of(row) for row in rows]
+
+
+@router.put(
+    "/integrations/{type}/settings", response={200: IntegrationOut, **ERRORS}, by_alias=True
+)
+def update_settings(request: HttpRequest, type: str, payload: SettingsIn) -> IntegrationOut:
+    integration = integration_update_settings(
+        integration=_integration(request, type),
+        import_enabled=payload.import_,
+        export_enabled=payload.export,
+        sync_enabled=payload.sync,
+    )
+    return IntegrationOut.of(integration)
+
+
+@router.delete("/integrations/{type}", response={204: None, **ERRORS})
+def disconnect(request: HttpRequest, type: str) -> HttpResponse:
+    """Revokes the grant where the provider allows it (Google) and forgets the credentials."""
+    integration_disconnect(integration=_integration(request, type))
+    return HttpResponse(status=204)
+
+
+@router.api_operation(
+    ["GET", "POST", "PUT", "PATCH", "DELETE"],
+    "/{path:rest}",
+    auth=None,
+    include_in_schema=False,
+)
+def not_found(request: HttpRequest, rest: str) -> None:
+    """Unknown paths under the API answer in the API's format, not with an HTML page."""
+    raise Http404
+
+
+api.add_router("/calendar-integration", router)
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def _error(
+    request: HttpRequest, status: int, code: str, message: str, **extra: Any
+) -> HttpResponse:
+    return api.create_response(
+        request, {"error": {"code": code, "message": str(message), **extra}}, status=status
+    )
+
+
+def _messages() -> dict[int, tuple[str, str]]:
+    return {
+        400: ("malformed_request", _("Le corps de la requête n'est pas un JSON valide.")),
+        401: ("not_authenticated", _("Authentification requise : session ou jeton d'accès.")),
+        403: ("forbidden", _("Accès refusé.")),
+        404: ("not_found", _("Introuvable.")),
+        405: ("method_not_allowed", _("Méthode non autorisée sur cette adresse.")),
+        429: ("throttled", _("Trop de requêtes. Réessayez dans un instant.")),
+    }
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc, ApiError):
+        response = _error(request, exc.status_code, exc.code, exc.message)
+    else:  # ninja's own messages are English and may quote the request: ours instead
+        code, message = _messages().get(exc.status_code, ("error", _("La requête a échoué.")))
+        response = _error(request, exc.status_code, code, message)
+    if exc.status_code == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return _error(request, 404, *_messages()[404])
+
+
+def _field(location: tuple[Any, ...]) -> str:
+    """The field as the client named it: ("body", "payload", "import") is "import"."""
+    parts = location[2:] if location[0] == "body" else location[1:]
+    return ".".join(str(part) for part in parts)
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    fields = [{"field": _field(error["loc"]), "message": error["msg"]} for error in exc.errors]
+    return _error(
+        request,
+        400,
+        "invalid_input",
+        _("Certains champs sont manquants ou invalides."),
+        fields=fields,
+    )
+
+
+@api.exception_handler(ConnectError)
+def _connect_error(request: HttpRequest, exc: ConnectError) -> HttpResponse:
+    # The learner's or the client's mistakes are 400; the provider's failures are not.
+    status = {"unavailable": 503, "provider_error": 502}.get(exc.code, 400)
+    return _error(request, status, exc.code, exc.message)
+
+
+@api.exception_handler(ProviderError)
+def _provider_error(request: HttpRequest, exc: ProviderError) -> HttpResponse:
+    logger.warning("Provider error in the API: %s", exc.message)
+    if isinstance(exc, ReconnectRequired):
+        return _error(
+            request,
+            409,
+            "needs_reconnect",
+            _("L'accès à ce calendrier a été retiré : reconnectez-le."),
+        )
+    response = _error(
+        request,
+        502 if exc.permanent else 503,
+        "provider_error",
+        _("Le fournisseur de calendrier n'a pas répondu comme prévu. Réessayez plus tard."),
+    )
+    if exc.retry_after:
+        response["Retry-After"] = str(int(exc.retry_after))
+    return response
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.exception("Unexpected error in the API")
+    return _error(request, 500, "server_error", _("Erreur inattendue. Réessayez plus tard."))
+
+
+# --- URLs -------------------------------------------------------------------------------
+
+DOCS = {"openapi-json", "openapi-view"}
+
+
+def _api_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """An operation's view as Django sees it: it answers 401 itself (LoginRequiredMiddleware
+    must not redirect to the sign-in page), and a wrong method is a JSON 405 too."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and not _is_json(response):
+            allow = response.get("Allow", "")
+            response = _error(request, 405, *_messages()[405])
+            response["Allow"] = allow
+        return response
+
+    return login_not_required(wrapper)
+
+
+def _is_json(response: HttpResponse) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")
+
+
+@functools.cache  # the patterns are wrapped once
+def urls() -> tuple[list[Any], str, str]:
+    """The API's URL patterns. The docs (/api/docs, /api/openapi.json) stay behind the sign-in
+    page like every other page; the operations are open and check credentials themselves."""
+    patterns, app_name, namespace = api.urls
+    for pattern in patterns:
+        if pattern.name == "api-root":  # ninja's is an HTML 404 that names the docs' URL
+            pattern.callback = _root
+        if isinstance(pattern, URLPattern) and pattern.name not in DOCS:
+            pattern.callback = _api_view(pattern.callback)
+    return patterns, app_name, namespace
+
+
+def _root(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    return _error(request, 404, *_messages()[404])

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from calendars.crypto import EncryptedTextField
+from calendars.providers import PROVIDER_CHOICES
+
+OAUTH_STATE_LIFETIME = timedelta(minutes=10)
+
+
+class CalendarIntegration(models.Model):
+    """One learner's connection to one provider's calendar account."""
+
+    class Status(models.TextChoices):
+        CONNECTED = "connected", _("Connecté")
+        NEEDS_RECONNECT = "needs_reconnect", _("À reconnecter")
+        ERROR = "error", _("En erreur")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="calendar_integrations",
+        verbose_name=_("apprenant"),
+    )
+    provider = models.CharField(_("fournisseur"), max_length=16, choices=PROVIDER_CHOICES)
+    account_email = models.EmailField(_("compte"), blank=True)
+    account_name = models.CharField(_("nom du compte"), max_length=200, blank=True)
+    scopes = models.JSONField(_("autorisations accordées"), default=list, blank=True)
+    # Google: {"token", "refresh_token"}; Outlook: {"cache"} (msal's serialized token cache).
+    credentials = EncryptedTextField(_("identifiants chiffrés"))
+    token_expires_at = models.DateTimeField(_("expiration du jeton d'accès"), null=True, blank=True)
+
+    import_enabled = models.BooleanField(_("import"), default=True)
+    export_enabled = models.BooleanField(_("export"), default=True)
+    sync_enabled = models.BooleanField(_("synchronisation automatique"), default=True)
+
+    status = models.CharField(
+        _("statut"), max_length=20, choices=Status.choices, default=Status.CONNECTED
+    )
+    last_error = models.TextField(_("dernière erreur"), blank=True)
+    last_error_at = models.DateTimeField(_("date de la dernière erreur"), null=True, blank=True)
+    last_synced_at = models.DateTimeField(_("dernière synchronisation"), null=True, blank=True)
+    connected_at = models.DateTimeField(_("connecté le"), default=timezone.now)
+    updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("intégration de calendrier")
+        verbose_name_plural = _("intégrations de calendrier")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "provider"], name="integration_one_per_provider"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} — {self.account_email or self.user}"
+
+    def get_credentials(self) -> dict[str, Any]:
+        return json.loads(self.credentials) if self.credentials else {}
+
+    def set_credentials(self, values: dict[str, Any]) -> None:
+        self.credentials = json.dumps(values, separators=(",", ":"))
+
+    @property
+    def needs_reconnect(self) -> bool:
+        return self.status == self.Status.NEEDS_RECONNECT
+
+
+def _new_state() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class OAuthState(models.Model):
+    """A connect flow in progress, kept server-side: the PKCE verifier, nonce and msal's flow
+    never travel through the browser. Bound to the user who started it, single-use, valid
+    OAUTH_STATE_LIFETIME."""
+
+    state = models.CharField(max_length=64, unique=True, default=_new_state)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    provider = models.CharField(max_length=16, choices=PROVIDER_CHOICES)
+    flow = EncryptedTextField()
+    redirect_uri = models.URLField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider} flow of user {self.user_id}"
+
+    def get_flow(self) -> dict[str, Any]:
+        return json.loads(self.flow) if self.flow else {}
+
+    def set_flow(self, values: dict[str, Any]) -> None:
+        self.flow = json.dumps(values, separators=(",", ":"))
+
+    @property
+    def expired(self) -> bool:
+        return timezone.now() - self.created_at > OAUTH_STATE_LIFETIME

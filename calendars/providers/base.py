@@ -1,0 +1,84 @@
+"""What every calendar provider offers, and the two kinds of failure it reports."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class ProviderError(Exception):
+    """A provider call failed. `permanent` failures (grant revoked, calendar gone) need the
+    learner; the others (rate limit, 5xx, timeout) are retried later. The message is shown
+    to people and logged: it never contains a token, code or key."""
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class ReconnectRequired(ProviderError):
+    """The grant is gone (revoked, expired, too many tokens): only a new consent helps."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+class AuthorizationDenied(ProviderError):
+    """The learner refused, or the provider refused the authorization request."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+class Unauthorized(ProviderError):
+    """An API call got 401: refresh the access token once, then try again."""
+
+
+@dataclass(frozen=True)
+class Authorization:
+    url: str  # where to send the learner's browser
+    flow: dict[str, Any]  # kept server-side until the callback (PKCE verifier, nonce, ...)
+
+
+@dataclass
+class Grant:
+    """Credentials after a connect or a refresh."""
+
+    credentials: dict[str, Any]
+    access_token: str
+    expires_at: datetime | None
+    scopes: list[str] = field(default_factory=list)
+    account_email: str = ""
+    account_name: str = ""
+
+
+class Provider(ABC):
+    name: str  # the key in the registry and in URLs: "google", "outlook"
+    title: str  # shown to people
+
+    @abstractmethod
+    def is_configured(self) -> bool:
+        """Whether client credentials are set (else the provider shows as unavailable)."""
+
+    @abstractmethod
+    def start(self, *, redirect_uri: str, state: str, login_hint: str = "") -> Authorization:
+        """Begins the authorization code flow with PKCE."""
+
+    @abstractmethod
+    def finish(self, *, flow: dict[str, Any], redirect_uri: str, params: dict[str, str]) -> Grant:
+        """Exchanges the callback's code for tokens; `params` is the callback's query."""
+
+    @abstractmethod
+    def access_token(self, credentials: dict[str, Any], *, force: bool = False) -> Grant:
+        """A valid access token, refreshed if expired (or if `force`); the Grant carries the
+        credentials to store (refresh tokens may have rotated)."""
+
+    @abstractmethod
+    def revoke(self, credentials: dict[str, Any]) -> None:
+        """Withdraws the grant at the provider where it can (Google); best effort."""

@@ -1,0 +1,192 @@
+"""Connecting, using and disconnecting calendar integrations: the verbs that views, the API,
+tasks and commands share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from calendars.models import OAUTH_STATE_LIFETIME, CalendarIntegration, OAuthState
+from calendars.providers import get_provider
+from calendars.providers.base import ProviderError, ReconnectRequired, Unauthorized
+
+logger = logging.getLogger(__name__)
+
+
+class ConnectError(Exception):
+    """A connect flow that cannot complete; the message is for the learner."""
+
+    def __init__(self, message: Any, *, code: str) -> None:
+        super().__init__(str(message))
+        self.message = message
+        self.code = code
+
+
+def integration_connect_start(
+    *, user: Any, provider_name: str, redirect_uri: str, login_hint: str = ""
+) -> str:
+    """Records a new flow for `user` and returns the provider URL to send the browser to."""
+    provider = get_provider(provider_name)
+    if not provider.is_configured():
+        raise ConnectError(_("Ce fournisseur n'est pas configuré."), code="unavailable")
+    _purge_expired_states()
+    state = OAuthState(user=user, provider=provider_name, redirect_uri=redirect_uri)
+    try:
+        authorization = provider.start(
+            redirect_uri=redirect_uri, state=state.state, login_hint=login_hint
+        )
+    except ProviderError as error:
+        logger.warning("Connect start failed for %s: %s", provider_name, error.message)
+        raise ConnectError(
+            _("Le service du fournisseur est injoignable. Réessayez dans un instant."),
+            code="provider_error",
+        ) from None
+    state.set_flow(authorization.flow)
+    state.save()
+    return authorization.url
+
+
+def integration_connect_finish(
+    *, user: Any, provider_name: str, params: dict[str, str]
+) -> CalendarIntegration:
+    """Completes a flow from the provider's callback query (`code`, `state` or `error`).
+
+    The flow state is consumed first, whatever happens next: a replayed callback finds
+    nothing. Nothing is stored unless the provider hands over working credentials.
+    """
+    with transaction.atomic():
+        state = (
+            OAuthState.objects.select_for_update()
+            .filter(state=params.get("state") or "-", provider=provider_name)
+            .first()
+        )
+        if state is not None:
+            state.delete()
+    if state is None or state.user_id != user.pk:
+        raise ConnectError(
+            _("Cette demande de connexion est inconnue ou a déjà servi. Recommencez."),
+            code="invalid_state",
+        )
+    if state.expired:
+        raise ConnectError(
+            _("Cette demande de connexion a expiré. Recommencez."), code="expired_state"
+        )
+    if params.get("error"):
+        message = (
+            _("Vous avez refusé l'accès à votre agenda : rien n'a été connecté.")
+            if params["error"] == "access_denied"
+            else _("Le fournisseur a refusé la connexion. Recommencez.")
+        )
+        raise ConnectError(message, code="denied")
+
+    provider = get_provider(provider_name)
+    try:
+        grant = provider.finish(
+            flow=state.get_flow(), redirect_uri=state.redirect_uri, params=params
+        )
+    except ProviderError as error:
+        logger.warning("Connect finish failed for %s: %s", provider_name, error.message)
+        raise ConnectError(
+            _("La connexion n'a pas abouti (%(reason)s). Recommencez.") % {"reason": error.message},
+            code="provider_error",
+        ) from None
+
+    integration, _created = CalendarIntegration.objects.get_or_create(
+        user=user, provider=provider_name
+    )
+    integration.account_email = grant.account_email
+    integration.account_name = grant.account_name
+    integration.scopes = grant.scopes
+    integration.set_credentials(grant.credentials)
+    integration.token_expires_at = grant.expires_at
+    integration.status = CalendarIntegration.Status.CONNECTED
+    integration.last_error = ""
+    integration.last_error_at = None
+    integration.connected_at = timezone.now()
+    integration.save()
+    return integration
+
+
+def integration_access_token(*, integration: CalendarIntegration, force: bool = False) -> str:
+    """A valid access token, refreshed when needed and saved.
+
+    Refreshes of one integration are serialized by a row lock: Microsoft rotates refresh
+    tokens, so a request must never use one that a concurrent refresh has just replaced.
+    """
+    try:
+        with transaction.atomic():
+            locked = CalendarIntegration.objects.select_for_update().get(pk=integration.pk)
+            if locked.needs_reconnect:
+                raise ReconnectRequired("The integration needs to be reconnected.")
+            grant = get_provider(locked.provider).access_token(
+                locked.get_credentials(), force=force
+            )
+            if grant.credentials != locked.get_credentials() or force:
+                locked.set_credentials(grant.credentials)
+                locked.token_expires_at = grant.expires_at
+                locked.save(update_fields=["credentials", "token_expires_at", "updated_at"])
+    except ReconnectRequired as error:
+        integration_mark_needs_reconnect(integration=integration, reason=error.message)
+        raise
+    integration.credentials = locked.credentials
+    integration.token_expires_at = locked.token_expires_at
+    return grant.access_token
+
+
+def integration_call[T](*, integration: CalendarIntegration, call: Callable[[str], T]) -> T:
+    """Runs `call(access_token)`; on a 401, refreshes the token once and tries again."""
+    token = integration_access_token(integration=integration)
+    try:
+        return call(token)
+    except Unauthorized:
+        token = integration_access_token(integration=integration, force=True)
+        return call(token)
+
+
+def integration_mark_needs_reconnect(*, integration: CalendarIntegration, reason: str) -> None:
+    """The grant is gone: the learner is told on every page; their data and choices stay."""
+    CalendarIntegration.objects.filter(pk=integration.pk).update(
+        status=CalendarIntegration.Status.NEEDS_RECONNECT,
+        last_error=reason,
+        last_error_at=timezone.now(),
+    )
+    integration.refresh_from_db(fields=["status", "last_error", "last_error_at"])
+
+
+def integration_update_settings(
+    *,
+    integration: CalendarIntegration,
+    import_enabled: bool | None = None,
+    export_enabled: bool | None = None,
+    sync_enabled: bool | None = None,
+) -> CalendarIntegration:
+    changes = {
+        "import_enabled": import_enabled,
+        "export_enabled": export_enabled,
+        "sync_enabled": sync_enabled,
+    }
+    fields = [name for name, value in changes.items() if value is not None]
+    for name in fields:
+        setattr(integration, name, changes[name])
+    if fields:
+        integration.save(update_fields=[*fields, "updated_at"])
+    return integration
+
+
+def integration_disconnect(*, integration: CalendarIntegration) -> None:
+    """Revokes the grant where the provider allows it, then erases the credentials."""
+    provider = get_provider(integration.provider)
+    try:
+        provider.revoke(integration.get_credentials())
+    except ProviderError as error:  # the learner wants out: never keep them connected
+        logger.warning("Revocation failed for integration %s: %s", integration.pk, error.message)
+    integration.delete()
+
+
+def _purge_expired_states() -> None:
+    OAuthState.objects.filter(created_at__lt=timezone.now() - OAUTH_STATE_LIFETIME).delete()

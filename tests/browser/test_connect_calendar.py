@@ -1,0 +1,40 @@
+"""A learner connects Google and Outlook from the settings page, through the sandbox's consent
+pages, as they would in the demo."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from calendars.models import CalendarIntegration
+
+
+@pytest.mark.parametrize(
+    ("provider", "button", "account", "approve"),
+    [
+        ("google", "Connecter Google Agenda", "camille.durand@gmail.test", "Allow"),
+        ("outlook", "Connecter Outlook", "camille.durand@contoso.test", "Accept"),
+    ],
+)
+def test_learner_connects_a_calendar_through_the_consent_page(
+    page, sign_in, make_user, sandbox_settings, provider, button, account, approve
+):
+    demo = make_user("demo", password="demo")
+    sign_in(demo, "demo")
+    page.goto("/settings/calendars/")
+
+    page.get_by_role("button", name=button).click()
+    expect(page).to_have_url(re.compile("^" + re.escape(sandbox_settings.http_url)))
+    page.get_by_label(account).check()
+    page.get_by_role("button", name=approve).click()
+
+    expect(page).to_have_url(re.compile("/settings/calendars/$"))
+    card = page.locator(f"#integration-{provider}")
+    expect(card).to_contain_text("Connecté")
+    expect(card).to_contain_text(account)
+    expect(page.get_by_role("status").or_(page.locator(".messages"))).to_contain_text(
+        "est connecté"
+    )
+    assert CalendarIntegration.objects.get(user=demo, provider=provider).account_email == account

@@ -1,0 +1,170 @@
+"""Support's admin for calendar integrations, against the sandbox."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from calendars.models import CalendarIntegration
+from tests.calendars.connect_helpers import GOOGLE_ACCOUNT, OUTLOOK_ACCOUNT, connect
+
+CHANGELIST = reverse("admin:calendars_calendarintegration_changelist")
+
+
+def _change_url(integration: CalendarIntegration) -> str:
+    return reverse("admin:calendars_calendarintegration_change", args=[integration.pk])
+
+
+def _act(client, action: str, *integrations: CalendarIntegration, **extra):
+    data = {"action": action, "_selected_action": [i.pk for i in integrations], **extra}
+    return client.post(CHANGELIST, data, follow=True)
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def _issued(sandbox) -> set[str]:
+    tokens = sandbox.google.issued_tokens() | sandbox.microsoft.issued_tokens()
+    assert tokens
+    return tokens
+
+
+@pytest.fixture
+def integrations(sandbox_settings, learner, make_user):
+    """Léa's Google and Outlook calendars, and someone else's Google calendar."""
+    other = make_user("bruno", email="bruno@example.com")
+    return (
+        connect(sandbox_settings, learner, "google"),
+        connect(sandbox_settings, learner, "outlook"),
+        connect(sandbox_settings, other, "google", email="sam.nguyen@gmail.test"),
+    )
+
+
+def _listed(response) -> list[int]:
+    return sorted(i.pk for i in response.context["cl"].result_list)
+
+
+def test_admin_is_closed_to_learners(learner_client):
+    response = learner_client.get(CHANGELIST)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_staff_search_by_learner_and_account(staff_client, integrations):
+    google, outlook, others = integrations
+    assert _listed(staff_client.get(CHANGELIST, {"q": "learner"})) == [google.pk, outlook.pk]
+    assert _listed(staff_client.get(CHANGELIST, {"q": "bruno@example.com"})) == [others.pk]
+    assert _listed(staff_client.get(CHANGELIST, {"q": OUTLOOK_ACCOUNT})) == [outlook.pk]
+
+
+def test_staff_filter_by_provider_and_status(staff_client, integrations):
+    _, outlook, others = integrations
+    CalendarIntegration.objects.filter(pk=others.pk).update(status="needs_reconnect")
+    assert _listed(staff_client.get(CHANGELIST, {"provider__exact": "outlook"})) == [outlook.pk]
+    found = staff_client.get(CHANGELIST, {"status__exact": "needs_reconnect"})
+    assert _listed(found) == [others.pk]
+
+
+def test_pages_show_scopes_and_expiry_but_never_a_token(
+    staff_client, integrations, sandbox_settings
+):
+    google, outlook, _ = integrations
+    pages = [staff_client.get(CHANGELIST)]
+    pages += [staff_client.get(_change_url(i)) for i in (google, outlook)]
+
+    assert all(page.status_code == 200 for page in pages)
+    assert "https://www.googleapis.com/auth/calendar.events" in pages[1].text
+    assert "Calendars.ReadWrite" in pages[2].text
+    assert "expiration du jeton" in pages[1].text.lower()
+    for page in pages:
+        assert not [token for token in _issued(sandbox_settings) if token in page.text]
+        assert "credentials" not in page.text
+        assert "identifiants chiffrés" not in page.text
+
+
+def test_integrations_are_neither_added_nor_deleted_by_hand(staff_client, integrations):
+    google = integrations[0]
+    assert staff_client.get(reverse("admin:calendars_calendarintegration_add")).status_code == 403
+    delete = reverse("admin:calendars_calendarintegration_delete", args=[google.pk])
+    assert staff_client.get(delete).status_code == 403
+    assert "delete_selected" not in staff_client.get(CHANGELIST).text
+
+
+def test_staff_change_the_learners_choices(staff_client, integrations):
+    google = integrations[0]
+    response = staff_client.post(
+        _change_url(google), {"import_enabled": "on", "sync_enabled": "on"}
+    )
+    assert response.status_code == 302
+    google.refresh_from_db()
+    assert (google.import_enabled, google.export_enabled, google.sync_enabled) == (
+        True,
+        False,
+        True,
+    )
+    assert google.get_credentials()["refresh_token"]
+
+
+def test_refresh_action_gets_new_tokens(staff_client, integrations, sandbox_settings):
+    google, outlook, _ = integrations
+    before = {i.pk: i.get_credentials() for i in (google, outlook)}
+
+    response = _act(staff_client, "refresh_tokens", google, outlook)
+
+    assert _messages(response) == ["2 intégrations ont de nouveaux jetons."]
+    for integration in (google, outlook):
+        integration.refresh_from_db()
+        assert integration.get_credentials() != before[integration.pk]
+        assert integration.status == CalendarIntegration.Status.CONNECTED
+    assert not [token for token in _issued(sandbox_settings) if token in response.text]
+
+
+def test_refresh_action_marks_a_revoked_grant_needs_reconnect(
+    staff_client, integrations, sandbox_settings
+):
+    google, outlook, _ = integrations
+    sandbox_settings.google.revoke_account(sandbox_settings.store.account(GOOGLE_ACCOUNT))
+
+    response = _act(staff_client, "refresh_tokens", google, outlook)
+
+    messages = _messages(response)
+    assert messages[0] == "1 intégration a de nouveaux jetons."
+    assert messages[1].startswith("Échec du rafraîchissement : Google Agenda — " + GOOGLE_ACCOUNT)
+    google.refresh_from_db()
+    assert google.status == CalendarIntegration.Status.NEEDS_RECONNECT
+    assert google.last_error and google.last_error_at
+    assert not [token for token in _issued(sandbox_settings) if token in response.text]
+
+
+def test_mark_needs_reconnect_action(staff_client, integrations):
+    google, outlook, _ = integrations
+
+    response = _act(staff_client, "mark_needs_reconnect", google)
+
+    assert _messages(response) == ["1 intégration marquée « à reconnecter »."]
+    google.refresh_from_db()
+    outlook.refresh_from_db()
+    assert google.status == CalendarIntegration.Status.NEEDS_RECONNECT
+    assert "équipe d'assistance" in google.last_error
+    assert outlook.status == CalendarIntegration.Status.CONNECTED
+
+
+def test_disconnect_action_asks_first_then_revokes_at_google(
+    staff_client, integrations, sandbox_settings
+):
+    google, outlook, _ = integrations
+    refresh_token = google.get_credentials()["refresh_token"]
+
+    confirmation = _act(staff_client, "disconnect", google)
+
+    assert confirmation.status_code == 200
+    assert "Oui, déconnecter" in confirmation.text
+    assert CalendarIntegration.objects.filter(pk=google.pk).exists()
+
+    done = _act(staff_client, "disconnect", google, post="yes")
+
+    assert _messages(done) == ["1 intégration déconnectée."]
+    assert not CalendarIntegration.objects.filter(pk=google.pk).exists()
+    assert CalendarIntegration.objects.filter(pk=outlook.pk).exists()
+    assert sandbox_settings.google.refresh_tokens[refresh_token].revoked
