@@ -105,3 +105,43 @@ class OAuthState(models.Model):
     @property
     def expired(self) -> bool:
         return timezone.now() - self.created_at > OAUTH_STATE_LIFETIME
+
+
+class Calendar(models.Model):
+    """One calendar of a connected account, as the provider lists it, with the learner's
+    choices: import its events or not, and whether it receives exported formations."""
+
+    integration = models.ForeignKey(
+        CalendarIntegration, on_delete=models.CASCADE, related_name="calendars"
+    )
+    external_id = models.CharField(_("identifiant chez le fournisseur"), max_length=1024)
+    name = models.CharField(_("nom"), max_length=255)
+    color = models.CharField(_("couleur"), max_length=16, blank=True)
+    time_zone = models.CharField(_("fuseau horaire"), max_length=64, blank=True)
+    is_primary = models.BooleanField(_("principal"), default=False)
+    can_edit = models.BooleanField(_("modifiable"), default=False)
+    import_enabled = models.BooleanField(_("importé"), default=False)
+    is_export_target = models.BooleanField(_("reçoit les formations"), default=False)
+    updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
+
+    class Meta:
+        ordering = ["-is_primary", "name", "pk"]
+        verbose_name = _("calendrier")
+        verbose_name_plural = _("calendriers")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "external_id"], name="calendar_unique_per_integration"
+            ),
+            models.UniqueConstraint(
+                fields=["integration"],
+                condition=models.Q(is_export_target=True),
+                name="calendar_one_export_target",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(is_export_target=True, can_edit=False),
+                name="calendar_export_target_writable",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

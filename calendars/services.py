@@ -4,6 +4,7 @@ tasks and commands share."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,11 +12,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from calendars.models import OAUTH_STATE_LIFETIME, CalendarIntegration, OAuthState
+from calendars.models import OAUTH_STATE_LIFETIME, Calendar, CalendarIntegration, OAuthState
 from calendars.providers import get_provider
 from calendars.providers.base import ProviderError, ReconnectRequired, Unauthorized
 
 logger = logging.getLogger(__name__)
+HEX_COLOUR = re.compile(r"#[0-9A-Fa-f]{3,8}")
 
 
 class ConnectError(Exception):
@@ -109,6 +111,10 @@ def integration_connect_finish(
     integration.last_error_at = None
     integration.connected_at = timezone.now()
     integration.save()
+    try:
+        integration_refresh_calendars(integration=integration)
+    except ProviderError as error:  # connected all the same; listed again on the next visit
+        logger.warning("Listing calendars failed for %s: %s", provider_name, error.message)
     return integration
 
 
@@ -146,6 +152,64 @@ def integration_call[T](*, integration: CalendarIntegration, call: Callable[[str
     except Unauthorized:
         token = integration_access_token(integration=integration, force=True)
         return call(token)
+
+
+def integration_refresh_calendars(*, integration: CalendarIntegration) -> list[Calendar]:
+    """Brings the list of calendars up to date with the provider.
+
+    New calendars are not imported, except the primary one on first listing; the primary one
+    receives formations unless the learner chose another writable calendar. Calendars gone at
+    the provider are forgotten.
+    """
+    provider = get_provider(integration.provider)
+    listed = integration_call(integration=integration, call=provider.list_calendars)
+    with transaction.atomic():
+        known = {c.external_id: c for c in integration.calendars.select_for_update()}
+        first_listing = not known
+        kept = []
+        for info in listed:
+            calendar = known.pop(info.external_id, None) or Calendar(
+                integration=integration,
+                external_id=info.external_id,
+                import_enabled=first_listing and info.primary,
+            )
+            calendar.name = info.name or info.external_id
+            # Shown in a style attribute: only a plain hex colour, never other CSS.
+            calendar.color = info.color if HEX_COLOUR.fullmatch(info.color or "") else ""
+            calendar.time_zone = info.time_zone
+            calendar.is_primary = info.primary
+            calendar.can_edit = info.can_edit
+            if not calendar.can_edit:
+                calendar.is_export_target = False
+            calendar.save()
+            kept.append(calendar)
+        Calendar.objects.filter(pk__in=[c.pk for c in known.values()]).delete()
+        if not any(c.is_export_target for c in kept):
+            target = next((c for c in kept if c.is_primary and c.can_edit), None)
+            if target is not None:
+                target.is_export_target = True
+                target.save(update_fields=["is_export_target", "updated_at"])
+    return kept
+
+
+def integration_choose_calendars(
+    *, integration: CalendarIntegration, imported: set[int], export_target: int | None
+) -> None:
+    """The learner's choice of calendars to import and of the one receiving formations.
+
+    Ids of other integrations' calendars are ignored; a read-only calendar cannot receive.
+    """
+    with transaction.atomic():
+        calendars = list(integration.calendars.select_for_update())
+        target = next((c for c in calendars if c.pk == export_target and c.can_edit), None)
+        if export_target is not None and target is None:
+            raise ValueError("This calendar cannot receive formations.")
+        for calendar in calendars:
+            calendar.import_enabled = calendar.pk in imported
+            calendar.is_export_target = False
+        Calendar.objects.bulk_update(calendars, ["import_enabled", "is_export_target"])
+        if target is not None:
+            Calendar.objects.filter(pk=target.pk).update(is_export_target=True)
 
 
 def integration_mark_needs_reconnect(*, integration: CalendarIntegration, reason: str) -> None:

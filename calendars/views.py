@@ -12,11 +12,14 @@ from django.views.decorators.http import require_GET, require_POST
 from calendars.forms import IntegrationSettingsForm
 from calendars.models import CalendarIntegration
 from calendars.providers import PROVIDERS
+from calendars.providers.base import ProviderError, ReconnectRequired
 from calendars.services import (
     ConnectError,
+    integration_choose_calendars,
     integration_connect_finish,
     integration_connect_start,
     integration_disconnect,
+    integration_refresh_calendars,
     integration_update_settings,
 )
 from formations.models import Formation
@@ -44,7 +47,10 @@ def redirect_uri(request: HttpRequest, provider: str) -> str:
 
 @require_GET
 def settings_calendars(request: HttpRequest) -> HttpResponse:
-    integrations = {i.provider: i for i in CalendarIntegration.objects.filter(user=request.user)}
+    integrations = {
+        i.provider: i
+        for i in CalendarIntegration.objects.filter(user=request.user).prefetch_related("calendars")
+    }
     cards = [
         {
             "name": name,
@@ -98,9 +104,47 @@ def update_settings(request: HttpRequest, provider: str) -> HttpResponse:
         CalendarIntegration, user=request.user, provider=_provider_or_404(provider)
     )
     form = IntegrationSettingsForm(request.POST, prefix=integration.provider)
-    if form.is_valid():
-        integration_update_settings(integration=integration, **form.cleaned_data)
-        messages.success(request, _("Vos réglages de synchronisation sont enregistrés."))
+    if not form.is_valid():
+        return redirect("settings_calendars")
+    integration_update_settings(integration=integration, **form.cleaned_data)
+    if integration.calendars.exists():
+        try:
+            integration_choose_calendars(
+                integration=integration,
+                imported=_ids(request.POST.getlist(f"{provider}-import_calendars")),
+                export_target=next(iter(_ids([request.POST.get(f"{provider}-export_calendar")])),
+                                   None),
+            )  # fmt: skip
+        except ValueError:
+            messages.error(
+                request,
+                _("Ce calendrier est en lecture seule : il ne peut pas recevoir vos formations."),
+            )
+            return redirect("settings_calendars")
+    messages.success(request, _("Vos réglages de synchronisation sont enregistrés."))
+    return redirect("settings_calendars")
+
+
+def _ids(values: list[str | None]) -> set[int]:
+    return {int(v) for v in values if v and v.isdigit()}
+
+
+@require_POST
+def refresh_calendars(request: HttpRequest, provider: str) -> HttpResponse:
+    integration = get_object_or_404(
+        CalendarIntegration, user=request.user, provider=_provider_or_404(provider)
+    )
+    try:
+        integration_refresh_calendars(integration=integration)
+    except ReconnectRequired:
+        messages.error(request, _("L'accès à ce calendrier a été retiré : reconnectez-le."))
+    except ProviderError:
+        messages.error(
+            request,
+            _("Le fournisseur n'a pas pu donner la liste de vos calendriers. Réessayez plus tard."),
+        )
+    else:
+        messages.success(request, _("La liste de vos calendriers est à jour."))
     return redirect("settings_calendars")
 
 

@@ -20,6 +20,11 @@ urlpatterns = [
         name="settings_calendar_update",
     ),
     path(
+        "settings/calendars/<str:provider>/refresh",
+        calendars_views.refresh_calendars,
+        name="settings_calendar_refresh",
+    ),
+    path(
         "settings/calendars/<str:provider>/disconnect",
         calendars_views.disconnect,
         name="settings_calendar_disconnect",

@@ -41,6 +41,18 @@ class Unauthorized(ProviderError):
 
 
 @dataclass(frozen=True)
+class CalendarInfo:
+    """One of the learner's calendars, as the provider lists it."""
+
+    external_id: str
+    name: str
+    primary: bool
+    can_edit: bool
+    color: str = ""
+    time_zone: str = ""
+
+
+@dataclass(frozen=True)
 class Authorization:
     url: str  # where to send the learner's browser
     flow: dict[str, Any]  # kept server-side until the callback (PKCE verifier, nonce, ...)
@@ -78,6 +90,10 @@ class Provider(ABC):
     def access_token(self, credentials: dict[str, Any], *, force: bool = False) -> Grant:
         """A valid access token, refreshed if expired (or if `force`); the Grant carries the
         credentials to store (refresh tokens may have rotated)."""
+
+    @abstractmethod
+    def list_calendars(self, access_token: str) -> list[CalendarInfo]:
+        """Every calendar of the account; raises Unauthorized on a 401."""
 
     @abstractmethod
     def revoke(self, credentials: dict[str, Any]) -> None:

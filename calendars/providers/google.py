@@ -12,19 +12,25 @@ from typing import Any
 
 import google.auth.exceptions
 import google.auth.transport.requests
+import google_auth_httplib2
+import httplib2
 import requests
 from django.conf import settings
 from google.oauth2.credentials import Credentials
 from google_auth_oauthlib.flow import Flow
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from calendars.providers.base import (
     Authorization,
     AuthorizationDenied,
+    CalendarInfo,
     Grant,
     Provider,
     ProviderError,
     ReconnectRequired,
+    Unauthorized,
 )
 
 logger = logging.getLogger(__name__)
@@ -161,6 +167,27 @@ class GoogleProvider(Provider):
         }
         return Grant(stored, google_credentials.token, expires_at)
 
+    def list_calendars(self, access_token: str) -> list[CalendarInfo]:
+        """https://developers.google.com/calendar/api/v3/reference/calendarList/list"""
+        service = calendar_service(access_token)
+        calendars, page_token = [], None
+        while True:
+            page = _execute(service.calendarList().list(pageToken=page_token, maxResults=250))
+            calendars += [
+                CalendarInfo(
+                    external_id=item["id"],
+                    name=item.get("summaryOverride") or item.get("summary", ""),
+                    primary=bool(item.get("primary")),
+                    can_edit=item.get("accessRole") in ("owner", "writer"),
+                    color=item.get("backgroundColor", ""),
+                    time_zone=item.get("timeZone", ""),
+                )
+                for item in page.get("items", [])
+            ]
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return calendars
+
     def revoke(self, credentials: dict[str, Any]) -> None:
         token = credentials.get("refresh_token") or credentials.get("token")
         if not token:
@@ -177,6 +204,80 @@ class GoogleProvider(Provider):
             return
         if response.status_code not in (200, 400):  # 400: already revoked or expired
             logger.warning("Google revocation answered %s", response.status_code)
+
+
+class _AccessToken(Credentials):
+    """An access token owned by services.integration_access_token.
+
+    On a 401 the client library would refresh the credentials itself; the refresh must instead
+    happen under the integration's row lock (Outlook-style rotation, saved tokens), so this
+    reports Unauthorized and integration_call refreshes and tries again.
+    """
+
+    def refresh(self, request: Any) -> None:
+        raise Unauthorized("Google refused the access token.")
+
+
+def calendar_service(access_token: str) -> Any:
+    """The Calendar v3 client on GOOGLE_API_URL, from the discovery document shipped with
+    google-api-python-client (no network), with our timeout."""
+    http = google_auth_httplib2.AuthorizedHttp(
+        _AccessToken(token=access_token), http=httplib2.Http(timeout=TIMEOUT)
+    )
+    return build(
+        "calendar",
+        "v3",
+        http=http,
+        static_discovery=True,
+        cache_discovery=False,
+        client_options={"api_endpoint": f"{settings.GOOGLE_API_URL}calendar/v3/"},
+    )
+
+
+RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
+
+
+def _execute(request: Any, *, expect_object: bool = True) -> Any:
+    """Runs a client-library request, turning Google's answers into our two kinds of error.
+
+    https://developers.google.com/calendar/api/guides/errors
+    """
+    try:
+        result = request.execute(num_retries=0)
+    except HttpError as error:
+        raise _error_from(error) from None
+    except (httplib2.HttpLib2Error, OSError) as error:  # timeouts, refused connections
+        raise ProviderError(f"Google could not be reached ({type(error).__name__}).") from None
+    except ValueError:  # a body that is not JSON
+        raise ProviderError("Google sent an answer that could not be read.") from None
+    # googleapiclient hands a 2xx body that is not JSON back as a string.
+    if expect_object and not isinstance(result, dict):
+        raise ProviderError("Google sent an answer that could not be read.")
+    return result
+
+
+def _error_from(error: HttpError) -> ProviderError:
+    status = error.resp.status
+    reasons = {d.get("reason") for d in (error.error_details or []) if isinstance(d, dict)}
+    retry_after = _seconds(error.resp.get("retry-after"))
+    if status == 401:
+        return Unauthorized("Google refused the access token.")
+    if status == 429 or (status == 403 and reasons & RATE_LIMIT_REASONS):
+        return ProviderError("Google's rate limit was reached.", retry_after=retry_after)
+    if status == 403 and "quotaExceeded" in reasons:
+        # The daily quota: retrying soon does not help.
+        return ProviderError("Google's usage limit was reached.", retry_after=3600)
+    if status >= 500:
+        return ProviderError(f"Google answered {status}.", retry_after=retry_after)
+    return ProviderError(f"Google answered {status} ({', '.join(sorted(reasons)) or 'error'}).",
+                         permanent=True)  # fmt: skip
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -19,10 +19,12 @@ from django.conf import settings
 from calendars.providers.base import (
     Authorization,
     AuthorizationDenied,
+    CalendarInfo,
     Grant,
     Provider,
     ProviderError,
     ReconnectRequired,
+    Unauthorized,
 )
 from calendars.tls import outlook_verify
 
@@ -143,8 +145,73 @@ class OutlookProvider(Provider):
         stored = {"cache": cache.serialize()} if cache.has_state_changed else dict(credentials)
         return Grant(stored, result["access_token"], _expiry(result))
 
+    def list_calendars(self, access_token: str) -> list[CalendarInfo]:
+        """https://learn.microsoft.com/graph/api/user-list-calendars"""
+        calendars = []
+        url: str | None = f"{settings.OUTLOOK_GRAPH_URL}/me/calendars?$top=100"
+        while url:
+            page = graph_get(access_token, url)
+            calendars += [
+                CalendarInfo(
+                    external_id=item["id"],
+                    name=item.get("name", ""),
+                    primary=bool(item.get("isDefaultCalendar")),
+                    can_edit=bool(item.get("canEdit")),
+                    color=item.get("hexColor") or "",
+                )
+                for item in page.get("value", [])
+            ]
+            url = page.get("@odata.nextLink")
+        return calendars
+
     def revoke(self, credentials: dict[str, Any]) -> None:
         """Microsoft has no per-application revocation endpoint: erasing the cache is all."""
+
+
+def graph_get(access_token: str, url: str, headers: dict[str, str] | None = None) -> Any:
+    """One Graph GET, with Graph's answers turned into our two kinds of error.
+
+    https://learn.microsoft.com/graph/errors and https://learn.microsoft.com/graph/throttling
+    """
+    try:
+        response = _http_client().get(
+            url,
+            headers={"Authorization": f"Bearer {access_token}", **(headers or {})},
+            timeout=TIMEOUT,
+        )
+    except requests.RequestException as error:
+        raise ProviderError(
+            f"Microsoft Graph could not be reached ({type(error).__name__})."
+        ) from None
+    if response.status_code == 401:
+        raise Unauthorized("Microsoft Graph refused the access token.")
+    if response.status_code >= 400:
+        raise _graph_error(response)
+    try:
+        return response.json()
+    except ValueError:
+        raise ProviderError("Microsoft Graph sent an answer that could not be read.") from None
+
+
+def _graph_error(response: requests.Response) -> ProviderError:
+    status = response.status_code
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        code = "unknown"
+    retry_after = _seconds(response.headers.get("Retry-After"))
+    if status == 429 or status >= 500:
+        return ProviderError(
+            f"Microsoft Graph answered {status} ({code}).", retry_after=retry_after
+        )
+    return ProviderError(f"Microsoft Graph answered {status} ({code}).", permanent=True)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def _expiry(result: dict[str, Any]) -> datetime | None:
