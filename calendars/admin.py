@@ -39,6 +39,11 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
     list_filter = ["provider", "status"]
     search_fields = ["user__username", "user__email", "account_email"]
     list_select_related = ["user"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CalendarIntegration]:
+        # Never decrypted to be shown: a credential no key can read must not break the admin.
+        return super().get_queryset(request).defer("credentials")
+
     fieldsets = [
         (None, {"fields": ["user", "provider", "account_email", "account_name", "status"]}),
         (_("Choix de l'apprenant"), {"fields": CHOICES}),

@@ -184,7 +184,11 @@ def _provider(name: str) -> str:
 
 
 def _integration(request: HttpRequest, provider: str) -> CalendarIntegration:
-    return get_object_or_404(CalendarIntegration, user=request.auth, provider=_provider(provider))
+    return get_object_or_404(
+        CalendarIntegration.objects.defer("credentials"),
+        user=request.auth,
+        provider=_provider(provider),
+    )
 
 
 def _redirect_uri(request: HttpRequest, provider: str) -> str:
@@ -223,7 +227,11 @@ def callback(request: HttpRequest, provider: str, payload: CallbackIn) -> Integr
 
 @router.get("/integrations", response={200: list[IntegrationOut], **ERRORS}, by_alias=True)
 def integrations(request: HttpRequest) -> list[IntegrationOut]:
-    rows = CalendarIntegration.objects.filter(user=request.auth).order_by("provider")
+    rows = (
+        CalendarIntegration.objects.filter(user=request.auth)
+        .defer("credentials")
+        .order_by("provider")
+    )
     return [IntegrationOut.of(row) for row in rows]
 
 

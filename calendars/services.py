@@ -11,7 +11,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
+from calendars.crypto import UndecryptableError
 from calendars.models import OAUTH_STATE_LIFETIME, Calendar, CalendarIntegration, OAuthState
 from calendars.providers import get_provider
 from calendars.providers.base import ProviderError, ReconnectRequired, Unauthorized
@@ -53,6 +55,7 @@ def integration_connect_start(
     return authorization.url
 
 
+@sensitive_variables("params", "grant")
 def integration_connect_finish(
     *, user: Any, provider_name: str, params: dict[str, str]
 ) -> CalendarIntegration:
@@ -67,8 +70,9 @@ def integration_connect_finish(
             .filter(state=params.get("state") or "-", provider=provider_name)
             .first()
         )
-        if state is not None:
-            state.delete()
+        # On databases without row locks, the delete's count is what makes a replay lose.
+        if state is not None and state.delete()[0] == 0:
+            state = None
     if state is None or state.user_id != user.pk:
         raise ConnectError(
             _("Cette demande de connexion est inconnue ou a déjà servi. Recommencez."),
@@ -98,9 +102,21 @@ def integration_connect_finish(
             code="provider_error",
         ) from None
 
-    integration, _created = CalendarIntegration.objects.get_or_create(
-        user=user, provider=provider_name
-    )
+    with transaction.atomic():
+        CalendarIntegration.objects.get_or_create(user=user, provider=provider_name)
+        integration = CalendarIntegration.objects.select_for_update().get(
+            user=user, provider=provider_name
+        )
+        _store_grant(integration, grant)
+    try:
+        integration_refresh_calendars(integration=integration)
+    except ProviderError as error:  # connected all the same; listed again on the next visit
+        logger.warning("Listing calendars failed for %s: %s", provider_name, error.message)
+    return integration
+
+
+@sensitive_variables("grant")
+def _store_grant(integration: CalendarIntegration, grant: Any) -> None:
     integration.account_email = grant.account_email
     integration.account_name = grant.account_name
     integration.scopes = grant.scopes
@@ -111,37 +127,68 @@ def integration_connect_finish(
     integration.last_error_at = None
     integration.connected_at = timezone.now()
     integration.save()
-    try:
-        integration_refresh_calendars(integration=integration)
-    except ProviderError as error:  # connected all the same; listed again on the next visit
-        logger.warning("Listing calendars failed for %s: %s", provider_name, error.message)
-    return integration
 
 
+@sensitive_variables("grant", "credentials")
 def integration_access_token(*, integration: CalendarIntegration, force: bool = False) -> str:
     """A valid access token, refreshed when needed and saved.
 
     Refreshes of one integration are serialized by a row lock: Microsoft rotates refresh
-    tokens, so a request must never use one that a concurrent refresh has just replaced.
+    tokens, so a request must never use one that a concurrent refresh has just replaced. The
+    outcome (new credentials, a lost grant, an error) is written under that same lock, so a
+    reconnection made meanwhile is never overwritten by a stale failure.
     """
-    try:
-        with transaction.atomic():
-            locked = CalendarIntegration.objects.select_for_update().get(pk=integration.pk)
-            if locked.needs_reconnect:
-                raise ReconnectRequired("The integration needs to be reconnected.")
-            grant = get_provider(locked.provider).access_token(
-                locked.get_credentials(), force=force
-            )
-            if grant.credentials != locked.get_credentials() or force:
+    failure: ProviderError | None = None
+    with transaction.atomic():
+        locked = (
+            CalendarIntegration.objects.select_for_update()
+            .defer("credentials")  # decrypted below, where a failure is handled
+            .filter(pk=integration.pk)
+            .first()
+        )
+        if locked is None:
+            raise ReconnectRequired("The integration was disconnected.")
+        if locked.needs_reconnect:
+            raise ReconnectRequired(locked.last_error or "The integration needs reconnecting.")
+        try:
+            credentials = locked.get_credentials()
+            grant = get_provider(locked.provider).access_token(credentials, force=force)
+        except UndecryptableError:
+            failure = ReconnectRequired("The stored credentials can no longer be read.")
+        except ProviderError as error:
+            failure = error
+        if failure is not None:
+            _record_failure(locked, failure)
+        else:
+            changed = grant.credentials != credentials
+            if changed:
                 locked.set_credentials(grant.credentials)
                 locked.token_expires_at = grant.expires_at
-                locked.save(update_fields=["credentials", "token_expires_at", "updated_at"])
-    except ReconnectRequired as error:
-        integration_mark_needs_reconnect(integration=integration, reason=error.message)
-        raise
-    integration.credentials = locked.credentials
-    integration.token_expires_at = locked.token_expires_at
+            if changed or locked.status != CalendarIntegration.Status.CONNECTED:
+                locked.status = CalendarIntegration.Status.CONNECTED
+                locked.last_error = ""
+                locked.last_error_at = None
+                locked.save(update_fields=[*CREDENTIAL_FIELDS, *STATUS_FIELDS])
+    for name in ("status", "last_error", "last_error_at", "token_expires_at"):
+        setattr(integration, name, getattr(locked, name))
+    if failure is not None:
+        raise failure
     return grant.access_token
+
+
+CREDENTIAL_FIELDS = ["credentials", "token_expires_at"]
+STATUS_FIELDS = ["status", "last_error", "last_error_at", "updated_at"]
+
+
+def _record_failure(integration: CalendarIntegration, failure: ProviderError) -> None:
+    """A lost grant needs the learner; a permanent error is shown; a temporary one is noted."""
+    if isinstance(failure, ReconnectRequired):
+        integration.status = CalendarIntegration.Status.NEEDS_RECONNECT
+    elif failure.permanent:
+        integration.status = CalendarIntegration.Status.ERROR
+    integration.last_error = failure.message
+    integration.last_error_at = timezone.now()
+    integration.save(update_fields=STATUS_FIELDS)
 
 
 def integration_call[T](*, integration: CalendarIntegration, call: Callable[[str], T]) -> T:
@@ -214,7 +261,9 @@ def integration_choose_calendars(
 
 def integration_mark_needs_reconnect(*, integration: CalendarIntegration, reason: str) -> None:
     """The grant is gone: the learner is told on every page; their data and choices stay."""
-    CalendarIntegration.objects.filter(pk=integration.pk).update(
+    CalendarIntegration.objects.filter(pk=integration.pk).exclude(
+        status=CalendarIntegration.Status.NEEDS_RECONNECT
+    ).update(
         status=CalendarIntegration.Status.NEEDS_RECONNECT,
         last_error=reason,
         last_error_at=timezone.now(),
@@ -242,11 +291,14 @@ def integration_update_settings(
     return integration
 
 
+@sensitive_variables()
 def integration_disconnect(*, integration: CalendarIntegration) -> None:
     """Revokes the grant where the provider allows it, then erases the credentials."""
     provider = get_provider(integration.provider)
     try:
         provider.revoke(integration.get_credentials())
+    except UndecryptableError:
+        logger.warning("Integration %s: credentials unreadable, not revoked", integration.pk)
     except ProviderError as error:  # the learner wants out: never keep them connected
         logger.warning("Revocation failed for integration %s: %s", integration.pk, error.message)
     integration.delete()

@@ -49,7 +49,10 @@ def redirect_uri(request: HttpRequest, provider: str) -> str:
 def settings_calendars(request: HttpRequest) -> HttpResponse:
     integrations = {
         i.provider: i
-        for i in CalendarIntegration.objects.filter(user=request.user).prefetch_related("calendars")
+        # Never decrypted to list them: a credential no key reads must not lock the page.
+        for i in CalendarIntegration.objects.filter(user=request.user)
+        .defer("credentials")
+        .prefetch_related("calendars")
     }
     cards = [
         {
@@ -101,7 +104,9 @@ def callback(request: HttpRequest, provider: str) -> HttpResponse:
 @require_POST
 def update_settings(request: HttpRequest, provider: str) -> HttpResponse:
     integration = get_object_or_404(
-        CalendarIntegration, user=request.user, provider=_provider_or_404(provider)
+        CalendarIntegration.objects.defer("credentials"),
+        user=request.user,
+        provider=_provider_or_404(provider),
     )
     form = IntegrationSettingsForm(request.POST, prefix=integration.provider)
     if not form.is_valid():
@@ -132,7 +137,9 @@ def _ids(values: list[str | None]) -> set[int]:
 @require_POST
 def refresh_calendars(request: HttpRequest, provider: str) -> HttpResponse:
     integration = get_object_or_404(
-        CalendarIntegration, user=request.user, provider=_provider_or_404(provider)
+        CalendarIntegration.objects.defer("credentials"),
+        user=request.user,
+        provider=_provider_or_404(provider),
     )
     try:
         integration_refresh_calendars(integration=integration)
@@ -151,7 +158,9 @@ def refresh_calendars(request: HttpRequest, provider: str) -> HttpResponse:
 @require_POST
 def disconnect(request: HttpRequest, provider: str) -> HttpResponse:
     integration = get_object_or_404(
-        CalendarIntegration, user=request.user, provider=_provider_or_404(provider)
+        CalendarIntegration.objects.defer("credentials"),
+        user=request.user,
+        provider=_provider_or_404(provider),
     )
     integration_disconnect(integration=integration)
     messages.success(

@@ -51,7 +51,9 @@ def _development_secret_key(name: str = "dev-secret-key") -> str:
 # Encrypts provider credentials at rest (calendars/crypto.py). Its own key, not SECRET_KEY, so
 # that rotating SECRET_KEY loses nothing; CALENDAR_TOKEN_OLD_KEYS stay readable during a
 # rotation (`python manage.py rotate_calendar_key`).
-CALENDAR_TOKEN_OLD_KEYS = env.list("CALENDAR_TOKEN_OLD_KEYS", default=[])
+CALENDAR_TOKEN_OLD_KEYS = [
+    key.strip() for key in env.list("CALENDAR_TOKEN_OLD_KEYS", default=[]) if key.strip()
+]
 
 if DEBUG:
     SECRET_KEY = env.str("SECRET_KEY", default="") or _development_secret_key()
@@ -233,6 +235,8 @@ OUTLOOK_AUTHORITY = _endpoint(
 OUTLOOK_GRAPH_URL = _endpoint(
     "OUTLOOK_GRAPH_URL", "https://graph.microsoft.com/v1.0", f"{CALENDAR_SANDBOX_TLS_URL}/v1.0"
 ).rstrip("/")
+# Seconds before any single call to a provider gives up.
+CALENDAR_HTTP_TIMEOUT = env.float("CALENDAR_HTTP_TIMEOUT", default=10.0)
 # An extra certificate authority to trust for Microsoft (a TLS-inspecting proxy, the sandbox).
 OUTLOOK_CA_BUNDLE = _endpoint("OUTLOOK_CA_BUNDLE", "", str(CALENDAR_SANDBOX_STATE_DIR / "ca.pem"))
 
@@ -306,5 +310,21 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # Client libraries log request bodies and token responses (codes, PKCE verifiers,
+        # refresh tokens) at DEBUG: never below WARNING, whatever LOG_LEVEL says.
+        **{
+            name: {"level": "WARNING"}
+            for name in (
+                "requests_oauthlib",
+                "oauthlib",
+                "urllib3",
+                "google.auth",
+                "google_auth_httplib2",
+                "googleapiclient",
+                "httplib2",
+            )
+        },
+        # msal logs a token response it cannot parse, tokens included, at ERROR.
+        "msal": {"level": "CRITICAL"},
     },
 }

@@ -35,7 +35,6 @@ from calendars.providers.base import (
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT = 10  # seconds, every call to Google
 EXPIRY_MARGIN = timedelta(seconds=60)  # refresh a little before Google would refuse
 CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
 # The narrowest scopes that allow reading calendars and writing events, plus the identity.
@@ -50,8 +49,8 @@ SCOPES = [
 class _Request(google.auth.transport.requests.Request):
     """google-auth's transport, with our timeout on every call (its default is 120 s)."""
 
-    def __call__(self, *args: Any, timeout: float = TIMEOUT, **kwargs: Any) -> Any:
-        return super().__call__(*args, timeout=timeout, **kwargs)
+    def __call__(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        return super().__call__(*args, timeout=timeout or settings.CALENDAR_HTTP_TIMEOUT, **kwargs)
 
 
 class GoogleProvider(Provider):
@@ -89,7 +88,7 @@ class GoogleProvider(Provider):
         oauth = self._flow(redirect_uri)
         oauth.code_verifier = flow["code_verifier"]
         try:
-            oauth.fetch_token(code=params["code"], timeout=TIMEOUT)
+            oauth.fetch_token(code=params["code"], timeout=settings.CALENDAR_HTTP_TIMEOUT)
         except Warning as changed:
             # Google granted other scopes than asked (the learner unticked some, or earlier
             # grants were added): oauthlib raises, with the token attached. The one scope
@@ -104,6 +103,7 @@ class GoogleProvider(Provider):
         credentials = oauth.credentials
         granted = sorted(credentials.granted_scopes or oauth.oauth2session.token.get("scope", []))
         if CALENDAR_EVENTS not in granted:
+            self.revoke({"refresh_token": credentials.refresh_token, "token": credentials.token})
             raise AuthorizationDenied("Google: calendar access was not granted.")
         profile = self._userinfo(credentials.token)
         expires_at = _aware(credentials.expiry)
@@ -125,7 +125,7 @@ class GoogleProvider(Provider):
             response = requests.get(
                 f"{settings.GOOGLE_API_URL}oauth2/v3/userinfo",
                 headers={"Authorization": f"Bearer {token}"},
-                timeout=TIMEOUT,
+                timeout=settings.CALENDAR_HTTP_TIMEOUT,
             )
             response.raise_for_status()
             return response.json()
@@ -159,6 +159,8 @@ class GoogleProvider(Provider):
             raise ProviderError("Google refused to refresh the access token.") from None
         except google.auth.exceptions.TransportError:
             raise ProviderError("Google could not be reached to refresh the token.") from None
+        except (ValueError, TypeError, KeyError):  # a 200 whose body is cut or not JSON
+            raise ProviderError("Google sent an answer that could not be read.") from None
         expires_at = _aware(google_credentials.expiry)
         stored = {
             "token": google_credentials.token,
@@ -197,7 +199,7 @@ class GoogleProvider(Provider):
                 settings.GOOGLE_REVOKE_URI,
                 data={"token": token},
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
-                timeout=TIMEOUT,
+                timeout=settings.CALENDAR_HTTP_TIMEOUT,
             )
         except requests.RequestException as error:
             logger.warning("Google revocation failed: %s", type(error).__name__)
@@ -222,7 +224,7 @@ def calendar_service(access_token: str) -> Any:
     """The Calendar v3 client on GOOGLE_API_URL, from the discovery document shipped with
     google-api-python-client (no network), with our timeout."""
     http = google_auth_httplib2.AuthorizedHttp(
-        _AccessToken(token=access_token), http=httplib2.Http(timeout=TIMEOUT)
+        _AccessToken(token=access_token), http=httplib2.Http(timeout=settings.CALENDAR_HTTP_TIMEOUT)
     )
     return build(
         "calendar",

@@ -6,6 +6,7 @@ https://learn.microsoft.com/graph/api/resources/event
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,6 @@ from calendars.tls import outlook_verify
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT = 10  # seconds, every call to Microsoft
 SCOPES = ["Calendars.ReadWrite", "User.Read"]  # msal adds offline_access, openid, profile
 # Errors of the token endpoint after which only a new consent helps.
 RECONNECT_ERRORS = {"invalid_grant", "interaction_required", "consent_required"}
@@ -38,12 +38,17 @@ RECONNECT_ERRORS = {"invalid_grant", "interaction_required", "consent_required"}
 
 class _Session(requests.Session):
     """requests lets REQUESTS_CA_BUNDLE override a session's `verify`; here OUTLOOK_CA_BUNDLE
-    (added to the usual authorities) always wins, while proxy variables still apply."""
+    (added to the usual authorities) always wins, while proxy variables still apply. msal
+    ignores its own `timeout` when given a session, so the session sets it on every call."""
 
     def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         merged = super().merge_environment_settings(*args, **kwargs)
         merged["verify"] = self.verify
         return merged
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", settings.CALENDAR_HTTP_TIMEOUT)
+        return super().request(*args, **kwargs)
 
 
 def _http_client() -> requests.Session:
@@ -69,10 +74,9 @@ class OutlookProvider(Provider):
                 # OpenID configuration instead of asking login.microsoftonline.com about it.
                 instance_discovery=False,
                 http_client=_http_client(),
-                timeout=TIMEOUT,
                 token_cache=cache,
             )
-        except (ValueError, requests.RequestException) as error:
+        except (ValueError, requests.RequestException, msal.exceptions.MsalError) as error:
             # msal reads the authority's OpenID configuration here.
             raise ProviderError(
                 f"Microsoft's sign-in service could not be reached ({type(error).__name__})."
@@ -97,6 +101,8 @@ class OutlookProvider(Provider):
         cache = msal.SerializableTokenCache()
         try:
             result = self._app(cache).acquire_token_by_auth_code_flow(flow, params, scopes=SCOPES)
+        except json.JSONDecodeError:  # before ValueError, which it is
+            raise ProviderError("Microsoft sent an answer that could not be read.") from None
         except ValueError:  # msal: state or nonce mismatch
             raise ProviderError(
                 "Microsoft's answer did not match the request.", permanent=True
@@ -131,6 +137,8 @@ class OutlookProvider(Provider):
             result = app.acquire_token_silent_with_error(
                 SCOPES, account=accounts[0], force_refresh=force
             )
+        except json.JSONDecodeError:
+            raise ProviderError("Microsoft sent an answer that could not be read.") from None
         except (requests.RequestException, msal.exceptions.MsalError) as error:
             raise ProviderError(
                 f"Microsoft could not be reached ({type(error).__name__})."
@@ -177,7 +185,7 @@ def graph_get(access_token: str, url: str, headers: dict[str, str] | None = None
         response = _http_client().get(
             url,
             headers={"Authorization": f"Bearer {access_token}", **(headers or {})},
-            timeout=TIMEOUT,
+            timeout=settings.CALENDAR_HTTP_TIMEOUT,
         )
     except requests.RequestException as error:
         raise ProviderError(
