@@ -122,6 +122,12 @@ class Calendar(models.Model):
     can_edit = models.BooleanField(_("modifiable"), default=False)
     import_enabled = models.BooleanField(_("importé"), default=False)
     is_export_target = models.BooleanField(_("reçoit les formations"), default=False)
+    # Import state: Google's nextSyncToken or Graph's deltaLink once a full import ended; during
+    # one, the page to resume from (pageToken / nextLink) and the generation it marks.
+    sync_token = models.TextField(blank=True)
+    resume_from = models.TextField(blank=True)
+    generation = models.PositiveIntegerField(default=0)
+    last_imported_at = models.DateTimeField(_("dernier import"), null=True, blank=True)
     updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
 
     class Meta:
@@ -145,3 +151,54 @@ class Calendar(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CalendarEvent(models.Model):
+    """An event imported from a learner's calendar.
+
+    Timed events keep their instants in UTC (`start`, `end`); all-day events keep the dates the
+    provider gives (`start_date`, `end_date`, end exclusive) and `start`/`end` hold those
+    dates' midnights in the event's zone, so one range query finds both kinds.
+    """
+
+    class Status(models.TextChoices):
+        CONFIRMED = "confirmed", _("Confirmé")
+        TENTATIVE = "tentative", _("Provisoire")
+        CANCELLED = "cancelled", _("Annulé")
+
+    calendar = models.ForeignKey(Calendar, on_delete=models.CASCADE, related_name="events")
+    external_id = models.CharField(_("identifiant chez le fournisseur"), max_length=1024)
+    ical_uid = models.CharField(_("iCalUID"), max_length=1024, blank=True)
+    title = models.TextField(_("titre"), blank=True)
+    description = models.TextField(_("description"), blank=True)
+    location = models.TextField(_("lieu"), blank=True)
+    online_url = models.URLField(_("lien de réunion en ligne"), max_length=2000, blank=True)
+    start = models.DateTimeField(_("début"))
+    end = models.DateTimeField(_("fin"))
+    all_day = models.BooleanField(_("toute la journée"), default=False)
+    start_date = models.DateField(_("premier jour"), null=True, blank=True)
+    end_date = models.DateField(_("lendemain du dernier jour"), null=True, blank=True)
+    time_zone = models.CharField(_("fuseau horaire"), max_length=64, blank=True)
+    status = models.CharField(
+        _("statut"), max_length=16, choices=Status.choices, default=Status.CONFIRMED
+    )
+    series_id = models.CharField(_("série"), max_length=1024, blank=True)
+    change_marker = models.CharField(_("marqueur de version"), max_length=255, blank=True)
+    html_link = models.URLField(_("lien chez le fournisseur"), max_length=2000, blank=True)
+    # Full imports mark what they saw with the calendar's generation; the rest is stale.
+    generation = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(_("importé le"), auto_now=True)
+
+    class Meta:
+        ordering = ["start", "pk"]
+        verbose_name = _("événement importé")
+        verbose_name_plural = _("événements importés")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["calendar", "external_id"], name="event_unique_per_calendar"
+            ),
+        ]
+        indexes = [models.Index(fields=["calendar", "start"]), models.Index(fields=["end"])]
+
+    def __str__(self) -> str:
+        return self.title or self.external_id
