@@ -235,6 +235,12 @@ OUTLOOK_AUTHORITY = _endpoint(
 OUTLOOK_GRAPH_URL = _endpoint(
     "OUTLOOK_GRAPH_URL", "https://graph.microsoft.com/v1.0", f"{CALENDAR_SANDBOX_TLS_URL}/v1.0"
 ).rstrip("/")
+# Import window (days before and after today) and retries of temporary provider failures.
+CALENDAR_IMPORT_DAYS_BACK = env.int("CALENDAR_IMPORT_DAYS_BACK", default=30)
+CALENDAR_IMPORT_DAYS_AHEAD = env.int("CALENDAR_IMPORT_DAYS_AHEAD", default=365)
+CALENDAR_RETRY_ATTEMPTS = env.int("CALENDAR_RETRY_ATTEMPTS", default=5)
+CALENDAR_RETRY_BASE = env.float("CALENDAR_RETRY_BASE", default=1.0)  # seconds, doubled each try
+CALENDAR_RETRY_MAX_WAIT = env.float("CALENDAR_RETRY_MAX_WAIT", default=60.0)
 # Seconds before any single call to a provider gives up.
 CALENDAR_HTTP_TIMEOUT = env.float("CALENDAR_HTTP_TIMEOUT", default=10.0)
 # An extra certificate authority to trust for Microsoft (a TLS-inspecting proxy, the sandbox).

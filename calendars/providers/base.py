@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 
@@ -38,6 +38,55 @@ class AuthorizationDenied(ProviderError):
 
 class Unauthorized(ProviderError):
     """An API call got 401: refresh the access token once, then try again."""
+
+
+class SyncTokenExpired(ProviderError):
+    """The stored sync token or delta link is no longer valid (410): import everything again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=False)
+
+
+@dataclass
+class RemoteEvent:
+    """An event as the provider lists it, in the provider-neutral shape the sync engine uses.
+
+    Timed events have aware `start`/`end`; all-day ones have `start_date`/`end_date` (end
+    exclusive) and `start`/`end` at those dates' midnights in `time_zone`.
+    """
+
+    external_id: str
+    title: str
+    start: datetime
+    end: datetime
+    all_day: bool = False
+    start_date: date | None = None
+    end_date: date | None = None
+    time_zone: str = ""
+    ical_uid: str = ""
+    description: str = ""
+    location: str = ""
+    online_url: str = ""
+    status: str = "confirmed"
+    series_id: str = ""
+    change_marker: str = ""
+    html_link: str = ""
+    formation_marker: str = ""  # set on events this application exported
+
+
+@dataclass(frozen=True)
+class Removed:
+    """An event deleted (or cancelled) at the provider since the last listing."""
+
+    external_id: str
+
+
+@dataclass
+class EventPage:
+    items: list[RemoteEvent | Removed]
+    skipped: int = 0  # entries that could not be understood (unknown type, bad dates)
+    next_page: str = ""  # where to resume this listing
+    sync_token: str = ""  # on the last page: where the next incremental listing starts
 
 
 @dataclass(frozen=True)
@@ -94,6 +143,20 @@ class Provider(ABC):
     @abstractmethod
     def list_calendars(self, access_token: str) -> list[CalendarInfo]:
         """Every calendar of the account; raises Unauthorized on a 401."""
+
+    @abstractmethod
+    def list_events(
+        self,
+        access_token: str,
+        calendar_id: str,
+        *,
+        window: tuple[datetime, datetime],
+        sync_token: str = "",
+        page: str = "",
+    ) -> EventPage:
+        """One page of a full listing over `window` (occurrences of series expanded), or of an
+        incremental one from `sync_token`; `page` resumes a listing. Raises SyncTokenExpired
+        when the provider wants a full listing again."""
 
     @abstractmethod
     def revoke(self, credentials: dict[str, Any]) -> None:

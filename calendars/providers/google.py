@@ -7,7 +7,7 @@ https://developers.google.com/calendar/api/v3/reference
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import google.auth.exceptions
@@ -26,10 +26,14 @@ from calendars.providers.base import (
     Authorization,
     AuthorizationDenied,
     CalendarInfo,
+    EventPage,
     Grant,
     Provider,
     ProviderError,
     ReconnectRequired,
+    RemoteEvent,
+    Removed,
+    SyncTokenExpired,
     Unauthorized,
 )
 
@@ -37,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 EXPIRY_MARGIN = timedelta(seconds=60)  # refresh a little before Google would refuse
 CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
+# The private extended property that names the formation an exported event stands for.
+FORMATION_PROPERTY = "formationId"
 # The narrowest scopes that allow reading calendars and writing events, plus the identity.
 SCOPES = [
     "openid",
@@ -190,6 +196,41 @@ class GoogleProvider(Provider):
             if not page_token:
                 return calendars
 
+    def list_events(
+        self,
+        access_token: str,
+        calendar_id: str,
+        *,
+        window: tuple[datetime, datetime],
+        sync_token: str = "",
+        page: str = "",
+    ) -> EventPage:
+        """https://developers.google.com/calendar/api/v3/reference/events/list and
+        https://developers.google.com/calendar/api/guides/sync"""
+        params: dict[str, Any] = {
+            "calendarId": calendar_id,
+            "singleEvents": True,
+            "maxResults": EVENTS_PAGE_SIZE,
+        }
+        if sync_token:  # the other parameters must be those of the full listing
+            params["syncToken"] = sync_token
+        else:
+            params["timeMin"] = window[0].isoformat()
+            params["timeMax"] = window[1].isoformat()
+        if page:
+            params["pageToken"] = page
+        data = _execute(calendar_service(access_token).events().list(**params))
+        result = EventPage(items=[])
+        for item in data.get("items") or []:
+            event = _remote_event(item)
+            if event is None:
+                result.skipped += 1
+            else:
+                result.items.append(event)
+        result.next_page = data.get("nextPageToken") or ""
+        result.sync_token = data.get("nextSyncToken") or ""
+        return result
+
     def revoke(self, credentials: dict[str, Any]) -> None:
         token = credentials.get("refresh_token") or credentials.get("token")
         if not token:
@@ -264,6 +305,8 @@ def _error_from(error: HttpError) -> ProviderError:
     retry_after = _seconds(error.resp.get("retry-after"))
     if status == 401:
         return Unauthorized("Google refused the access token.")
+    if status == 410 and "fullSyncRequired" in reasons:
+        return SyncTokenExpired("Google wants a full listing again (sync token expired).")
     if status == 429 or (status == 403 and reasons & RATE_LIMIT_REASONS):
         return ProviderError("Google's rate limit was reached.", retry_after=retry_after)
     if status == 403 and "quotaExceeded" in reasons:
@@ -273,6 +316,64 @@ def _error_from(error: HttpError) -> ProviderError:
         return ProviderError(f"Google answered {status}.", retry_after=retry_after)
     return ProviderError(f"Google answered {status} ({', '.join(sorted(reasons)) or 'error'}).",
                          permanent=True)  # fmt: skip
+
+
+EVENTS_PAGE_SIZE = 2500  # Google's maximum
+# Event types imported; others (workingLocation, birthday, types Google adds later) are not
+# calendar entries a learner means to see beside formations: skipped and counted.
+IMPORTED_TYPES = {"default", "fromGmail", "outOfOffice", "focusTime"}
+
+
+def _remote_event(item: Any) -> RemoteEvent | Removed | None:
+    """A Google event in our shape; None when it cannot be understood."""
+    if not isinstance(item, dict) or not item.get("id"):
+        return None
+    if item.get("status") == "cancelled":
+        return Removed(item["id"])
+    if item.get("eventType", "default") not in IMPORTED_TYPES:
+        return None
+    try:
+        start, end = item["start"], item["end"]
+        if "date" in start:
+            start_date, end_date = (
+                date.fromisoformat(start["date"]),
+                date.fromisoformat(end["date"]),
+            )
+            if end_date <= start_date:
+                return None
+            times = {
+                "all_day": True,
+                "start_date": start_date,
+                "end_date": end_date,
+                "start": datetime.combine(start_date, datetime.min.time(), UTC),
+                "end": datetime.combine(end_date, datetime.min.time(), UTC),
+            }
+        else:
+            begins = datetime.fromisoformat(start["dateTime"])
+            ends = datetime.fromisoformat(end["dateTime"])
+            if begins.tzinfo is None or ends.tzinfo is None or ends < begins:
+                return None
+            times = {"start": begins.astimezone(UTC), "end": ends.astimezone(UTC)}
+    except (KeyError, TypeError, ValueError):
+        return None
+    entry_points = (item.get("conferenceData") or {}).get("entryPoints") or []
+    video = next((e.get("uri") for e in entry_points if e.get("entryPointType") == "video"), "")
+    private = (item.get("extendedProperties") or {}).get("private") or {}
+    return RemoteEvent(
+        external_id=item["id"],
+        title=item.get("summary") or "",
+        description=item.get("description") or "",
+        location=item.get("location") or "",
+        online_url=item.get("hangoutLink") or video or "",
+        time_zone=item["start"].get("timeZone") or "",
+        ical_uid=item.get("iCalUID") or "",
+        status=item.get("status") or "confirmed",
+        series_id=item.get("recurringEventId") or "",
+        change_marker=item.get("etag") or "",
+        html_link=item.get("htmlLink") or "",
+        formation_marker=private.get(FORMATION_PROPERTY, ""),
+        **times,
+    )
 
 
 def _seconds(value: str | None) -> float | None:
