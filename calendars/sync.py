@@ -33,7 +33,7 @@ from calendars.providers.base import (
     Removed,
     SyncTokenExpired,
 )
-from calendars.services import integration_call
+from calendars.services import integration_call, integration_refresh_calendars
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ def integration_import(*, integration: CalendarIntegration) -> ImportResult:
     calendars were imported."""
     total = ImportResult()
     failure: ProviderError | None = None
+    if not integration.calendars.exists():  # the listing failed when connecting
+        integration_refresh_calendars(integration=integration)
     for calendar in integration.calendars.filter(import_enabled=True):
         try:
             total.add(calendar_import(calendar=calendar))
@@ -223,7 +225,8 @@ def _apply(calendar: Calendar, page: EventPage, *, generation: int | None) -> Im
             _copy(remote, event)
             to_update.append(event)
     if to_create:
-        CalendarEvent.objects.bulk_create(to_create, batch_size=1000)
+        # Another import of the same calendar may have inserted some meanwhile: fine.
+        CalendarEvent.objects.bulk_create(to_create, batch_size=1000, ignore_conflicts=True)
     if to_update:
         now = timezone.now()
         for event in to_update:
