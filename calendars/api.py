@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -23,9 +23,18 @@ from ninja import Field, NinjaAPI, Router, Schema
 from ninja.errors import HttpError, ValidationError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
-from pydantic import ConfigDict, StrictBool
+from pydantic import BeforeValidator, ConfigDict, StrictBool
 
 from accounts.services import api_token_authenticate
+from calendars.agenda import (
+    FORMATION,
+    MAX_DAY,
+    MIN_DAY,
+    AgendaItem,
+    agenda_items,
+    learner_zone,
+    parse_day,
+)
 from calendars.models import CalendarIntegration
 from calendars.providers import PROVIDERS
 from calendars.providers.base import ProviderError, ReconnectRequired
@@ -36,6 +45,7 @@ from calendars.services import (
     integration_disconnect,
     integration_update_settings,
 )
+from calendars.sync import integration_import
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +172,47 @@ class SettingsIn(Schema):
     sync: StrictBool | None = None
 
 
+def _iso_day(value: Any) -> date:
+    day = parse_day(value) if isinstance(value, str) else None
+    if day is None:
+        raise ValueError(f"expected a date as YYYY-MM-DD, from {MIN_DAY} to {MAX_DAY}")
+    return day
+
+
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]
+EVENTS_MAX_DAYS = 366
+
+
+class AgendaItemOut(Schema):
+    """An imported event or a formation. Timed items' `start` and `end` are instants with the
+    learner's UTC offset; all-day items' are dates, `end` exclusive."""
+
+    id: str
+    title: str
+    start: datetime | date
+    end: datetime | date
+    all_day: bool = Field(serialization_alias="allDay")
+    source: str  # "formation", "google" or "outlook"
+    calendar: str | None  # the calendar's name; null for formations
+    external_id: str | None = Field(serialization_alias="externalId")  # the provider's id
+    url: str | None  # the formation's page, or the event's page at its provider
+
+    @classmethod
+    def of(cls, item: AgendaItem, request: HttpRequest) -> AgendaItemOut:
+        formation = item.source == FORMATION
+        return cls(
+            id=item.key,
+            title=item.title,
+            start=item.first_day if item.all_day else item.start,
+            end=item.end_day if item.all_day else item.end,
+            all_day=item.all_day,
+            source=item.source,
+            calendar=item.calendar,
+            external_id=item.external_id,
+            url=(request.build_absolute_uri(item.url) if formation else item.url) or None,
+        )
+
+
 class ErrorDetail(Schema):
     code: str
     message: str
@@ -253,6 +304,33 @@ def disconnect(request: HttpRequest, type: str) -> HttpResponse:
     """Revokes the grant where the provider allows it (Google) and forgets the credentials."""
     integration_disconnect(integration=_integration(request, type))
     return HttpResponse(status=204)
+
+
+class ImportOut(Schema):
+    created: int
+    updated: int
+    deleted: int
+    skipped: int
+
+
+@router.post("/{provider}/import", response={200: ImportOut, **ERRORS})
+def import_now(request: HttpRequest, provider: str) -> dict[str, int]:
+    """Imports the learner's chosen calendars of this provider now; returns the counts.
+    A lost grant is a 409 (needs_reconnect), a provider failure a 502/503."""
+    return integration_import(integration=_integration(request, provider)).as_dict()
+
+
+@router.get("/events", response={200: list[AgendaItemOut], **ERRORS}, by_alias=True)
+def events(request: HttpRequest, start: IsoDay, end: IsoDay) -> list[AgendaItemOut]:
+    """The learner's imported events and formations overlapping the days [start, end) in their
+    time zone (at most 366 days), in date order. Cancelled events and formations are left
+    out."""
+    if end <= start:
+        raise ApiError(400, "invalid_range", _("La date de fin doit suivre la date de début."))
+    if (end - start).days > EVENTS_MAX_DAYS:
+        raise ApiError(400, "range_too_long", _("La période demandée ne peut dépasser 366 jours."))
+    items = agenda_items(user=request.auth, start=start, end=end, zone=learner_zone(request.auth))
+    return [AgendaItemOut.of(item, request) for item in items if not item.cancelled]
 
 
 @router.api_operation(

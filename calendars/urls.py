@@ -7,6 +7,7 @@ from calendars import views
 app_name = "calendars"
 urlpatterns = [
     path("", views.calendar_page, name="calendar"),
+    path("import/", views.import_now, name="import_now"),
     path("connect/<str:provider>/", views.connect, name="connect"),
     # The paths the product already registers with Google and Microsoft (no trailing slash).
     path("callback/<str:provider>", views.callback, name="callback"),

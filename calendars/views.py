@@ -4,11 +4,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from calendars.agenda import VIEWS, agenda_items, days_of, parse_day, period_of, sources
 from calendars.forms import IntegrationSettingsForm
 from calendars.models import CalendarIntegration
 from calendars.providers import PROVIDERS
@@ -22,14 +23,35 @@ from calendars.services import (
     integration_refresh_calendars,
     integration_update_settings,
 )
-from formations.models import Formation
+from calendars.sync import ImportResult, integration_import
 
 
 @require_GET
 def calendar_page(request: HttpRequest) -> HttpResponse:
-    """Until external calendars are imported, the learner's coming formations in date order."""
-    upcoming = Formation.objects.for_learner(request.user).upcoming(timezone.now())[:20]
-    return render(request, "calendars/calendar.html", {"upcoming": upcoming})
+    """The learner's formations and imported events by month, week or 30-day agenda, in their
+    time zone. `?view=` and `?date=` choose; anything else shows this month."""
+    today = timezone.localdate()
+    view = request.GET.get("view")
+    period = period_of(
+        view if view in VIEWS else "month", parse_day(request.GET.get("date")) or today
+    )
+    items = agenda_items(user=request.user, start=period.start, end=period.end)
+    days = days_of(items, period.start, period.end)
+    try:
+        import_now_url = reverse("calendars:import_now")
+    except NoReverseMatch:  # until the import view exists
+        import_now_url = None
+    context = {
+        "period": period,
+        "today": today,
+        "days": days,
+        "weeks": [days[i : i + 7] for i in range(0, len(days), 7)],
+        "agenda_days": [day for day in days if day.entries],
+        "sources": sources(),
+        "import_now_url": import_now_url,
+        "has_integrations": CalendarIntegration.objects.filter(user=request.user).exists(),
+    }
+    return render(request, "calendars/calendar.html", context)
 
 
 def _provider_or_404(name: str) -> str:
@@ -43,6 +65,38 @@ def redirect_uri(request: HttpRequest, provider: str) -> str:
     return configured.get(provider) or request.build_absolute_uri(
         reverse("calendars:callback", args=[provider])
     )
+
+
+@require_POST
+def import_now(request: HttpRequest) -> HttpResponse:
+    """The calendar page's "Importer maintenant": every connected calendar, right away."""
+    total = ImportResult()
+    problems = []
+    for integration in CalendarIntegration.objects.filter(
+        user=request.user, import_enabled=True
+    ).exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT):
+        try:
+            total.add(integration_import(integration=integration))
+        except ReconnectRequired:
+            pass  # the banner on every page says so
+        except ProviderError:
+            problems.append(PROVIDERS[integration.provider].title)
+    if problems:
+        messages.error(
+            request,
+            _("L'import de %(providers)s n'a pas abouti. Réessayez dans un instant.")
+            % {"providers": ", ".join(problems)},
+        )
+        return redirect("calendars:calendar")
+    messages.success(
+        request,
+        _(
+            "Import terminé : %(created)d ajouté(s), %(updated)d modifié(s), "
+            "%(deleted)d supprimé(s)."
+        )
+        % total.as_dict(),
+    )
+    return redirect("calendars:calendar")
 
 
 @require_GET

@@ -29,6 +29,7 @@ ENDPOINTS = [
     ("get", f"{BASE}/integrations", None),
     ("put", f"{BASE}/integrations/google/settings", {"import": False}),
     ("delete", f"{BASE}/integrations/google", None),
+    ("post", f"{BASE}/google/import", None),
 ]
 
 
@@ -389,6 +390,8 @@ def test_docs_render_for_signed_in_learners_only(client, learner_client):
         f"{BASE}/integrations",
         f"{BASE}/integrations/{{type}}/settings",
         f"{BASE}/integrations/{{type}}",
+        f"{BASE}/{{provider}}/import",
+        f"{BASE}/events",
     }
     integration = schema["components"]["schemas"]["IntegrationOut"]["properties"]
     assert {"accountEmail", "import", "lastSyncAt"} <= set(integration)

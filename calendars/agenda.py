@@ -1,0 +1,311 @@
+"""What the learner's calendar shows: their formations and imported events over a range of days,
+in their time zone. The calendar page and the JSON API both read it from here.
+
+One query per source whatever the number of items; every query is scoped to the learner.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any, Literal
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.formats import time_format
+from django.utils.translation import gettext as _
+
+from accounts.models import Profile
+from calendars.models import CalendarEvent
+from calendars.providers import PROVIDERS
+from formations.models import Formation
+
+FORMATION = "formation"
+View = Literal["month", "week", "agenda"]
+VIEWS: tuple[View, ...] = ("month", "week", "agenda")
+AGENDA_DAYS = 30
+# Dates outside these bounds are refused: their neighbours and UTC instants must stay valid.
+MIN_DAY = date(1900, 1, 1)
+MAX_DAY = date(2999, 12, 31)
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# An all-day event's stored midnights are in its own zone, up to 26 hours from the learner's;
+# the coarse instant filter on them (which the indexes serve) is widened by this much.
+_ZONE_SLACK = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class AgendaItem:
+    """A formation or an imported event as the calendar shows it.
+
+    `start` / `end` are in the learner's zone; `first_day` / `last_day` are the days (inclusive)
+    it covers there: for all-day items, the provider's dates, which no zone shifts.
+    """
+
+    key: str  # "formation-<pk>" / "event-<pk>"
+    source: str  # "formation" or a provider's name
+    title: str
+    start: datetime
+    end: datetime
+    all_day: bool
+    first_day: date
+    last_day: date
+    location: str = ""
+    url: str = ""  # a formation's page (a path), an event's page at its provider
+    calendar: str | None = None
+    external_id: str | None = None
+    cancelled: bool = False
+
+    @property
+    def spans_days(self) -> bool:
+        return self.all_day or self.last_day > self.first_day
+
+    @property
+    def end_day(self) -> date:
+        """The day after the last one: all-day ends are exclusive, as providers give them."""
+        return self.last_day + timedelta(days=1)
+
+    @property
+    def source_label(self) -> str:
+        return next((s.label for s in sources() if s.name == self.source), self.source)
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    label: str
+
+
+def sources() -> list[Source]:
+    """Every kind of item, in the legend's order: formations, then the registry's providers."""
+    return [Source(FORMATION, _("Formation"))] + [
+        Source(name, provider.title) for name, provider in PROVIDERS.items()
+    ]
+
+
+def learner_zone(user: Any) -> tzinfo:
+    """The learner's display zone, as the preferences middleware activates it for their pages
+    (API calls made with a token have no session, hence no activated zone)."""
+    name = Profile.objects.filter(user_id=user.pk).values_list("time_zone", flat=True).first()
+    try:
+        return zoneinfo.ZoneInfo(name or settings.TIME_ZONE)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def parse_day(value: str | None) -> date | None:
+    """A YYYY-MM-DD date within [MIN_DAY, MAX_DAY], or None."""
+    if not value or not _ISO_DAY.fullmatch(value):
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    return day if MIN_DAY <= day <= MAX_DAY else None
+
+
+def day_start(day: date, zone: tzinfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def _link(url: str) -> str:
+    # Providers' data is not trusted: a "javascript:" link would run in our page when clicked.
+    return url if url.lower().startswith(("https://", "http://")) else ""
+
+
+def _days_of(start: datetime, end: datetime, zone: tzinfo) -> tuple[date, date]:
+    first = timezone.localtime(start, zone).date()
+    # An end at midnight does not cover the day that begins then.
+    last = timezone.localtime(max(end, start + timedelta.resolution) - timedelta.resolution, zone)
+    return first, last.date()
+
+
+def agenda_items(
+    *, user: Any, start: date, end: date, zone: tzinfo | None = None
+) -> list[AgendaItem]:
+    """The learner's formations (those they are enrolled in) and imported events (of the
+    calendars they import, not cancelled) that overlap the days [start, end) in `zone` (by
+    default the active one), in display order: by first day, items spanning days first, then
+    by start time and title.
+
+    Two queries, whatever the number of items.
+    """
+    zone = zone or timezone.get_current_timezone()
+    since, until = day_start(start, zone), day_start(end, zone)
+    items = [*_formations(user, since, until, zone), *_events(user, start, end, zone)]
+    items.sort(key=lambda i: (i.first_day, not i.spans_days, i.start, i.title.casefold(), i.key))
+    return items
+
+
+def _formations(user: Any, since: datetime, until: datetime, zone: tzinfo) -> list[AgendaItem]:
+    rows = (
+        Formation.objects.for_learner(user)
+        .filter(start__lt=until, end__gt=since)
+        .only("pk", "title", "start", "end", "location", "status")
+    )
+    items = []
+    for formation in rows:
+        first, last = _days_of(formation.start, formation.end, zone)
+        items.append(
+            AgendaItem(
+                key=f"formation-{formation.pk}",
+                source=FORMATION,
+                title=formation.title,
+                start=timezone.localtime(formation.start, zone),
+                end=timezone.localtime(formation.end, zone),
+                all_day=False,
+                first_day=first,
+                last_day=last,
+                location=formation.location,
+                url=formation.get_absolute_url(),
+                cancelled=formation.is_cancelled,
+            )
+        )
+    return items
+
+
+def _events(user: Any, start: date, end: date, zone: tzinfo) -> list[AgendaItem]:
+    since, until = day_start(start, zone), day_start(end, zone)
+    timed = Q(all_day=False, start__lt=until, end__gt=since)
+    # All-day events are the provider's dates, shown on those days in every zone.
+    all_day = Q(all_day=True, start_date__lt=end, end_date__gt=start)
+    rows = (
+        CalendarEvent.objects.filter(
+            calendar__integration__user=user,
+            calendar__integration__import_enabled=True,
+            calendar__import_enabled=True,
+            start__lt=until + _ZONE_SLACK,
+            end__gt=since - _ZONE_SLACK,
+        )
+        .filter(timed | all_day)
+        .exclude(status=CalendarEvent.Status.CANCELLED)
+        # values(): no model instances, and never the integration's encrypted credentials.
+        .values(
+            "pk",
+            "external_id",
+            "title",
+            "location",
+            "start",
+            "end",
+            "all_day",
+            "start_date",
+            "end_date",
+            "html_link",
+            "calendar__name",
+            "calendar__integration__provider",
+        )
+    )
+    items = []
+    for row in rows:
+        if row["all_day"]:
+            first = row["start_date"]
+            last = max(first, row["end_date"] - timedelta(days=1))
+        else:
+            first, last = _days_of(row["start"], row["end"], zone)
+        items.append(
+            AgendaItem(
+                key=f"event-{row['pk']}",
+                source=row["calendar__integration__provider"],
+                title=row["title"],
+                start=timezone.localtime(row["start"], zone),
+                end=timezone.localtime(row["end"], zone),
+                all_day=row["all_day"],
+                first_day=first,
+                last_day=last,
+                location=row["location"],
+                url=_link(row["html_link"]),
+                calendar=row["calendar__name"],
+                external_id=row["external_id"],
+            )
+        )
+    return items
+
+
+# --- the page's periods and days --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """The days a view shows, [start, end), and where its navigation leads."""
+
+    view: View
+    day: date  # the date asked for
+    start: date
+    end: date
+    previous: date
+    next: date
+
+    @property
+    def last(self) -> date:
+        return self.end - timedelta(days=1)
+
+
+def period_of(view: View, day: date) -> Period:
+    if view in ("week", "agenda"):
+        length = timedelta(days=7 if view == "week" else AGENDA_DAYS)
+        start = day - timedelta(days=day.weekday()) if view == "week" else day
+        return Period(view, day, start, start + length, start - length, start + length)
+    # The month, in whole ISO weeks: from the Monday on or before the 1st to the Sunday on or
+    # after its last day.
+    first = day.replace(day=1)
+    following = (first + timedelta(days=31)).replace(day=1)
+    grid_start = first - timedelta(days=first.weekday())
+    grid_end = following + timedelta(days=(7 - following.weekday()) % 7)
+    previous = (first - timedelta(days=1)).replace(day=1)
+    return Period(view, day, grid_start, grid_end, previous, following)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An item on one of the days it covers, with what to say of its time on that day."""
+
+    item: AgendaItem
+    when: str
+
+
+@dataclass
+class Day:
+    date: date
+    entries: list[Entry] = field(default_factory=list)
+
+    @property
+    def spanning(self) -> list[Entry]:
+        """The week view's all-day row: all-day items and those running over several days."""
+        return [e for e in self.entries if e.item.spans_days]
+
+    @property
+    def timed(self) -> list[Entry]:
+        return [e for e in self.entries if not e.item.spans_days]
+
+
+def _hhmm(value: datetime) -> str:
+    return time_format(value, "H:i")
+
+
+def _when(item: AgendaItem, day: date) -> str:
+    if item.all_day:
+        return _("Toute la journée")
+    starts, ends = item.first_day == day, item.last_day == day
+    if starts and ends:
+        return f"{_hhmm(item.start)}–{_hhmm(item.end)}"
+    if starts:
+        return _("à partir de %(time)s") % {"time": _hhmm(item.start)}
+    if ends:
+        return _("jusqu'à %(time)s") % {"time": _hhmm(item.end)}
+    return _("Toute la journée")
+
+
+def days_of(items: Iterable[AgendaItem], start: date, end: date) -> list[Day]:
+    """The days [start, end), each with the items covering it, in the items' order."""
+    days = [Day(start + timedelta(days=n)) for n in range((end - start).days)]
+    for item in items:
+        first = max(item.first_day, start)
+        last = min(item.last_day, end - timedelta(days=1))
+        for n in range((first - start).days, (last - start).days + 1):
+            days[n].entries.append(Entry(item, _when(item, days[n].date)))
+    for day in days:
+        day.entries.sort(key=lambda e: not e.item.spans_days)  # stable: keeps the time order
+    return days

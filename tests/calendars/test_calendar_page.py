@@ -1,0 +1,569 @@
+"""The calendar page: the learner's formations and imported events by month, week and agenda."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import include, path, reverse
+from django.utils import timezone
+
+import config.urls
+from accounts.models import Profile
+from calendars import urls as calendar_urls
+from calendars.models import Calendar, CalendarEvent, CalendarIntegration
+
+PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+URL = reverse("calendars:calendar")
+
+
+@pytest.fixture
+def make_calendar(db: None) -> Callable[..., Calendar]:
+    def make(
+        user: Any,
+        *,
+        provider: str = "google",
+        name: str = "Agenda",
+        external_id: str = "primary",
+        import_enabled: bool = True,
+    ) -> Calendar:
+        integration, _ = CalendarIntegration.objects.get_or_create(
+            user=user, provider=provider, defaults={"account_email": f"{user.username}@example.com"}
+        )
+        return Calendar.objects.create(
+            integration=integration,
+            external_id=external_id,
+            name=name,
+            is_primary=external_id == "primary",
+            can_edit=True,
+            import_enabled=import_enabled,
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_event(db: None) -> Callable[..., CalendarEvent]:
+    """A timed event from `start` (aware) for `hours`, or an all-day one from the date
+    `all_day` for `days` days (stored as the sync engine does: dates, and their midnights in
+    the event's zone)."""
+    counter = iter(range(1, 10_000))
+
+    def make(
+        calendar: Calendar,
+        *,
+        start: datetime | None = None,
+        hours: float = 1,
+        all_day: date | None = None,
+        days: int = 1,
+        zone: str = "Europe/Paris",
+        **fields: Any,
+    ) -> CalendarEvent:
+        fields.setdefault("title", f"Événement {next(counter)}")
+        fields.setdefault("external_id", f"ev-{next(counter)}")
+        fields.setdefault("html_link", f"https://calendar.example.com/{fields['external_id']}")
+        if all_day is not None:
+            end_date = all_day + timedelta(days=days)
+            tz = zoneinfo.ZoneInfo(zone)
+            return CalendarEvent.objects.create(
+                calendar=calendar,
+                all_day=True,
+                start_date=all_day,
+                end_date=end_date,
+                start=datetime(all_day.year, all_day.month, all_day.day, tzinfo=tz),
+                end=datetime(end_date.year, end_date.month, end_date.day, tzinfo=tz),
+                time_zone=zone,
+                **fields,
+            )
+        start = start or timezone.now() + timedelta(days=1)
+        return CalendarEvent.objects.create(
+            calendar=calendar, start=start, end=start + timedelta(hours=hours), **fields
+        )
+
+    return make
+
+
+def page(client: Client, **query: str) -> Any:
+    response = client.get(URL, query)
+    assert response.status_code == 200
+    return response
+
+
+def keys_by_day(response: Any) -> dict[date, list[str]]:
+    return {day.date: [e.item.key for e in day.entries] for day in response.context["days"]}
+
+
+def titles(response: Any) -> list[str]:
+    return [e.item.title for day in response.context["days"] for e in day.entries]
+
+
+# --- whose items, which items ------------------------------------------------------------
+
+
+def test_shows_only_the_learners_own_formations_and_events(
+    learner_client, learner, make_user, make_formation, make_calendar, make_event
+):
+    start = datetime(2027, 4, 8, 9, tzinfo=PARIS)
+    other = make_user()
+    make_formation(title="Ma formation", start=start, learners=(learner,))
+    make_formation(title="Formation d'un autre", start=start, learners=(other,))
+    make_formation(title="Formation sans inscrit", start=start)
+    make_event(make_calendar(learner), title="Mon rendez-vous", start=start)
+    make_event(make_calendar(other), title="Rendez-vous d'un autre", start=start)
+    make_event(make_calendar(other, provider="outlook"), title="Outlook d'un autre", start=start)
+
+    for view in ("month", "week", "agenda"):
+        response = page(learner_client, view=view, date="2027-04-08")
+
+        assert sorted(titles(response)) == ["Ma formation", "Mon rendez-vous"]
+        assert "autre" not in response.text
+        assert "sans inscrit" not in response.text
+
+
+def test_calendars_not_imported_and_cancelled_events_are_absent(
+    learner_client, learner, make_calendar, make_event
+):
+    start = datetime(2027, 4, 8, 9, tzinfo=PARIS)
+    primary = make_calendar(learner)
+    make_event(primary, title="Importé", start=start)
+    make_event(primary, title="Annulé", start=start, status="cancelled")
+    make_event(make_calendar(learner, external_id="work", import_enabled=False),
+               title="Calendrier non importé", start=start)  # fmt: skip
+    outlook = make_calendar(learner, provider="outlook")
+    make_event(outlook, title="Import désactivé", start=start)
+    CalendarIntegration.objects.filter(pk=outlook.integration_id).update(import_enabled=False)
+
+    response = page(learner_client, view="week", date="2027-04-08")
+
+    assert titles(response) == ["Importé"]
+
+
+def test_cancelled_formations_stay_visible_and_marked(learner_client, learner, make_formation):
+    make_formation(title="Annulée", start=datetime(2027, 4, 8, 9, tzinfo=PARIS),
+                   learners=(learner,), status="cancelled")  # fmt: skip
+
+    response = page(learner_client, view="agenda", date="2027-04-08")
+
+    assert titles(response) == ["Annulée"]
+    assert 'class="entry source-formation is-cancelled"' in response.text
+    assert 'class="badge badge-cancelled"' in response.text
+
+
+# --- time zones and days -----------------------------------------------------------------
+
+
+def test_the_learners_time_zone_moves_an_event_across_midnight(
+    learner_client, learner, make_calendar, make_event
+):
+    event = make_event(make_calendar(learner), start=datetime(2027, 3, 10, 23, 30, tzinfo=UTC))
+    key = f"event-{event.pk}"
+
+    paris = page(learner_client, view="week", date="2027-03-10")
+    assert keys_by_day(paris)[date(2027, 3, 11)] == [key]
+    assert keys_by_day(paris)[date(2027, 3, 10)] == []
+    assert "00:30–01:30" in paris.text
+
+    Profile.objects.create(user=learner, time_zone="America/New_York")
+    new_york = page(learner_client, view="week", date="2027-03-10")
+    assert keys_by_day(new_york)[date(2027, 3, 10)] == [key]
+    assert keys_by_day(new_york)[date(2027, 3, 11)] == []
+    assert "18:30–19:30" in new_york.text
+
+
+def test_an_all_day_event_covers_each_of_its_days_in_every_zone(
+    learner_client, learner, make_calendar, make_event
+):
+    # Stored with midnights in Los Angeles, shown to a learner in Auckland: the dates stand.
+    Profile.objects.create(user=learner, time_zone="Pacific/Auckland")
+    event = make_event(make_calendar(learner), all_day=date(2027, 4, 6), days=3,
+                       zone="America/Los_Angeles", title="Salon")  # fmt: skip
+    key = f"event-{event.pk}"
+
+    week = page(learner_client, view="week", date="2027-04-08")
+
+    covered = [d for d, keys in keys_by_day(week).items() if key in keys]
+    assert covered == [date(2027, 4, 6), date(2027, 4, 7), date(2027, 4, 8)]
+    days = {day.date: day for day in week.context["days"]}
+    assert [e.item.key for e in days[date(2027, 4, 7)].spanning] == [key]  # the all-day row
+    assert days[date(2027, 4, 7)].timed == []
+    assert week.text.count(">Toute la journée</time>") == 3
+
+    month = page(learner_client, view="month", date="2027-04-01")
+    assert [d for d, keys in keys_by_day(month).items() if key in keys] == covered
+    assert month.text.count(">Salon</a>") == 3
+
+
+def test_a_formation_over_several_days_shows_on_each_with_its_times(
+    learner_client, learner, make_formation
+):
+    formation = make_formation(title="Séminaire", start=datetime(2027, 4, 6, 9, tzinfo=PARIS),
+                               hours=24 * 2 + 8, learners=(learner,))  # fmt: skip
+
+    response = page(learner_client, view="week", date="2027-04-06")
+
+    days = {day.date: day for day in response.context["days"]}
+    whens = [
+        [
+            e.when
+            for e in days[date(2027, 4, d)].spanning
+            if e.item.key == f"formation-{formation.pk}"
+        ]
+        for d in (6, 7, 8, 9)
+    ]
+    assert whens == [["à partir de 09:00"], ["Toute la journée"], ["jusqu'à 17:00"], []]
+
+
+def test_an_event_ending_at_midnight_does_not_cover_the_next_day(
+    learner_client, learner, make_calendar, make_event
+):
+    make_event(make_calendar(learner), title="Soirée",
+               start=datetime(2027, 4, 8, 20, tzinfo=PARIS), hours=4)  # fmt: skip
+
+    response = page(learner_client, view="week", date="2027-04-08")
+
+    assert [d for d, keys in keys_by_day(response).items() if keys] == [date(2027, 4, 8)]
+    assert "20:00–00:00" in response.text
+
+
+def test_timed_items_of_a_day_are_in_start_order_after_all_day_ones(
+    learner_client, learner, make_formation, make_calendar, make_event
+):
+    calendar = make_calendar(learner)
+    make_event(calendar, title="C 14h", start=datetime(2027, 4, 8, 14, tzinfo=PARIS))
+    make_formation(title="B 10h", start=datetime(2027, 4, 8, 10, tzinfo=PARIS),
+                   learners=(learner,))  # fmt: skip
+    make_event(calendar, title="A 8h", start=datetime(2027, 4, 8, 8, tzinfo=PARIS))
+    make_event(calendar, title="Journée", all_day=date(2027, 4, 8))
+
+    response = page(learner_client, view="week", date="2027-04-08")
+
+    day = next(d for d in response.context["days"] if d.date == date(2027, 4, 8))
+    assert [e.item.title for e in day.entries] == ["Journée", "A 8h", "B 10h", "C 14h"]
+    assert [e.item.title for e in day.timed] == ["A 8h", "B 10h", "C 14h"]
+
+
+# --- views, periods, navigation ----------------------------------------------------------
+
+
+def nav_links(response: Any) -> dict[str, str]:
+    nav = re.search(r'<nav class="calendar-nav".*?</nav>', response.text, re.S).group(0)
+    links = re.findall(r'<a[^>]*href="([^"]+)"[^>]*>(.*?)</a>', nav, re.S)
+    return {re.sub(r"<[^>]+>|[‹›]", "", text).strip(): href for href, text in links}
+
+
+def test_month_view_is_a_grid_of_whole_iso_weeks(learner_client, learner):
+    response = page(learner_client, view="month", date="2027-04-15")
+
+    period = response.context["period"]
+    assert (period.start, period.end) == (date(2027, 3, 29), date(2027, 5, 3))  # Mon → Mon
+    assert [[d.date.weekday() for d in week] for week in response.context["weeks"]] == [
+        list(range(7))
+    ] * 5
+    assert '<h2 id="period-title" class="period-title">Avril 2027</h2>' in response.text
+    assert response.text.count('<th scope="col">') == 7
+    assert '<abbr title="lundi">lun</abbr>' in response.text
+    assert nav_links(response) == {
+        "Mois précédent": f"{URL}?view=month&amp;date=2027-03-01",
+        "Aujourd'hui": f"{URL}?view=month",
+        "Mois suivant": f"{URL}?view=month&amp;date=2027-05-01",
+    }
+
+
+def test_month_is_the_default_view(learner_client):
+    response = page(learner_client)
+    assert response.context["period"].view == "month"
+    assert response.context["period"].day == timezone.localdate()
+
+
+def test_week_view_runs_monday_to_sunday(learner_client):
+    response = page(learner_client, view="week", date="2027-04-08")
+
+    assert [d.date for d in response.context["days"]] == [
+        date(2027, 4, 5) + timedelta(days=n) for n in range(7)
+    ]
+    assert "Semaine du 5 avril 2027 au 11 avril 2027" in response.text
+    assert response.text.count('<li class="week-day') == 7
+    assert nav_links(response) == {
+        "Semaine précédente": f"{URL}?view=week&amp;date=2027-03-29",
+        "Aujourd'hui": f"{URL}?view=week",
+        "Semaine suivante": f"{URL}?view=week&amp;date=2027-04-12",
+    }
+
+
+def test_agenda_view_lists_the_next_30_days_by_day(
+    learner_client, learner, make_calendar, make_event
+):
+    calendar = make_calendar(learner)
+    for day, title in [(7, "Veille"), (8, "Premier jour"), (8, "Même jour"), (37, "Dernier jour"),
+                       (38, "Lendemain")]:  # fmt: skip
+        make_event(calendar, title=title, start=datetime(2027, 4, 1, 12, tzinfo=PARIS)
+                   + timedelta(days=day - 1))  # fmt: skip
+
+    response = page(learner_client, view="agenda", date="2027-04-08")
+
+    assert [
+        (d.date, [e.item.title for e in d.entries]) for d in response.context["agenda_days"]
+    ] == [
+        (date(2027, 4, 8), ["Même jour", "Premier jour"]),  # same time: by title
+        (date(2027, 5, 7), ["Dernier jour"]),
+    ]
+    assert "Du 8 avril 2027 au 7 mai 2027" in response.text
+    assert '<h3 id="day-2027-04-08">Jeudi 8 avril 2027</h3>' in response.text
+    assert nav_links(response) == {
+        "30 jours précédents": f"{URL}?view=agenda&amp;date=2027-03-09",
+        "Aujourd'hui": f"{URL}?view=agenda",
+        "30 jours suivants": f"{URL}?view=agenda&amp;date=2027-05-08",
+    }
+
+
+def test_an_empty_agenda_says_so(learner_client):
+    response = page(learner_client, view="agenda", date="2027-04-08")
+    assert "Rien de prévu sur ces 30 jours." in response.text
+
+
+def test_view_links_keep_the_date_and_mark_the_current_view(learner_client):
+    response = page(learner_client, view="week", date="2027-04-08")
+    assert f'<a href="{URL}?view=week&amp;date=2027-04-08" aria-current="true">Semaine' in (
+        response.text
+    )
+    assert f'<a href="{URL}?view=month&amp;date=2027-04-08">Mois</a>' in response.text
+    assert f'<a href="{URL}?view=agenda&amp;date=2027-04-08">Agenda</a>' in response.text
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["nope", "2027-02-30", "2027-4-8", "20270408", "1717200000", "0001-01-01", "99999-01-01",
+     "9999-12-31", "2027-04-08T10:00", ""],
+)  # fmt: skip
+@pytest.mark.parametrize("view", ["month", "week", "agenda", "year"])
+def test_a_bad_date_or_view_falls_back_to_today_and_the_month(learner_client, view, value):
+    response = page(learner_client, view=view, date=value)
+
+    period = response.context["period"]
+    assert period.day == timezone.localdate()
+    assert period.view == (view if view != "year" else "month")
+
+
+@pytest.mark.parametrize("view", ["month", "week", "agenda"])
+def test_today_is_marked_as_the_current_date(learner_client, learner, make_formation, view):
+    make_formation(title="Aujourd'hui", learners=(learner,),
+                   start=timezone.localtime().replace(hour=12, minute=0))  # fmt: skip
+
+    response = page(learner_client, view=view)
+
+    assert response.text.count('aria-current="date"') == 1
+    assert response.context["today"] == timezone.localdate()
+
+
+def test_another_period_has_no_current_date(learner_client):
+    assert 'aria-current="date"' not in page(learner_client, date="2001-01-01").text
+
+
+# --- what each item shows ----------------------------------------------------------------
+
+
+def test_items_link_to_the_formation_page_and_to_the_provider(
+    learner_client, learner, make_formation, make_calendar, make_event
+):
+    start = datetime(2027, 4, 8, 9, 30, tzinfo=PARIS)
+    formation = make_formation(title="Excel", start=start, location="Salle Lumière",
+                               learners=(learner,))  # fmt: skip
+    outlook = make_calendar(learner, provider="outlook", name="Travail")
+    make_event(outlook, title="Point", start=start, location="Bureau 4",
+               html_link="https://outlook.example.com/e/1")  # fmt: skip
+
+    response = page(learner_client, view="agenda", date="2027-04-08")
+
+    assert f'<a class="entry-title" href="{formation.get_absolute_url()}">Excel</a>' in (
+        response.text
+    )
+    assert (
+        '<a class="entry-title" href="https://outlook.example.com/e/1" '
+        'rel="noopener noreferrer">Point</a>'
+    ) in response.text
+    for text in ("09:30–12:30", "09:30–10:30", "Salle Lumière", "Bureau 4", "Travail"):
+        assert text in response.text
+
+
+def test_provider_data_is_escaped(learner_client, learner, make_calendar, make_event):
+    make_event(
+        make_calendar(learner, name="<b>Agenda</b>"),
+        start=datetime(2027, 4, 8, 9, tzinfo=PARIS),
+        title="<script>alert(1)</script>",
+        location='<img src=x onerror="alert(2)">',
+        html_link='https://example.com/"><script>alert(3)</script>',
+    )
+
+    for view in ("month", "week", "agenda"):
+        text = page(learner_client, view=view, date="2027-04-08").text
+
+        assert "<script>" not in text
+        assert "<img" not in text and "<b>Agenda" not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+        assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in text
+
+
+@pytest.mark.parametrize("link", ["javascript:alert(1)", " JavaScript:alert(1)", "data:text/html,x",
+                                  ""])  # fmt: skip
+def test_an_event_link_that_is_not_http_is_not_a_link(
+    learner_client, learner, make_calendar, make_event, link
+):
+    make_event(make_calendar(learner), title="Piège", html_link=link,
+               start=datetime(2027, 4, 8, 9, tzinfo=PARIS))  # fmt: skip
+
+    text = page(learner_client, view="agenda", date="2027-04-08").text
+
+    assert '<span class="entry-title">Piège</span>' in text
+    assert "alert(1)" not in text or link == ""
+
+
+def test_the_legend_names_each_source_and_each_item_says_its_source(
+    learner_client, learner, make_formation, make_calendar, make_event
+):
+    start = datetime(2027, 4, 8, 9, tzinfo=PARIS)
+    make_formation(start=start, learners=(learner,))
+    make_event(make_calendar(learner), start=start)
+    make_event(make_calendar(learner, provider="outlook"), start=start)
+
+    for view in ("month", "week", "agenda"):
+        text = page(learner_client, view=view, date="2027-04-08").text
+
+        legend = re.search(r'<div class="calendar-legend">.*?</div>', text, re.S).group(0)
+        assert '<p id="legend-title" class="legend-title">Légende</p>' in legend
+        assert re.findall(r'<li class="source-(\w+)">.*?</span>([^<]+)</li>', legend) == [
+            ("formation", "Formation"),
+            ("google", "Google Agenda"),
+            ("outlook", "Outlook"),
+        ]
+        # A text label on every item, not only its colour (visually hidden in the month grid).
+        labels = re.findall(r'<span class="entry-source[^"]*">([^<]+)</span>', text)
+        assert sorted(label.rstrip(" :") for label in labels) == [
+            "Formation",
+            "Google Agenda",
+            "Outlook",
+        ]
+
+
+def test_a_busy_day_in_the_month_links_to_its_week(
+    learner_client, learner, make_calendar, make_event
+):
+    calendar = make_calendar(learner)
+    for hour in range(8, 14):
+        make_event(calendar, start=datetime(2027, 4, 8, hour, tzinfo=PARIS))
+
+    text = page(learner_client, view="month", date="2027-04-08").text
+
+    assert text.count('<li class="entry source-google') == 4
+    assert f'href="{URL}?view=week&amp;date=2027-04-08">+ 2 autres' in text
+
+
+# --- import button -------------------------------------------------------------------------
+
+
+def _import_now(request: Any) -> None:  # pragma: no cover - only reversed
+    raise NotImplementedError
+
+
+class UrlsWithImportNow:
+    """The site's URLs, the calendar's with an `import_now` (the page must show the button)."""
+
+    urlpatterns = [
+        *(p for p in config.urls.urlpatterns if getattr(p, "namespace", None) != "calendars"),
+        path("calendar/", include(([*calendar_urls.urlpatterns,
+                                    path("import", _import_now, name="import_now")],
+                                   "calendars"))),
+    ]  # fmt: skip
+
+
+class UrlsWithoutImportNow:
+    """The site's URLs before the import view exists (the page must work without it)."""
+
+    urlpatterns = [
+        *(p for p in config.urls.urlpatterns if getattr(p, "namespace", None) != "calendars"),
+        path("calendar/", include(([p for p in calendar_urls.urlpatterns
+                                    if getattr(p, "name", None) != "import_now"], "calendars"))),
+    ]  # fmt: skip
+
+
+def test_import_now_button_posts_to_the_import_view(learner_client, learner, make_calendar,
+                                                    settings):  # fmt: skip
+    settings.ROOT_URLCONF = UrlsWithImportNow
+    make_calendar(learner)
+
+    text = page(learner_client).text
+
+    form = re.search(r'<form method="post" action="/calendar/import".*?</form>', text, re.S)
+    assert form and 'name="csrfmiddlewaretoken"' in form.group(0)
+    assert ">Importer maintenant</button>" in form.group(0)
+
+
+def test_page_works_before_the_import_view_exists(learner_client, learner, make_calendar,
+                                                  settings):  # fmt: skip
+    settings.ROOT_URLCONF = UrlsWithoutImportNow
+    make_calendar(learner)
+
+    assert "Importer maintenant" not in page(learner_client).text
+
+
+def test_without_a_connected_calendar_the_page_says_where_to_connect_one(learner_client, settings):
+    settings.ROOT_URLCONF = UrlsWithImportNow
+
+    text = page(learner_client).text
+
+    assert "Importer maintenant" not in text
+    assert f'href="{reverse("settings_calendars")}"' in text
+
+
+# --- cost --------------------------------------------------------------------------------
+
+
+def test_the_page_makes_a_fixed_number_of_queries(
+    learner_client,
+    learner,
+    make_formation,
+    make_calendar,
+    make_event,
+    django_assert_max_num_queries,
+):
+    google, outlook = make_calendar(learner), make_calendar(learner, provider="outlook")
+    first = datetime(2027, 4, 1, 8, tzinfo=PARIS)
+
+    def add(count: int) -> None:
+        for n in range(count):
+            start = first + timedelta(days=n % 28, hours=n % 10)
+            make_formation(start=start, learners=(learner,))
+            make_event(google if n % 2 else outlook, start=start, hours=2 + n % 30)
+            make_event(google, all_day=start.date(), days=1 + n % 3)
+
+    counts = []
+    for added in (5, 195):  # 5 of each, then 200
+        add(added)
+        for view in ("month", "week", "agenda"):
+            with django_assert_max_num_queries(QUERIES) as captured:
+                response = learner_client.get(URL, {"view": view, "date": "2027-04-08"})
+            assert response.status_code == 200
+            counts.append((view, len(captured)))
+
+    assert counts[:3] == counts[3:]
+    assert sum(len(day.entries) for day in response.context["days"]) > 600
+
+
+# Session, user, profile (time zone), the integrations to reconnect (banner), formations,
+# events, whether an integration exists.
+QUERIES = 7
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client, db):
+    response = client.get(URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_signed_in_learners_can_open_every_view(learner_client: Client):
+    for view in ("month", "week", "agenda"):
+        assert learner_client.get(URL, {"view": view}).status_code == 200
