@@ -71,12 +71,13 @@ def redirect_uri(request: HttpRequest, provider: str) -> str:
 def import_now(request: HttpRequest) -> HttpResponse:
     """The calendar page's "Importer maintenant": every connected calendar, right away."""
     total = ImportResult()
-    problems = []
+    problems, imported = [], 0
     for integration in CalendarIntegration.objects.filter(
         user=request.user, import_enabled=True
     ).exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT):
         try:
             total.add(integration_import(integration=integration))
+            imported += 1
         except ReconnectRequired:
             pass  # the banner on every page says so
         except ProviderError:
@@ -86,6 +87,12 @@ def import_now(request: HttpRequest) -> HttpResponse:
             request,
             _("L'import de %(providers)s n'a pas abouti. Réessayez dans un instant.")
             % {"providers": ", ".join(problems)},
+        )
+        return redirect("calendars:calendar")
+    if not imported:
+        messages.warning(
+            request,
+            _("Aucun agenda à importer : connectez ou reconnectez-en un dans les paramètres."),
         )
         return redirect("calendars:calendar")
     messages.success(

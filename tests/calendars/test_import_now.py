@@ -100,3 +100,13 @@ def test_api_import_of_a_revoked_grant_is_409(sandbox_settings, learner, learner
     response = learner_client.post("/api/calendar-integration/google/import")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "needs_reconnect"
+
+
+def test_import_now_with_nothing_to_import_says_so(sandbox_settings, learner, learner_client):
+    integration = connect(sandbox_settings, learner, "google")
+    integration.status = "needs_reconnect"
+    integration.save()
+    response = learner_client.post(reverse("calendars:import_now"), follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        "Aucun agenda à importer : connectez ou reconnectez-en un dans les paramètres."
+    ]
