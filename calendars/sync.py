@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from calendars.providers.base import (
     RemoteEvent,
     Removed,
     SyncTokenExpired,
+    Unauthorized,
 )
 from calendars.services import integration_call, integration_refresh_calendars
 
@@ -53,11 +54,13 @@ class ImportResult:
     skipped: int = 0
     requests: int = 0
     full: bool = False
+    access_token: str = field(default="", repr=False)  # reused for every page of one import
 
     def add(self, other: ImportResult) -> None:
         for name in ("created", "updated", "deleted", "skipped", "requests"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.full = self.full or other.full
+        self.access_token = other.access_token or self.access_token
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -170,7 +173,7 @@ def _full(calendar: Calendar, result: ImportResult) -> None:
 
 def _fetch(calendar: Calendar, result: ImportResult, **listing: Any) -> EventPage:
     """One page, retried through rate limits, 5xx and timeouts (bounded), with a token
-    refresh on a 401 (integration_call)."""
+    refresh on a 401. The access token is asked for once per import, not once per page."""
     integration = calendar.integration
     provider = get_provider(integration.provider)
 
@@ -183,7 +186,15 @@ def _fetch(calendar: Calendar, result: ImportResult, **listing: Any) -> EventPag
 
     for attempt in range(settings.CALENDAR_RETRY_ATTEMPTS):
         try:
-            return integration_call(integration=integration, call=call)
+            if result.access_token:
+                try:
+                    return call(result.access_token)
+                except Unauthorized:
+                    result.access_token = ""
+            page, result.access_token = integration_call(
+                integration=integration, call=lambda token: (call(token), token)
+            )
+            return page
         except SyncTokenExpired:
             raise
         except ProviderError as error:
