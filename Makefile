@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format messages clean
+.PHONY: run test bench lint format messages clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is required and was not found on PATH." >&2; exit 1; }
@@ -44,6 +44,10 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# Import speed against the sandbox (benchmarks/README.md); BENCH_ARGS="--events 20000 --repeat 3".
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/import_benchmark.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
