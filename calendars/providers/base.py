@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -87,6 +88,25 @@ class EventPage:
     skipped: int = 0  # entries that could not be understood (unknown type, bad dates)
     next_page: str = ""  # where to resume this listing
     sync_token: str = ""  # on the last page: where the next incremental listing starts
+
+    @classmethod
+    def of(
+        cls,
+        entries: Iterable[Any],
+        normalize: Callable[[Any], RemoteEvent | Removed | None],
+        *,
+        next_page: str | None,
+        sync_token: str | None,
+    ) -> EventPage:
+        """A page of the provider's raw entries; those `normalize` cannot read are counted."""
+        page = cls(items=[], next_page=next_page or "", sync_token=sync_token or "")
+        for entry in entries:
+            item = normalize(entry)
+            if item is None:
+                page.skipped += 1
+            else:
+                page.items.append(item)
+        return page
 
 
 @dataclass(frozen=True)

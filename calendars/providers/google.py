@@ -220,16 +220,12 @@ class GoogleProvider(Provider):
         if page:
             params["pageToken"] = page
         data = _execute(calendar_service(access_token).events().list(**params))
-        result = EventPage(items=[])
-        for item in data.get("items") or []:
-            event = _remote_event(item)
-            if event is None:
-                result.skipped += 1
-            else:
-                result.items.append(event)
-        result.next_page = data.get("nextPageToken") or ""
-        result.sync_token = data.get("nextSyncToken") or ""
-        return result
+        return EventPage.of(
+            data.get("items") or [],
+            _remote_event,
+            next_page=data.get("nextPageToken"),
+            sync_token=data.get("nextSyncToken"),
+        )
 
     def revoke(self, credentials: dict[str, Any]) -> None:
         token = credentials.get("refresh_token") or credentials.get("token")

@@ -204,16 +204,12 @@ class OutlookProvider(Provider):
         # Text bodies: Graph converts them itself, far cheaper than stripping HTML here.
         prefer = f'odata.maxpagesize={EVENTS_PAGE_SIZE}, outlook.body-content-type="text"'
         data = graph_get(access_token, url, headers={"Prefer": prefer})
-        result = EventPage(items=[])
-        for item in data.get("value") or []:
-            event = _remote_event(item)
-            if event is None:
-                result.skipped += 1
-            else:
-                result.items.append(event)
-        result.next_page = data.get("@odata.nextLink") or ""
-        result.sync_token = data.get("@odata.deltaLink") or ""
-        return result
+        return EventPage.of(
+            data.get("value") or [],
+            _remote_event,
+            next_page=data.get("@odata.nextLink"),
+            sync_token=data.get("@odata.deltaLink"),
+        )
 
     def revoke(self, credentials: dict[str, Any]) -> None:
         """Microsoft has no per-application revocation endpoint: erasing the cache is all."""
