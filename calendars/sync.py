@@ -13,14 +13,16 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from calendars.models import Calendar, CalendarEvent, CalendarIntegration
@@ -42,6 +44,8 @@ logger = logging.getLogger(__name__)
 EVENT_FIELDS = [
     f.name for f in fields(RemoteEvent) if f.name not in ("external_id", "formation_marker")
 ]
+# The first key of our PostgreSQL advisory locks (the second is the calendar's id).
+LOCK_NAMESPACE = 0x43414C  # "CAL"
 # The engine waits through these; tests replace it to record the waits instead.
 sleep: Callable[[float], None] = time.sleep
 
@@ -54,10 +58,11 @@ class ImportResult:
     skipped: int = 0
     requests: int = 0
     full: bool = False
+    busy: int = 0  # calendars another import was already bringing up to date
     access_token: str = field(default="", repr=False)  # reused for every page of one import
 
     def add(self, other: ImportResult) -> None:
-        for name in ("created", "updated", "deleted", "skipped", "requests"):
+        for name in ("created", "updated", "deleted", "skipped", "requests", "busy"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.full = self.full or other.full
         self.access_token = other.access_token or self.access_token
@@ -104,7 +109,50 @@ def integration_import(*, integration: CalendarIntegration) -> ImportResult:
 
 def calendar_import(*, calendar: Calendar) -> ImportResult:
     """Brings one calendar's events up to date: incrementally from its sync token, or by a
-    full listing (resumed from its checkpoint) when it has none or the provider refuses it."""
+    full listing (resumed from its checkpoint) when it has none or the provider refuses it.
+
+    One import at a time per calendar: a second one finds the lock taken and returns at once
+    (busy=1), since the running one brings the calendar up to date anyway.
+    """
+    with _calendar_lock(calendar.pk) as acquired:
+        if not acquired:
+            return ImportResult(busy=1)
+        calendar.refresh_from_db()
+        return _import(calendar)
+
+
+_local_locks: dict[int, threading.Lock] = {}
+_local_locks_guard = threading.Lock()
+
+
+@contextmanager
+def _calendar_lock(calendar_id: int) -> Iterator[bool]:
+    """A lock that writes nothing: PostgreSQL's advisory lock (shared by every process and
+    machine), else, on SQLite in development, a lock of this process. Released by a crash
+    too (the connection closes)."""
+    if connection.vendor == "postgresql":
+        key = (LOCK_NAMESPACE, calendar_id % 2**31)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+            acquired = cursor.fetchone()[0]
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+        return
+    with _local_locks_guard:
+        lock = _local_locks.setdefault(calendar_id, threading.Lock())
+    acquired = lock.acquire(blocking=False)
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            lock.release()
+
+
+def _import(calendar: Calendar) -> ImportResult:
     result = ImportResult()
     if calendar.sync_token and not calendar.resume_from:
         try:

@@ -258,6 +258,10 @@ def _graph_error(response: requests.Response) -> ProviderError:
 
 EVENTS_PAGE_SIZE = 1000
 FORMATION_PROPERTY_NAME = "Name formationId"  # of the single-value extended property we set
+# Exports create events with a transactionId of this prefix (Graph de-duplicates creates on
+# it). Delta listings carry no extended property, but they do carry transactionId: that is how
+# an import recognises an exported formation there.
+EXPORT_TRANSACTION_PREFIX = "formation-"
 
 
 def _remote_event(item: Any) -> RemoteEvent | Removed | None:
@@ -297,13 +301,14 @@ def _remote_event(item: Any) -> RemoteEvent | Removed | None:
     description = body.get("content") or ""
     if body.get("contentType") == "html":
         description = html.unescape(strip_tags(description)).strip()
+    transaction = str(item.get("transactionId") or "")
     marker = next(
         (
             p.get("value", "")
             for p in item.get("singleValueExtendedProperties") or []
             if str(p.get("id", "")).endswith(FORMATION_PROPERTY_NAME)
         ),
-        "",
+        transaction if transaction.startswith(EXPORT_TRANSACTION_PREFIX) else "",
     )
     return RemoteEvent(
         external_id=item["id"],

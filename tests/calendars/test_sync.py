@@ -54,6 +54,7 @@ def _expected(account, calendar, provider):
         if not e.deleted and not e.is_master and e.status != "cancelled"
         and e.event_type in with_types and not e.private_properties
         and e.end_utc() > e.start_utc()  # entries that end before they start are skipped
+        and not e.transaction_id.startswith("formation-")  # exported by the application
     }  # fmt: skip
 
 
@@ -218,6 +219,17 @@ def test_events_the_application_exported_are_not_imported_back(sandbox_settings,
                       private_properties={"formationId": "42"})  # fmt: skip
     calendar_import(calendar=calendar)
     assert ours.id not in _imported(calendar)
+
+
+def test_events_exported_to_outlook_are_recognised_by_their_transaction_id(
+    sandbox_settings, learner
+):
+    _integration, calendar, account = _setup(sandbox_settings, learner, "outlook")
+    ours = _add_event(sandbox_settings, account, calendar, transaction_id="formation-3-17")
+    theirs = _add_event(sandbox_settings, account, calendar, transaction_id="their-own-id")
+    calendar_import(calendar=calendar)
+    assert ours.id not in _imported(calendar)
+    assert theirs.id in _imported(calendar)
 
 
 def test_entries_that_cannot_be_understood_are_skipped_and_counted(sandbox_settings, learner):

@@ -1,0 +1,92 @@
+"""One import at a time per calendar; overlapping ones coalesce (the command is safe to run
+while the site and other imports run)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from calendars import sync
+from calendars.models import Calendar, CalendarEvent
+from calendars.sync import calendar_import
+from tests.calendars.connect_helpers import connect
+
+
+@pytest.fixture(autouse=True)
+def wide_window(settings):
+    settings.CALENDAR_IMPORT_DAYS_BACK = 400
+    settings.CALENDAR_IMPORT_DAYS_AHEAD = 800
+
+
+def _hold_lock(calendar_id: int, locked: threading.Event, release: threading.Event) -> None:
+    """Holds the calendar's import lock from another thread (and, on PostgreSQL, another
+    database session: advisory locks are re-entrant within one)."""
+    try:
+        with sync._calendar_lock(calendar_id) as acquired:
+            assert acquired
+            locked.set()
+            release.wait(timeout=30)
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_finding_another_one_running_returns_at_once(sandbox_settings, make_user):
+    integration = connect(sandbox_settings, make_user(), "google")
+    calendar = integration.calendars.get(is_primary=True)
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_lock, args=(calendar.pk, locked, release))
+    holder.start()
+    assert locked.wait(timeout=10)
+    sandbox_settings.reset_counters()
+    try:
+        result = calendar_import(calendar=calendar)
+    finally:
+        release.set()
+        holder.join(timeout=10)
+
+    assert result.busy == 1
+    assert sandbox_settings.count("google.events.list") == 0
+    assert not CalendarEvent.objects.exists()
+
+    after = calendar_import(calendar=calendar)  # the lock is free again
+    assert after.busy == 0 and after.created > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_one_calendar_at_once_leave_exactly_the_providers_events(
+    sandbox_settings, make_user, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL; .ci/run runs this test against it")
+    integration = connect(sandbox_settings, make_user(), "outlook")
+    calendar = integration.calendars.get(is_primary=True)
+    start = threading.Barrier(2)
+    results, errors = [], []
+
+    def run() -> None:
+        try:
+            start.wait()
+            results.append(calendar_import(calendar=Calendar.objects.get(pk=calendar.pk)))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert sorted(r.busy for r in results) in ([0, 0], [0, 1])
+    account = sandbox_settings.store.account(integration.account_email)
+    remote = account.calendars[calendar.external_id]
+    expected = {e.id for e in remote.events.values() if not e.deleted and not e.is_master
+                and e.status != "cancelled" and not e.private_properties
+                and e.end_utc() > e.start_utc()}  # fmt: skip
+    imported = list(CalendarEvent.objects.filter(calendar=calendar).values_list("external_id"))
+    assert len(imported) == len(set(imported)) == len(expected)
