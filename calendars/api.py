@@ -16,8 +16,7 @@ from typing import Annotated, Any
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
-from django.urls import URLPattern, reverse
+from django.urls import URLPattern
 from django.utils.translation import gettext as _
 from ninja import Field, NinjaAPI, Router, Schema
 from ninja.errors import HttpError, ValidationError
@@ -46,6 +45,7 @@ from calendars.services import (
     integration_update_settings,
 )
 from calendars.sync import integration_import
+from calendars.views import learner_integration, redirect_uri
 
 logger = logging.getLogger(__name__)
 
@@ -235,18 +235,7 @@ def _provider(name: str) -> str:
 
 
 def _integration(request: HttpRequest, provider: str) -> CalendarIntegration:
-    return get_object_or_404(
-        CalendarIntegration.objects.defer("credentials"),
-        user=request.auth,
-        provider=_provider(provider),
-    )
-
-
-def _redirect_uri(request: HttpRequest, provider: str) -> str:
-    configured = getattr(settings, f"{provider.upper()}_REDIRECT_URI", "")
-    return configured or request.build_absolute_uri(
-        reverse("calendars:callback", kwargs={"provider": provider})
-    )
+    return learner_integration(request.auth, _provider(provider))
 
 
 @router.get(
@@ -258,7 +247,7 @@ def auth_url(request: HttpRequest, provider: str) -> dict[str, str]:
     url = integration_connect_start(
         user=request.auth,
         provider_name=_provider(provider),
-        redirect_uri=_redirect_uri(request, provider),
+        redirect_uri=redirect_uri(request, provider),
     )
     return {"authUrl": url}
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -58,6 +60,14 @@ def _provider_or_404(name: str) -> str:
     if name not in PROVIDERS:
         raise Http404
     return name
+
+
+def learner_integration(user: Any, provider: str) -> CalendarIntegration:
+    """The learner's own integration with `provider`, or 404. Credentials stay encrypted
+    until used: one no key can read must not make the page fail."""
+    return get_object_or_404(
+        CalendarIntegration.objects.defer("credentials"), user=user, provider=provider
+    )
 
 
 def redirect_uri(request: HttpRequest, provider: str) -> str:
@@ -164,11 +174,7 @@ def callback(request: HttpRequest, provider: str) -> HttpResponse:
 
 @require_POST
 def update_settings(request: HttpRequest, provider: str) -> HttpResponse:
-    integration = get_object_or_404(
-        CalendarIntegration.objects.defer("credentials"),
-        user=request.user,
-        provider=_provider_or_404(provider),
-    )
+    integration = learner_integration(request.user, _provider_or_404(provider))
     form = IntegrationSettingsForm(request.POST, prefix=integration.provider)
     if not form.is_valid():
         return redirect("settings_calendars")
@@ -197,11 +203,7 @@ def _ids(values: list[str | None]) -> set[int]:
 
 @require_POST
 def refresh_calendars(request: HttpRequest, provider: str) -> HttpResponse:
-    integration = get_object_or_404(
-        CalendarIntegration.objects.defer("credentials"),
-        user=request.user,
-        provider=_provider_or_404(provider),
-    )
+    integration = learner_integration(request.user, _provider_or_404(provider))
     try:
         integration_refresh_calendars(integration=integration)
     except ReconnectRequired:
@@ -218,11 +220,7 @@ def refresh_calendars(request: HttpRequest, provider: str) -> HttpResponse:
 
 @require_POST
 def disconnect(request: HttpRequest, provider: str) -> HttpResponse:
-    integration = get_object_or_404(
-        CalendarIntegration.objects.defer("credentials"),
-        user=request.user,
-        provider=_provider_or_404(provider),
-    )
+    integration = learner_integration(request.user, _provider_or_404(provider))
     integration_disconnect(integration=integration)
     messages.success(
         request,

@@ -23,6 +23,14 @@ class ProviderError(Exception):
         self.retry_after = retry_after
 
 
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header given in seconds (the form Google and Graph use), else None."""
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
 class ReconnectRequired(ProviderError):
     """The grant is gone (revoked, expired, too many tokens): only a new consent helps."""
 

@@ -35,6 +35,7 @@ from calendars.providers.base import (
     Removed,
     SyncTokenExpired,
     Unauthorized,
+    retry_after_seconds,
 )
 
 logger = logging.getLogger(__name__)
@@ -298,7 +299,7 @@ def _execute(request: Any, *, expect_object: bool = True) -> Any:
 def _error_from(error: HttpError) -> ProviderError:
     status = error.resp.status
     reasons = {d.get("reason") for d in (error.error_details or []) if isinstance(d, dict)}
-    retry_after = _seconds(error.resp.get("retry-after"))
+    retry_after = retry_after_seconds(error.resp.get("retry-after"))
     if status == 401:
         return Unauthorized("Google refused the access token.")
     if status == 410 and "fullSyncRequired" in reasons:
@@ -370,13 +371,6 @@ def _remote_event(item: Any) -> RemoteEvent | Removed | None:
         formation_marker=private.get(FORMATION_PROPERTY, ""),
         **times,
     )
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -34,6 +34,7 @@ from calendars.providers.base import (
     Removed,
     SyncTokenExpired,
     Unauthorized,
+    retry_after_seconds,
 )
 from calendars.timezones import iana_zone
 from calendars.tls import outlook_verify
@@ -248,7 +249,7 @@ def _graph_error(response: requests.Response) -> ProviderError:
         code = response.json()["error"]["code"]
     except (ValueError, KeyError, TypeError):
         code = "unknown"
-    retry_after = _seconds(response.headers.get("Retry-After"))
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     if status == 429 or status >= 500:
         return ProviderError(
             f"Microsoft Graph answered {status} ({code}).", retry_after=retry_after
@@ -332,13 +333,6 @@ def _graph_datetime(value: str) -> datetime:
     """Graph writes seven fractional digits; Python reads six."""
     main, _, fraction = value.partition(".")
     return datetime.fromisoformat(f"{main}.{(fraction + '000000')[:6]}" if fraction else main)
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 def _expiry(result: dict[str, Any]) -> datetime | None:
