@@ -8,10 +8,11 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
-from formations.models import Enrollment, Formation
+from formations.feeds import feed_regenerate
+from formations.models import CalendarFeed, Enrollment, Formation
 from formations.services import formation_cancel
 
 
@@ -95,3 +96,36 @@ class EnrollmentAdmin(admin.ModelAdmin):
     search_fields = ["learner__username", "learner__email", "formation__title"]
     autocomplete_fields = ["learner", "formation"]
     list_select_related = ["learner", "formation"]
+
+
+@admin.register(CalendarFeed)
+class CalendarFeedAdmin(admin.ModelAdmin):
+    """Read-only, and the token is never listed nor shown: the address is the learner's secret.
+    Support can only replace it, for a learner whose address leaked."""
+
+    list_display = ["user", "created_at", "changed_at"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user"]
+    fields = ["user", "created_at", "changed_at"]
+    readonly_fields = fields
+    actions = ["regenerate"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description=_("Remplacer l'adresse des abonnements sélectionnés"))
+    def regenerate(self, request: HttpRequest, queryset: QuerySet[CalendarFeed]) -> None:
+        feeds = list(queryset.select_related("user"))
+        for feed in feeds:
+            feed_regenerate(user=feed.user)
+            self.log_change(request, feed, gettext("Adresse remplacée"))
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d adresse remplacée : l'ancienne ne fonctionne plus.",
+                "%(count)d adresses remplacées : les anciennes ne fonctionnent plus.",
+                len(feeds),
+            )
+            % {"count": len(feeds)},
+            messages.SUCCESS,
+        )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 import uuid
 import zoneinfo
 from datetime import datetime, tzinfo
@@ -10,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import DEFAULT_TIME_ZONE, time_zone_choices
@@ -147,3 +149,44 @@ class Enrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.learner} — {self.formation}"
+
+
+def new_feed_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class CalendarFeed(models.Model):
+    """A learner's private subscription address (`/formations/feed/<token>.ics`).
+
+    Whoever holds the address reads the learner's formations, as with any calendar program's
+    "secret address". The token is kept as is, not as a digest like API tokens, because the
+    settings page shows the address again each time; regenerating it is the way to revoke it.
+    No get_absolute_url(): the admin would show the address as "View on site".
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="calendar_feed",
+        verbose_name=_("apprenant"),
+    )
+    token = models.CharField(
+        _("jeton"), max_length=64, unique=True, default=new_feed_token, editable=False
+    )
+    created_at = models.DateTimeField(_("créé le"), default=timezone.now, editable=False)
+    # Last-Modified is the latest of this and the formations' and enrollments' own dates: a
+    # formation leaving the feed leaves no date behind, so its removal is recorded here.
+    changed_at = models.DateTimeField(
+        _("contenu modifié le"),
+        default=timezone.now,
+        editable=False,
+        help_text=_("La dernière fois qu'une formation a quitté ce calendrier."),
+    )
+
+    class Meta:
+        verbose_name = _("abonnement calendrier")
+        verbose_name_plural = _("abonnements calendrier")
+
+    def __str__(self) -> str:
+        # Never the token: this string appears in the admin and in logs.
+        return gettext("Abonnement de %(user)s") % {"user": self.user}
