@@ -45,9 +45,10 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-# Import speed against the sandbox (benchmarks/README.md); BENCH_ARGS="--events 20000 --repeat 3".
+# Import and export against the sandbox (benchmarks/README.md); BENCH_ARGS="--events 20000 --repeat 3".
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/import_benchmark.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/export_benchmark.py $(EXPORT_BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

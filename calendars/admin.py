@@ -11,7 +11,7 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from calendars.models import CalendarIntegration
+from calendars.models import CalendarIntegration, FormationExport
 from calendars.providers.base import ProviderError
 from calendars.services import (
     integration_access_token,
@@ -21,6 +21,20 @@ from calendars.services import (
 )
 
 CHOICES = ["import_enabled", "export_enabled", "sync_enabled"]
+
+
+class FormationExportInline(admin.TabularInline):
+    """What was written to the learner's calendar: read-only, the export engine owns it."""
+
+    model = FormationExport
+    fields = ["formation", "formation_uid", "state", "external_id", "updated_at", "last_error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(CalendarIntegration)
@@ -39,6 +53,7 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
     list_filter = ["provider", "status"]
     search_fields = ["user__username", "user__email", "account_email"]
     list_select_related = ["user"]
+    inlines = [FormationExportInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CalendarIntegration]:
         # Never decrypted to be shown: a credential no key can read must not break the admin.

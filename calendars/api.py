@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -44,8 +45,9 @@ from calendars.services import (
     integration_disconnect,
     integration_update_settings,
 )
-from calendars.sync import integration_import
+from calendars.sync import ExportRefused, formation_export, integration_import
 from calendars.views import learner_integration, redirect_uri
+from formations.models import Formation
 
 logger = logging.getLogger(__name__)
 
@@ -289,9 +291,11 @@ def update_settings(request: HttpRequest, type: str, payload: SettingsIn) -> Int
 
 
 @router.delete("/integrations/{type}", response={204: None, **ERRORS})
-def disconnect(request: HttpRequest, type: str) -> HttpResponse:
-    """Revokes the grant where the provider allows it (Google) and forgets the credentials."""
-    integration_disconnect(integration=_integration(request, type))
+def disconnect(request: HttpRequest, type: str, removeExported: bool = False) -> HttpResponse:
+    """Revokes the grant where the provider allows it (Google) and forgets the credentials.
+    With `?removeExported=true`, the exported formations are first taken out of the
+    learner's calendar."""
+    integration_disconnect(integration=_integration(request, type), remove_exported=removeExported)
     return HttpResponse(status=204)
 
 
@@ -307,6 +311,65 @@ def import_now(request: HttpRequest, provider: str) -> dict[str, int]:
     """Imports the learner's chosen calendars of this provider now; returns the counts.
     A lost grant is a 409 (needs_reconnect), a provider failure a 502/503."""
     return integration_import(integration=_integration(request, provider)).as_dict()
+
+
+class ExportIn(Schema):
+    """The formation to export: its number, as in its page's address, or its uid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    formationId: (  # the product's JSON name
+        Annotated[int, Field(ge=1, le=2**53)] | Annotated[str, Field(min_length=1, max_length=64)]
+    )
+
+
+class ExportOut(Schema):
+    eventId: str  # the event's id at the provider
+    calendarId: str  # the calendar that received it
+    status: str  # "created", "updated" or "unchanged"
+
+
+def _learner_formation(user: Any, reference: int | str) -> Formation:
+    formations = Formation.objects.for_learner(user)
+    text = str(reference).strip()
+    if text.isdigit():
+        found = formations.filter(pk=int(text)).first()
+    else:
+        try:
+            found = formations.filter(uid=uuid.UUID(text)).first()
+        except ValueError:
+            found = None
+    if found is None:
+        raise ApiError(
+            404, "formation_not_found", _("Aucune formation de ce numéro parmi les vôtres.")
+        )
+    return found
+
+
+@router.post(
+    "/{provider}/export-formation",
+    response={200: ExportOut, **ERRORS, 409: ErrorOut, 502: ErrorOut, 503: ErrorOut},
+)
+def export_formation(request: HttpRequest, provider: str, payload: ExportIn) -> dict[str, str]:
+    """Writes one of the learner's formations to their calendar now, or brings its event up
+    to date; sending it again changes nothing (never a second event). A formation the learner
+    had deleted from their calendar is added again."""
+    integration = _integration(request, provider)
+    formation = _learner_formation(request.auth, payload.formationId)
+    try:
+        result = formation_export(integration=integration, formation=formation)
+    except ExportRefused as refused:
+        raise ApiError(409, refused.code, str(refused.message)) from None
+    event_id = result.event_ids.get(str(formation.uid))
+    if result.busy or not event_id:
+        raise ApiError(
+            503,
+            "export_pending",
+            _("L'export n'a pas pu aboutir pour l'instant ; il sera repris automatiquement."),
+        )
+    row = integration.exports.get(formation_uid=formation.uid)
+    status = "created" if result.created else "updated" if result.updated else "unchanged"
+    return {"eventId": event_id, "calendarId": row.calendar_external_id, "status": status}
 
 
 @router.get("/events", response={200: list[AgendaItemOut], **ERRORS}, by_alias=True)

@@ -202,3 +202,60 @@ class CalendarEvent(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.external_id
+
+
+class FormationExport(models.Model):
+    """A formation written to a learner's calendar: the provider's event and what was sent.
+
+    Created before the provider is asked to write, so a crash in between leaves a trace to
+    resolve (Google's event id is ours to choose; an Outlook create is looked up by its
+    extended property before being sent again). `fingerprint` is a digest of the last body
+    written: a re-export with nothing changed sends nothing.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("Dans l'agenda")
+        REMOVED = "removed", _("Retirée par l'apprenant")
+
+    integration = models.ForeignKey(
+        CalendarIntegration, on_delete=models.CASCADE, related_name="exports"
+    )
+    # Kept when the formation is deleted, so that its event can still be removed.
+    formation = models.ForeignKey(
+        "formations.Formation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("formation"),
+    )
+    formation_uid = models.UUIDField(_("identifiant de la formation"))
+    calendar_external_id = models.CharField(_("calendrier chez le fournisseur"), max_length=1024)
+    external_id = models.CharField(_("événement chez le fournisseur"), max_length=1024, blank=True)
+    # Bumped when the learner asks again for a formation they had removed: a new event.
+    copy = models.PositiveSmallIntegerField(default=0)
+    # A create was sent and may have succeeded without our knowing its answer.
+    create_sent = models.BooleanField(default=False)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    remote_version = models.CharField(_("version chez le fournisseur"), max_length=255, blank=True)
+    state = models.CharField(_("état"), max_length=16, choices=State.choices, default=State.ACTIVE)
+    last_error = models.TextField(_("dernière erreur"), blank=True)
+    created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("formation exportée")
+        verbose_name_plural = _("formations exportées")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "formation_uid"], name="export_one_per_formation"
+            ),
+        ]
+        indexes = [models.Index(fields=["formation_uid"])]
+
+    def __str__(self) -> str:
+        return f"{self.formation_uid} → {self.external_id or '…'}"
+
+    @property
+    def removed_by_learner(self) -> bool:
+        return self.state == self.State.REMOVED

@@ -292,8 +292,21 @@ def integration_update_settings(
 
 
 @sensitive_variables()
-def integration_disconnect(*, integration: CalendarIntegration) -> None:
-    """Revokes the grant where the provider allows it, then erases the credentials."""
+def integration_disconnect(
+    *, integration: CalendarIntegration, remove_exported: bool = False
+) -> None:
+    """Revokes the grant where the provider allows it, then erases the credentials; with
+    `remove_exported`, takes the exported formations out of the learner's calendar first
+    (best effort: the learner wants out whatever the provider says)."""
+    if remove_exported:
+        from calendars.sync import integration_export_remove_all  # sync builds on services
+
+        try:
+            integration_export_remove_all(integration=integration)
+        except ProviderError as error:
+            logger.warning(
+                "Removing exports of integration %s failed: %s", integration.pk, error.message
+            )
     provider = get_provider(integration.provider)
     try:
         provider.revoke(integration.get_credentials())

@@ -10,11 +10,13 @@ per page, whatever the page's size.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -23,20 +25,31 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
+from django.db.models import Q
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
-from calendars.models import Calendar, CalendarEvent, CalendarIntegration
+from accounts.models import Profile
+from calendars.models import Calendar, CalendarEvent, CalendarIntegration, FormationExport
 from calendars.providers import get_provider
 from calendars.providers.base import (
     EventPage,
+    ExportedFormation,
+    Outcome,
+    Provider,
     ProviderError,
     ReconnectRequired,
     RemoteEvent,
     Removed,
     SyncTokenExpired,
     Unauthorized,
+    Write,
+    WriteKind,
+    WriteOutcome,
 )
 from calendars.services import integration_call, integration_refresh_calendars
+from formations.models import Formation
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +98,18 @@ def import_window(now: datetime | None = None) -> tuple[datetime, datetime]:
 
 
 def integration_import(*, integration: CalendarIntegration) -> ImportResult:
-    """Imports every calendar the learner chose. A lost grant stops everything (the
-    integration is marked 'needs reconnect'); other failures are raised after the other
-    calendars were imported."""
+    """Imports every calendar the learner chose, and lists the one receiving formations for
+    what the learner did to them there. A lost grant stops everything (the integration is
+    marked 'needs reconnect'); other failures are raised after the other calendars were
+    imported."""
     total = ImportResult()
     failure: ProviderError | None = None
     if not integration.calendars.exists():  # the listing failed when connecting
         integration_refresh_calendars(integration=integration)
-    for calendar in integration.calendars.filter(import_enabled=True):
+    listed = Q(import_enabled=True)
+    if integration.exports.exists():
+        listed |= Q(is_export_target=True)
+    for calendar in integration.calendars.filter(listed):
         try:
             total.add(calendar_import(calendar=calendar))
         except ReconnectRequired:
@@ -264,9 +281,11 @@ def _delay(error: ProviderError, attempt: int) -> float:
 def _apply(calendar: Calendar, page: EventPage, *, generation: int | None) -> ImportResult:
     """Applies one page: a fixed number of queries whatever its size."""
     counts = ImportResult(skipped=page.skipped)
+    ours = _reconcile_exports(calendar, page)
     # An event of ours (an exported formation) is not imported back as a duplicate.
     listed = {item.external_id: item for item in page.items
-              if isinstance(item, RemoteEvent) and not item.formation_marker}  # fmt: skip
+              if isinstance(item, RemoteEvent) and not item.formation_marker
+              and item.external_id not in ours and calendar.import_enabled}  # fmt: skip
     removed = [item.external_id for item in page.items if isinstance(item, Removed)]
     existing = {
         event.external_id: event
@@ -304,6 +323,96 @@ def _apply(calendar: Calendar, page: EventPage, *, generation: int | None) -> Im
     return counts
 
 
+def _reconcile_exports(calendar: Calendar, page: EventPage) -> set[str]:
+    """What the learner did to exported formations, as a listing shows it: an edited event
+    is written again by the next export, a deleted one is left deleted. An event carrying
+    our marker that no row knows (an answer lost to a crash, a reconnected account) is
+    adopted rather than created again. Returns the ids of our events on the page."""
+    ids = [item.external_id for item in page.items]
+    rows = {
+        row.external_id: row
+        for row in FormationExport.objects.filter(
+            integration_id=calendar.integration_id,
+            calendar_external_id=calendar.external_id,
+            external_id__in=ids,
+        )
+    }
+    changed = []
+    for item in page.items:
+        row = rows.get(item.external_id)
+        if row is None or row.removed_by_learner:
+            continue
+        if isinstance(item, Removed):
+            row.state, row.fingerprint = FormationExport.State.REMOVED, ""
+            changed.append(row)
+        elif row.remote_version and item.change_marker != row.remote_version:
+            row.fingerprint, row.remote_version = "", item.change_marker
+            changed.append(row)
+    if changed:
+        FormationExport.objects.bulk_update(changed, ["state", "fingerprint", "remote_version"])
+    unknown = {
+        _uuid(item.formation_marker): item
+        for item in page.items
+        if isinstance(item, RemoteEvent)
+        and item.formation_marker
+        and item.external_id not in rows
+        and _uuid(item.formation_marker)
+    }
+    if unknown and calendar.is_export_target:
+        _adopt(calendar, unknown)
+    return set(rows) | {item.external_id for item in unknown.values()}
+
+
+def _adopt(calendar: Calendar, found: dict[str, RemoteEvent]) -> None:
+    known = {
+        str(row.formation_uid): row
+        for row in FormationExport.objects.filter(
+            integration_id=calendar.integration_id, formation_uid__in=found
+        )
+    }
+    enrolled = set(
+        Formation.objects.filter(
+            uid__in=[uid for uid in found if uid not in known],
+            enrollments__learner_id=calendar.integration.user_id,
+            status=Formation.Status.SCHEDULED,
+        ).values_list("uid", flat=True)
+    )
+    for uid, item in found.items():
+        row = known.get(uid)
+        if row is None and uuid.UUID(uid) in enrolled:
+            FormationExport.objects.get_or_create(
+                integration_id=calendar.integration_id,
+                formation_uid=uid,
+                defaults={
+                    "formation": Formation.objects.filter(uid=uid).first(),
+                    "calendar_external_id": calendar.external_id,
+                    "external_id": item.external_id,
+                    "create_sent": True,
+                    "remote_version": item.change_marker,
+                },
+            )
+        elif (
+            row is not None
+            and row.calendar_external_id == calendar.external_id
+            and row.create_sent
+            and not row.remote_version
+            and row.external_id in ("", item.external_id)
+        ):
+            row.external_id, row.remote_version, row.fingerprint = (
+                item.external_id,
+                item.change_marker,
+                "",
+            )
+            row.save(update_fields=["external_id", "remote_version", "fingerprint", "updated_at"])
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return ""
+
+
 def _copy(remote: RemoteEvent, event: CalendarEvent) -> None:
     for name in EVENT_FIELDS:
         setattr(event, name, _column(name, getattr(remote, name)))
@@ -320,3 +429,497 @@ def _column(name: str, value: Any) -> Any:
     if name in ("online_url", "html_link") and value and len(value) > 2000:
         return ""
     return value
+
+
+# --- export -----------------------------------------------------------------------------
+#
+# The learner's formations are written to the calendar chosen to receive them. An export
+# compares what should be there (the formations the learner is enrolled in, still scheduled)
+# with FormationExport rows, and sends only the differences, in the provider's batches:
+# creates, updates (the body's fingerprint changed, or the learner edited the event), and
+# deletes (cancelled, unenrolled, deleted formations). Idempotent at every line:
+# - a row exists, marked `create_sent`, before its create is sent: after a crash, Google's
+#   create is sent again with the same event id (409 means it is there), Outlook's event is
+#   looked up by its extended property first;
+# - the rows of one learner's calendar are written by one export at a time (a lock).
+
+EXPORT_LOCK_NAMESPACE = 0x455850  # "EXP"
+
+
+@dataclass
+class ExportResult:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    removed: int = 0  # events the learner deleted from their calendar: left alone
+    failed: int = 0
+    requests: int = 0
+    busy: bool = False
+    event_ids: dict[str, str] = field(default_factory=dict, repr=False)  # formation uid → id
+
+    def add(self, other: ExportResult) -> None:
+        for name in ("created", "updated", "deleted", "unchanged", "removed", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.requests += other.requests
+        self.event_ids.update(other.event_ids)
+
+    def as_dict(self) -> dict[str, int]:
+        names = ("created", "updated", "deleted", "unchanged", "removed", "failed")
+        return {name: getattr(self, name) for name in names}
+
+
+@dataclass
+class _Step:
+    """One write of an export and what its outcome means."""
+
+    row: FormationExport
+    write: Write
+    fingerprint: str = ""
+    # "write": the formation into its calendar; "remove": out of the calendar; "move": out of
+    # the calendar that no longer receives formations, then into `target`; "duplicate": an
+    # extra event found with the formation's marker.
+    purpose: str = "write"
+    target: str = ""
+
+
+def integration_export(
+    *, integration: CalendarIntegration, formation_uids: set[str] | None = None
+) -> ExportResult:
+    """Brings the learner's exported formations (all, or those of `formation_uids`) in line.
+
+    Raises ReconnectRequired when the grant is gone. Other provider failures of single events
+    are retried (bounded) and then counted in `failed`, the rows left for the next export.
+    """
+    uids = {str(uid) for uid in formation_uids} if formation_uids is not None else None
+    with _integration_lock(integration.pk) as acquired:
+        if not acquired:
+            return ExportResult(busy=True)
+        integration.refresh_from_db()
+        if integration.needs_reconnect:
+            raise ReconnectRequired(integration.last_error or "The integration needs reconnecting.")
+        result = ExportResult()
+        steps = _export_plan(integration, uids, result)
+        _export_run(integration, steps, result)
+        return result
+
+
+def export_body(formation: Formation, *, provider: Provider, language: str) -> dict[str, Any]:
+    """The provider's body for `formation`, in the learner's language."""
+    url = f"{settings.SITE_URL}{formation.get_absolute_url()}"
+    with translation.override(language):
+        link = gettext("Page de la formation : %(url)s") % {"url": url}
+        if formation.online_url:
+            link = (
+                gettext("Réunion en ligne : %(url)s") % {"url": formation.online_url} + "\n" + link
+            )
+    description = "\n\n".join(part for part in (formation.description.strip(), link) if part)
+    return provider.event_body(
+        ExportedFormation(
+            uid=str(formation.uid),
+            title=formation.title,
+            description=description,
+            location=formation.location or formation.online_url,
+            url=url,
+            start=formation.start,
+            end=formation.end,
+            time_zone=formation.time_zone,
+        )
+    )
+
+
+def _fingerprint(body: dict[str, Any], calendar_id: str) -> str:
+    text = json.dumps([calendar_id, body], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _export_plan(
+    integration: CalendarIntegration, uids: set[str] | None, result: ExportResult
+) -> list[_Step]:
+    provider = get_provider(integration.provider)
+    target = integration.calendars.filter(is_export_target=True).first()
+    owner = f"{integration.user_id}:{integration.provider}"
+    language = _learner_language(integration.user_id)
+    rows = integration.exports.all()
+    formations = Formation.objects.filter(
+        enrollments__learner_id=integration.user_id, status=Formation.Status.SCHEDULED
+    )
+    if uids is not None:
+        rows = rows.filter(formation_uid__in=uids)
+        formations = formations.filter(uid__in=uids)
+    by_uid = {str(row.formation_uid): row for row in rows}
+    wanted = (
+        {str(f.uid): f for f in formations if integration.export_enabled or str(f.uid) in by_uid}
+        if target is not None
+        else {}  # no calendar receives formations any more: those written are taken back
+    )
+    steps: list[_Step] = []
+    new_rows = []
+    for uid, formation in wanted.items():
+        row = by_uid.get(uid)
+        if row is not None and row.removed_by_learner:
+            result.removed += 1
+            continue
+        body = export_body(formation, provider=provider, language=language)
+        fingerprint = _fingerprint(body, target.external_id)
+        if row is None:
+            row = FormationExport(
+                integration=integration,
+                formation=formation,
+                formation_uid=formation.uid,
+                calendar_external_id=target.external_id,
+                external_id=provider.export_event_id(
+                    owner=owner, calendar_id=target.external_id, uid=uid, copy=0
+                ),
+            )
+            new_rows.append(row)
+        if row.calendar_external_id != target.external_id:
+            # The learner chose another calendar: out of the old one first, then into the new.
+            if row.create_sent:
+                move = _removal(row, purpose="move")
+                move.write.body, move.fingerprint, move.target = (
+                    body,
+                    fingerprint,
+                    target.external_id,
+                )
+                steps.append(move)
+                continue
+            _retarget(row, provider, owner, target.external_id)
+            row.save()
+        step = _writing_step(row, body, fingerprint)
+        if step is None:
+            result.unchanged += 1
+            result.event_ids[uid] = row.external_id
+        else:
+            steps.append(step)
+    FormationExport.objects.bulk_create(new_rows)
+    for uid, row in by_uid.items():
+        if uid not in wanted:
+            if row.create_sent and not row.removed_by_learner:
+                steps.append(_removal(row))
+            else:
+                row.delete()  # never written, or already gone from the calendar
+    return steps
+
+
+def _retarget(row: FormationExport, provider: Provider, owner: str, calendar_id: str) -> None:
+    row.calendar_external_id = calendar_id
+    row.external_id = provider.export_event_id(
+        owner=owner, calendar_id=calendar_id, uid=str(row.formation_uid), copy=row.copy
+    )
+    row.create_sent = False
+    row.fingerprint = row.remote_version = ""
+
+
+def _writing_step(row: FormationExport, body: dict[str, Any], fingerprint: str) -> _Step | None:
+    uid = str(row.formation_uid)
+    base = {"calendar_id": row.calendar_external_id, "uid": uid, "copy": row.copy}
+    if not row.create_sent:
+        write = Write(key=0, kind=WriteKind.CREATE, event_id=row.external_id, body=body, **base)
+    elif not row.remote_version:  # sent, answer unknown
+        if row.external_id:  # an id of our choosing: sending again is safe
+            write = Write(key=0, kind=WriteKind.CREATE, event_id=row.external_id, body=body, **base)
+        else:
+            write = Write(key=0, kind=WriteKind.FIND, body=body, **base)
+    elif row.fingerprint != fingerprint:
+        write = Write(key=0, kind=WriteKind.UPDATE, event_id=row.external_id, body=body, **base)
+    else:
+        return None
+    return _Step(row=row, write=write, fingerprint=fingerprint)
+
+
+def _removal(row: FormationExport, *, purpose: str = "remove") -> _Step:
+    """Deletes the row's event; looks it up first when its id is unknown (Outlook)."""
+    kind = WriteKind.DELETE if row.external_id else WriteKind.FIND
+    write = Write(
+        key=0,
+        kind=kind,
+        calendar_id=row.calendar_external_id,
+        event_id=row.external_id,
+        uid=str(row.formation_uid),
+        copy=row.copy,
+    )
+    return _Step(row=row, write=write, purpose=purpose)
+
+
+def _export_run(integration: CalendarIntegration, steps: list[_Step], result: ExportResult) -> None:
+    provider = get_provider(integration.provider)
+    owner = f"{integration.user_id}:{integration.provider}"
+    attempt = rounds = 0
+    while steps:
+        rounds += 1
+        if rounds > settings.CALENDAR_RETRY_ATTEMPTS + 4:  # follow-ups never loop for ever
+            result.failed += len(steps)
+            return
+        for key, step in enumerate(steps):
+            step.write.key = key
+        _mark_create_sent([s.row for s in steps if s.write.kind == WriteKind.CREATE])
+        writes = [s.write for s in steps]
+        outcomes, sent = integration_call(
+            integration=integration,
+            call=lambda token, writes=writes: provider.write_events(token, writes),  # type: ignore[misc]
+        )
+        result.requests += sent
+        follow_ups: list[_Step] = []
+        retries: list[tuple[_Step, ProviderError]] = []
+        written: list[FormationExport] = []  # saved together: queries per batch, not per event
+        gone: list[int] = []
+        with transaction.atomic():
+            for step, outcome in zip(steps, outcomes, strict=True):
+                if outcome.status == Outcome.FAILED and outcome.error is not None:
+                    if outcome.error.permanent:
+                        _record_export_error(step.row, outcome.error, result)
+                    else:
+                        retries.append((step, outcome.error))
+                    continue
+                follow_ups += _apply_outcome(step, outcome, result, provider, owner,
+                                             written=written, gone=gone)  # fmt: skip
+            FormationExport.objects.bulk_update(
+                written, [*WRITTEN_FIELDS, "updated_at"], batch_size=500
+            )
+            FormationExport.objects.filter(pk__in=gone).delete()
+        if retries:
+            attempt += 1
+            if attempt >= settings.CALENDAR_RETRY_ATTEMPTS:
+                for step, error in retries:
+                    _record_export_error(step.row, error, result)
+                retries = []
+            else:
+                sleep(max(_delay(error, attempt - 1) for _step, error in retries))
+        steps = follow_ups + [step for step, _error in retries]
+
+
+def _mark_create_sent(rows: list[FormationExport]) -> None:
+    """Written before the creates go out: after a crash, the row says to check first."""
+    pending = [row.pk for row in rows if not row.create_sent]
+    if pending:
+        FormationExport.objects.filter(pk__in=pending).update(create_sent=True)
+    for row in rows:
+        row.create_sent = True
+
+
+WRITTEN_FIELDS = ["external_id", "remote_version", "fingerprint", "last_error"]
+
+
+def _apply_outcome(
+    step: _Step,
+    outcome: WriteOutcome,
+    result: ExportResult,
+    provider: Provider,
+    owner: str,
+    *,
+    written: list[FormationExport],
+    gone: list[int],
+) -> list[_Step]:
+    """Records one write's outcome; returns the writes it calls for."""
+    row, write = step.row, step.write
+    found = write.kind == WriteKind.FIND and outcome.status == Outcome.OK
+    duplicates = [
+        _Step(row=row, purpose="duplicate", write=Write(
+            key=0, kind=WriteKind.DELETE, calendar_id=write.calendar_id, event_id=extra))
+        for extra in (outcome.duplicates if found else [])
+    ]  # fmt: skip
+    if step.purpose == "duplicate":
+        result.deleted += outcome.status == Outcome.OK
+        return []
+    if step.purpose in ("remove", "move"):
+        if found:  # its id is known now: delete it
+            row.external_id = outcome.event_id
+            removal = _removal(row, purpose=step.purpose)
+            removal.write.body, removal.fingerprint = write.body, step.fingerprint
+            removal.target = step.target
+            return [removal, *duplicates]
+        result.deleted += write.kind == WriteKind.DELETE and outcome.status == Outcome.OK
+        if step.purpose == "remove":
+            gone.append(row.pk)
+            return []
+        _retarget(row, provider, owner, step.target)
+        row.save()
+        create = Write(
+            key=0,
+            kind=WriteKind.CREATE,
+            calendar_id=step.target,
+            event_id=row.external_id,
+            body=write.body,
+            uid=write.uid,
+            copy=row.copy,
+        )
+        return [_Step(row=row, write=create, fingerprint=step.fingerprint)]  # fmt: skip
+    if write.kind == WriteKind.FIND:
+        if not found:  # the earlier create never landed: send it (same transactionId)
+            write.kind = WriteKind.CREATE
+            return [step]
+        row.external_id, row.remote_version = outcome.event_id, outcome.version
+        row.save(update_fields=["external_id", "remote_version", "updated_at"])
+        write.kind, write.event_id = WriteKind.UPDATE, outcome.event_id  # its content is unknown
+        return [step, *duplicates]
+    if outcome.status == Outcome.EXISTS:  # an earlier create landed: make it right
+        write.kind = WriteKind.UPDATE
+        return [step]
+    if outcome.status in (Outcome.GONE, Outcome.REMOVED):
+        row.state = FormationExport.State.REMOVED
+        row.fingerprint = ""
+        row.save(update_fields=["state", "fingerprint", "updated_at"])
+        result.removed += 1
+        return []
+    if write.kind == WriteKind.CREATE:
+        result.created += 1
+    else:
+        result.updated += 1
+    row.external_id, row.remote_version = outcome.event_id, outcome.version
+    row.fingerprint = step.fingerprint
+    row.last_error = ""
+    row.updated_at = timezone.now()
+    written.append(row)
+    result.event_ids[str(row.formation_uid)] = row.external_id
+    return []
+
+
+def _record_export_error(row: FormationExport, error: ProviderError, result: ExportResult) -> None:
+    logger.warning("Export of formation %s failed: %s", row.formation_uid, error.message)
+    result.failed += 1
+    if row.pk is not None:
+        FormationExport.objects.filter(pk=row.pk).update(last_error=error.message)
+
+
+def _learner_language(user_id: int) -> str:
+    language = Profile.objects.filter(user_id=user_id).values_list("language", flat=True).first()
+    return language or settings.LANGUAGE_CODE
+
+
+@contextmanager
+def _integration_lock(integration_id: int) -> Iterator[bool]:
+    """One export at a time per learner's calendar account, waiting up to
+    CALENDAR_EXPORT_LOCK_WAIT for the running one (a double click gets its answer)."""
+    deadline = time.monotonic() + settings.CALENDAR_EXPORT_LOCK_WAIT
+    if connection.vendor == "postgresql":
+        key = (EXPORT_LOCK_NAMESPACE, integration_id % 2**31)
+        acquired = False
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+                acquired = cursor.fetchone()[0]
+            if acquired or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+        return
+    with _local_locks_guard:
+        lock = _local_locks.setdefault(-integration_id, threading.Lock())
+    acquired = lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            lock.release()
+
+
+class ExportRefused(Exception):
+    """A formation that cannot be exported; the message is for the learner."""
+
+    def __init__(self, message: Any, *, code: str) -> None:
+        super().__init__(str(message))
+        self.message = message
+        self.code = code
+
+
+def formation_export(*, integration: CalendarIntegration, formation: Formation) -> ExportResult:
+    """Exports one formation now (the formation page's button, the API), whatever the
+    automatic export setting. A formation the learner had removed from their calendar is
+    added again, as a new event."""
+    if not formation.enrollments.filter(learner_id=integration.user_id).exists():
+        raise ExportRefused(_("Vous n'êtes pas inscrit à cette formation."), code="not_enrolled")
+    if formation.is_cancelled:
+        raise ExportRefused(_("Cette formation a été annulée."), code="formation_cancelled")
+    target = integration.calendars.filter(is_export_target=True).first()
+    if target is None:
+        raise ExportRefused(
+            _("Choisissez d'abord, dans les paramètres, le calendrier qui reçoit vos formations."),
+            code="no_target_calendar",
+        )
+    provider = get_provider(integration.provider)
+    owner = f"{integration.user_id}:{integration.provider}"
+    row, _created = FormationExport.objects.get_or_create(
+        integration=integration,
+        formation_uid=formation.uid,
+        defaults={
+            "formation": formation,
+            "calendar_external_id": target.external_id,
+            "external_id": provider.export_event_id(
+                owner=owner, calendar_id=target.external_id, uid=str(formation.uid), copy=0
+            ),
+        },
+    )
+    if row.removed_by_learner:
+        row.state = FormationExport.State.ACTIVE
+        row.copy += 1
+        _retarget(row, provider, owner, target.external_id)
+        row.save()
+    return integration_export(integration=integration, formation_uids={str(formation.uid)})
+
+
+def integration_export_remove_all(*, integration: CalendarIntegration) -> ExportResult:
+    """Takes every exported formation back out of the learner's calendar (on disconnect)."""
+    with _integration_lock(integration.pk) as acquired:
+        result = ExportResult(busy=not acquired)
+        if not acquired:
+            return result
+        steps = []
+        for row in integration.exports.all():
+            if row.create_sent and not row.removed_by_learner:
+                steps.append(_removal(row))
+            else:
+                row.delete()
+        _export_run(integration, steps, result)
+        return result
+
+
+def integration_sync(*, integration: CalendarIntegration) -> tuple[ImportResult, ExportResult]:
+    """Both directions: the learner's calendars in (which also shows what they did to the
+    exported formations), then the formations out."""
+    imported = (
+        integration_import(integration=integration)
+        if integration.import_enabled or integration.exports.exists()
+        else ImportResult()
+    )
+    exported = integration_export(integration=integration)
+    if exported.created or exported.updated or exported.deleted:
+        CalendarIntegration.objects.filter(pk=integration.pk).update(last_synced_at=timezone.now())
+    return imported, exported
+
+
+def formation_propagate(*, formation_uid: str, learner_id: int | None = None) -> None:
+    """A formation changed, was deleted, or one learner's enrollment in it did: the events of
+    every calendar it is, or should be, exported to are brought in line. Failures are logged;
+    the rows keep what is left to do for the next sync."""
+    integrations = CalendarIntegration.objects.filter(
+        Q(exports__formation_uid=formation_uid)
+        | Q(export_enabled=True, user__enrollments__formation__uid=formation_uid)
+    ).exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT)
+    if learner_id is not None:
+        integrations = integrations.filter(user_id=learner_id)
+    for integration in integrations.defer("credentials").distinct():
+        try:
+            integration_export(integration=integration, formation_uids={formation_uid})
+        except ProviderError as error:
+            logger.warning(
+                "Formation %s: export to integration %s failed: %s",
+                formation_uid,
+                integration.pk,
+                error.message,
+            )
+
+
+def integration_export_quietly(*, integration: CalendarIntegration) -> ExportResult | None:
+    """An export the learner did not ask for by name (after connecting, after changing the
+    receiving calendar): a failure is logged, and the next sync takes it up."""
+    try:
+        return integration_export(integration=integration)
+    except ProviderError as error:
+        logger.warning("Export of integration %s failed: %s", integration.pk, error.message)
+        return None

@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.calendar_page, name="calendar"),
     path("import/", views.import_now, name="import_now"),
     path("connect/<str:provider>/", views.connect, name="connect"),
+    path("export/<str:provider>/<int:pk>/", views.export_formation, name="export_formation"),
     # The paths the product already registers with Google and Microsoft (no trailing slash).
     path("callback/<str:provider>", views.callback, name="callback"),
 ]

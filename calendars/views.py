@@ -4,16 +4,18 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from calendars.agenda import VIEWS, agenda_items, days_of, parse_day, period_of, sources
 from calendars.forms import IntegrationSettingsForm
-from calendars.models import CalendarIntegration
+from calendars.models import CalendarIntegration, FormationExport
 from calendars.providers import PROVIDERS
 from calendars.providers.base import ProviderError, ReconnectRequired
 from calendars.services import (
@@ -25,7 +27,14 @@ from calendars.services import (
     integration_refresh_calendars,
     integration_update_settings,
 )
-from calendars.sync import ImportResult, integration_import
+from calendars.sync import (
+    ExportRefused,
+    ImportResult,
+    formation_export,
+    integration_export_quietly,
+    integration_sync,
+)
+from formations.models import Formation
 
 
 @require_GET
@@ -86,7 +95,7 @@ def import_now(request: HttpRequest) -> HttpResponse:
         user=request.user, import_enabled=True
     ).exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT):
         try:
-            total.add(integration_import(integration=integration))
+            total.add(integration_sync(integration=integration)[0])
             imported += 1
         except ReconnectRequired:
             pass  # the banner on every page says so
@@ -116,6 +125,7 @@ def import_now(request: HttpRequest) -> HttpResponse:
     return redirect("calendars:calendar")
 
 
+@never_cache  # it shows the private feed address
 @require_GET
 def settings_calendars(request: HttpRequest) -> HttpResponse:
     integrations = {
@@ -125,12 +135,19 @@ def settings_calendars(request: HttpRequest) -> HttpResponse:
         .defer("credentials")
         .prefetch_related("calendars")
     }
+    exported = dict(
+        FormationExport.objects.filter(integration__user=request.user, create_sent=True)
+        .exclude(state=FormationExport.State.REMOVED)
+        .values_list("integration__provider")
+        .annotate(count=Count("pk"))
+    )
     cards = [
         {
             "name": name,
             "provider": provider,
             "integration": integrations.get(name),
             "form": IntegrationSettingsForm.for_integration(integrations.get(name)),
+            "exported": exported.get(name, 0),
         }
         for name, provider in PROVIDERS.items()
     ]
@@ -164,6 +181,7 @@ def callback(request: HttpRequest, provider: str) -> HttpResponse:
     except ConnectError as error:
         messages.error(request, error.message)
     else:
+        integration_export_quietly(integration=integration)
         messages.success(
             request,
             _("%(provider)s est connecté (%(account)s).")
@@ -193,6 +211,7 @@ def update_settings(request: HttpRequest, provider: str) -> HttpResponse:
                 _("Ce calendrier est en lecture seule : il ne peut pas recevoir vos formations."),
             )
             return redirect("settings_calendars")
+    integration_export_quietly(integration=integration)
     messages.success(request, _("Vos réglages de synchronisation sont enregistrés."))
     return redirect("settings_calendars")
 
@@ -219,9 +238,44 @@ def refresh_calendars(request: HttpRequest, provider: str) -> HttpResponse:
 
 
 @require_POST
+def export_formation(request: HttpRequest, provider: str, pk: int) -> HttpResponse:
+    """The formation page's "Ajouter à mon agenda …": one formation, right away."""
+    integration = learner_integration(request.user, _provider_or_404(provider))
+    formation = get_object_or_404(Formation.objects.for_learner(request.user), pk=pk)
+    label = provider.capitalize()
+    try:
+        result = formation_export(integration=integration, formation=formation)
+    except ExportRefused as refused:
+        messages.error(request, refused.message)
+    except ReconnectRequired:
+        messages.error(request, _("L'accès à ce calendrier a été retiré : reconnectez-le."))
+    except ProviderError:
+        messages.error(
+            request,
+            _("Votre agenda %(provider)s n'a pas répondu. Réessayez dans un instant.")
+            % {"provider": label},
+        )
+    else:
+        if result.event_ids.get(str(formation.uid)):
+            messages.success(
+                request,
+                _("La formation est dans votre agenda %(provider)s.") % {"provider": label},
+            )
+        else:
+            messages.warning(
+                request,
+                _("L'ajout à votre agenda %(provider)s n'a pas encore abouti ; il sera repris "
+                  "automatiquement.") % {"provider": label},
+            )  # fmt: skip
+    return redirect(formation)
+
+
+@require_POST
 def disconnect(request: HttpRequest, provider: str) -> HttpResponse:
     integration = learner_integration(request.user, _provider_or_404(provider))
-    integration_disconnect(integration=integration)
+    integration_disconnect(
+        integration=integration, remove_exported=request.POST.get("remove_exported") == "on"
+    )
     messages.success(
         request,
         _("%(provider)s est déconnecté : ses identifiants sont effacés.")

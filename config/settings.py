@@ -69,6 +69,12 @@ else:
         _required("ALLOWED_HOSTS")
 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The site's address as learners reach it: links written into exported calendar events, which
+# background work writes without a request to take the host from.
+SITE_URL = env.str(
+    "SITE_URL",
+    default="http://127.0.0.1:8000" if DEBUG else f"https://{ALLOWED_HOSTS[0].lstrip('.')}",
+).rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -241,6 +247,8 @@ CALENDAR_IMPORT_DAYS_AHEAD = env.int("CALENDAR_IMPORT_DAYS_AHEAD", default=365)
 CALENDAR_RETRY_ATTEMPTS = env.int("CALENDAR_RETRY_ATTEMPTS", default=5)
 CALENDAR_RETRY_BASE = env.float("CALENDAR_RETRY_BASE", default=1.0)  # seconds, doubled each try
 CALENDAR_RETRY_MAX_WAIT = env.float("CALENDAR_RETRY_MAX_WAIT", default=60.0)
+# How long an export waits for another export of the same learner's calendar to finish.
+CALENDAR_EXPORT_LOCK_WAIT = env.float("CALENDAR_EXPORT_LOCK_WAIT", default=30.0)
 # Seconds before any single call to a provider gives up.
 CALENDAR_HTTP_TIMEOUT = env.float("CALENDAR_HTTP_TIMEOUT", default=10.0)
 # An extra certificate authority to trust for Microsoft (a TLS-inspecting proxy, the sandbox).

@@ -118,6 +118,59 @@ class EventPage:
 
 
 @dataclass(frozen=True)
+class ExportedFormation:
+    """A formation as a learner's calendar shows it (the provider turns it into its body)."""
+
+    uid: str  # the formation's stable identifier: the private marker on the event
+    title: str
+    description: str  # ends with the link back to the formation's page
+    location: str  # the place, else the online link
+    url: str  # the formation's page
+    start: datetime
+    end: datetime
+    time_zone: str  # IANA name of the zone the formation takes place in
+
+
+class WriteKind:
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    FIND = "find"  # look the formation's event up by its private marker
+
+
+@dataclass
+class Write:
+    """One write of an export; `key` is the caller's reference, given back in the outcome."""
+
+    key: int
+    kind: str
+    calendar_id: str
+    event_id: str = ""  # update and delete; Google's create: the id we choose
+    body: dict[str, Any] | None = None  # create and update: from Provider.event_body
+    uid: str = ""  # create (Outlook's transactionId) and find: the formation's uid
+    copy: int = 0
+
+
+class Outcome:
+    OK = "ok"
+    EXISTS = "exists"  # create: the event is already there (an earlier attempt landed)
+    GONE = "gone"  # update or delete: no such event (any more)
+    REMOVED = "removed"  # update: the event is there but deleted by the learner
+    MISSING = "missing"  # find: no event carries the marker
+    FAILED = "failed"
+
+
+@dataclass
+class WriteOutcome:
+    key: int
+    status: str
+    event_id: str = ""
+    version: str = ""  # the provider's version of the event after the write
+    error: ProviderError | None = None
+    duplicates: list[str] = field(default_factory=list)  # find: further events with the marker
+
+
+@dataclass(frozen=True)
 class CalendarInfo:
     """One of the learner's calendars, as the provider lists it."""
 
@@ -185,6 +238,23 @@ class Provider(ABC):
         """One page of a full listing over `window` (occurrences of series expanded), or of an
         incremental one from `sync_token`; `page` resumes a listing. Raises SyncTokenExpired
         when the provider wants a full listing again."""
+
+    @abstractmethod
+    def export_event_id(self, *, owner: str, calendar_id: str, uid: str, copy: int) -> str:
+        """The event id chosen for an export before creating it, where the provider lets the
+        client choose one (Google), else "" (known once created)."""
+
+    @abstractmethod
+    def event_body(self, formation: ExportedFormation) -> dict[str, Any]:
+        """The provider's JSON for the event standing for `formation` (create and update)."""
+
+    @abstractmethod
+    def write_events(
+        self, access_token: str, writes: list[Write]
+    ) -> tuple[list[WriteOutcome], int]:
+        """Carries out `writes` in as few requests as the provider allows; returns one outcome
+        per write and the number of HTTP requests sent. Raises Unauthorized on a 401 of the
+        whole request; a failed write is a FAILED outcome carrying its error."""
 
     @abstractmethod
     def revoke(self, credentials: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import html
 import json
 import logging
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -26,7 +27,9 @@ from calendars.providers.base import (
     AuthorizationDenied,
     CalendarInfo,
     EventPage,
+    ExportedFormation,
     Grant,
+    Outcome,
     Provider,
     ProviderError,
     ReconnectRequired,
@@ -34,9 +37,12 @@ from calendars.providers.base import (
     Removed,
     SyncTokenExpired,
     Unauthorized,
+    Write,
+    WriteKind,
+    WriteOutcome,
     retry_after_seconds,
 )
-from calendars.timezones import iana_zone
+from calendars.timezones import iana_zone, windows_zone
 from calendars.tls import outlook_verify
 
 logger = logging.getLogger(__name__)
@@ -212,6 +218,47 @@ class OutlookProvider(Provider):
             sync_token=data.get("@odata.deltaLink"),
         )
 
+    def export_event_id(self, *, owner: str, calendar_id: str, uid: str, copy: int) -> str:
+        return ""  # Graph chooses; a retried create is recognised by its transactionId
+
+    def event_body(self, formation: ExportedFormation) -> dict[str, Any]:
+        """https://learn.microsoft.com/graph/api/resources/event: local times with Outlook's
+        (Windows) name of the formation's zone, and our single-value extended property."""
+        zone = ZoneInfo(formation.time_zone)
+        local = "%Y-%m-%dT%H:%M:%S"
+        return {
+            "subject": formation.title,
+            "body": {"contentType": "text", "content": formation.description},
+            "start": {
+                "dateTime": formation.start.astimezone(zone).strftime(local),
+                "timeZone": windows_zone(formation.time_zone),
+            },
+            "end": {
+                "dateTime": formation.end.astimezone(zone).strftime(local),
+                "timeZone": windows_zone(formation.time_zone),
+            },
+            "location": {"displayName": formation.location},
+            "singleValueExtendedProperties": [
+                {"id": FORMATION_PROPERTY_ID, "value": formation.uid}
+            ],
+        }
+
+    def write_events(
+        self, access_token: str, writes: list[Write]
+    ) -> tuple[list[WriteOutcome], int]:
+        """JSON batches of at most 20 requests, at most 4 sent at once: Outlook runs no more
+        than 4 requests per mailbox at a time. https://learn.microsoft.com/graph/json-batching"""
+        chunks = [writes[i : i + BATCH_SIZE] for i in range(0, len(writes), BATCH_SIZE)]
+        if len(chunks) == 1:
+            answers = [_send_batch(access_token, chunks[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=MAILBOX_CONCURRENCY) as pool:
+                answers = list(pool.map(lambda chunk: _send_batch(access_token, chunk), chunks))
+        if any(unauthorized for _outcomes, unauthorized in answers):
+            raise Unauthorized("Microsoft Graph refused the access token.")
+        outcomes = [outcome for chunk_outcomes, _ in answers for outcome in chunk_outcomes]
+        return outcomes, len(chunks)
+
     def revoke(self, credentials: dict[str, Any]) -> None:
         """Microsoft has no per-application revocation endpoint: erasing the cache is all."""
 
@@ -257,8 +304,113 @@ def _graph_error(response: requests.Response) -> ProviderError:
     return ProviderError(f"Microsoft Graph answered {status} ({code}).", permanent=True)
 
 
+BATCH_SIZE = 20  # Graph's limit per JSON batch
+MAILBOX_CONCURRENCY = 4  # Outlook's limit of requests running at once per mailbox
+
+
+def _send_batch(access_token: str, writes: list[Write]) -> tuple[list[WriteOutcome], bool]:
+    """One $batch; returns the outcomes, and whether the token was refused."""
+    requests_ = [_batch_request(write) for write in writes]
+    try:
+        response = _http_client().post(
+            f"{settings.OUTLOOK_GRAPH_URL}/$batch",
+            json={"requests": requests_},
+            headers={"Authorization": f"Bearer {access_token}"},
+            timeout=settings.CALENDAR_HTTP_TIMEOUT,
+        )
+    except requests.RequestException as error:
+        failure = ProviderError(f"Microsoft Graph could not be reached ({type(error).__name__}).")
+        return [WriteOutcome(w.key, Outcome.FAILED, error=failure) for w in writes], False
+    if response.status_code == 401:
+        return [], True
+    answers: dict[str, Any] = {}
+    if response.status_code < 400:
+        try:
+            answers = {str(a.get("id")): a for a in response.json()["responses"]}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            answers = {}
+        failure = ProviderError("Microsoft Graph's batch answer left out a request.")
+    else:
+        failure = _graph_error(response)
+    outcomes, unauthorized = [], False
+    for write in writes:
+        answer = answers.get(str(write.key))
+        if answer is None:
+            outcomes.append(WriteOutcome(write.key, Outcome.FAILED, error=failure))
+            continue
+        unauthorized = unauthorized or answer.get("status") == 401
+        outcomes.append(_batch_outcome(write, answer))
+    return outcomes, unauthorized
+
+
+def _batch_request(write: Write) -> dict[str, Any]:
+    calendar = f"/me/calendars/{quote(write.calendar_id, safe='')}"
+    event = f"/me/events/{quote(write.event_id, safe='')}"
+    json_headers = {"Content-Type": "application/json"}
+    request: dict[str, Any] = {"id": str(write.key)}
+    if write.kind == WriteKind.CREATE:
+        transaction = f"{EXPORT_TRANSACTION_PREFIX}{write.uid}-{write.copy}"
+        body = {**(write.body or {}), "transactionId": transaction}
+        request.update(method="POST", url=f"{calendar}/events", headers=json_headers, body=body)
+    elif write.kind == WriteKind.UPDATE:
+        request.update(method="PATCH", url=event, headers=json_headers, body=write.body)
+    elif write.kind == WriteKind.DELETE:
+        request.update(method="DELETE", url=event)
+    else:  # find the formation's events by our extended property
+        condition = (
+            f"singleValueExtendedProperties/Any(ep: ep/id eq '{FORMATION_PROPERTY_ID}' "
+            f"and ep/value eq '{write.uid}')"
+        )
+        query = f"$filter={quote(condition, safe='')}&$select=id,changeKey&$top=10"
+        request.update(method="GET", url=f"{calendar}/events?{query}")
+    return request
+
+
+def _batch_outcome(write: Write, answer: dict[str, Any]) -> WriteOutcome:
+    status = answer.get("status")
+    body = answer.get("body") if isinstance(answer.get("body"), dict) else {}
+    if not isinstance(status, int):
+        error = ProviderError("Microsoft Graph sent an answer that could not be read.")
+        return WriteOutcome(write.key, Outcome.FAILED, error=error)
+    if status == 404 and write.kind in (WriteKind.UPDATE, WriteKind.DELETE):
+        return WriteOutcome(write.key, Outcome.GONE, event_id=write.event_id)
+    if status >= 400:
+        headers = answer.get("headers") if isinstance(answer.get("headers"), dict) else {}
+        retry = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+        code = (body.get("error") or {}).get("code", "unknown") if body else "unknown"
+        error = ProviderError(
+            f"Microsoft Graph answered {status} ({code}).",
+            permanent=status != 429 and status < 500,
+            retry_after=retry_after_seconds(str(retry) if retry is not None else None),
+        )
+        return WriteOutcome(write.key, Outcome.FAILED, error=error)
+    if write.kind == WriteKind.DELETE:
+        return WriteOutcome(write.key, Outcome.OK, event_id=write.event_id)
+    if write.kind == WriteKind.FIND:
+        found = [
+            item for item in body.get("value") or [] if isinstance(item, dict) and item.get("id")
+        ]
+        if not found:
+            return WriteOutcome(write.key, Outcome.MISSING)
+        return WriteOutcome(
+            write.key,
+            Outcome.OK,
+            event_id=found[0]["id"],
+            version=found[0].get("changeKey") or "",
+            duplicates=[item["id"] for item in found[1:]],
+        )
+    if not body.get("id"):
+        error = ProviderError("Microsoft Graph sent an answer that could not be read.")
+        return WriteOutcome(write.key, Outcome.FAILED, error=error)
+    return WriteOutcome(
+        write.key, Outcome.OK, event_id=body["id"], version=body.get("changeKey") or ""
+    )
+
+
 EVENTS_PAGE_SIZE = 1000
 FORMATION_PROPERTY_NAME = "Name formationId"  # of the single-value extended property we set
+# Our own GUID for the property set: https://learn.microsoft.com/graph/api/resources/extended-properties-overview
+FORMATION_PROPERTY_ID = "String {66f5a359-4659-4638-81e0-9b8e2e3a2b5a} " + FORMATION_PROPERTY_NAME
 # Exports create events with a transactionId of this prefix (Graph de-duplicates creates on
 # it). Delta listings carry no extended property, but they do carry transactionId: that is how
 # an import recognises an exported formation there.
@@ -309,7 +461,7 @@ def _remote_event(item: Any) -> RemoteEvent | Removed | None:
             for p in item.get("singleValueExtendedProperties") or []
             if str(p.get("id", "")).endswith(FORMATION_PROPERTY_NAME)
         ),
-        transaction if transaction.startswith(EXPORT_TRANSACTION_PREFIX) else "",
+        _uid_of_transaction(transaction),
     )
     return RemoteEvent(
         external_id=item["id"],
@@ -327,6 +479,13 @@ def _remote_event(item: Any) -> RemoteEvent | Removed | None:
         formation_marker=marker,
         **times,
     )
+
+
+def _uid_of_transaction(transaction: str) -> str:
+    """`formation-<uid>-<copy>` gives the formation's uid; other transactionIds give ""."""
+    if not transaction.startswith(EXPORT_TRANSACTION_PREFIX):
+        return ""
+    return transaction[len(EXPORT_TRANSACTION_PREFIX) :].rpartition("-")[0] or transaction
 
 
 def _graph_datetime(value: str) -> datetime:

@@ -30,6 +30,7 @@ ENDPOINTS = [
     ("put", f"{BASE}/integrations/google/settings", {"import": False}),
     ("delete", f"{BASE}/integrations/google", None),
     ("post", f"{BASE}/google/import", None),
+    ("post", f"{BASE}/google/export-formation", {"formationId": 1}),
 ]
 
 
@@ -387,6 +388,7 @@ def test_docs_render_for_signed_in_learners_only(client, learner_client):
     assert set(schema["paths"]) == {
         f"{BASE}/{{provider}}/auth-url",
         f"{BASE}/{{provider}}/callback",
+        f"{BASE}/{{provider}}/export-formation",
         f"{BASE}/integrations",
         f"{BASE}/integrations/{{type}}/settings",
         f"{BASE}/integrations/{{type}}",

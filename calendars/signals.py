@@ -1,0 +1,29 @@
+"""Formations know nothing of calendars: calendars listen to their changes and, once the
+change is committed, bring the exported events in line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from calendars.sync import formation_propagate
+from formations.models import Enrollment, Formation
+
+
+def formation_saved_or_deleted(sender: Any, instance: Formation, **kwargs: Any) -> None:
+    uid = str(instance.uid)
+    transaction.on_commit(lambda: formation_propagate(formation_uid=uid))
+
+
+def enrollment_saved_or_deleted(sender: Any, instance: Enrollment, **kwargs: Any) -> None:
+    if kwargs.get("created") is False:  # an enrollment saved again changes nothing
+        return
+    # When the formation itself is being deleted, its own signal covers every learner.
+    uid = Formation.objects.filter(pk=instance.formation_id).values_list("uid", flat=True).first()
+    if uid is None:
+        return
+    learner_id = instance.learner_id
+    transaction.on_commit(
+        lambda: formation_propagate(formation_uid=str(uid), learner_id=learner_id)
+    )

@@ -1,0 +1,93 @@
+"""Exports of one learner's calendar never overlap: a double click, two workers, or the
+site and a command at once leave one event per formation."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from calendars.models import CalendarIntegration, FormationExport
+from calendars.sync import formation_export, integration_export
+from formations.models import Formation
+from tests.calendars.connect_helpers import connect
+from tests.calendars.test_export import _events_of
+
+pytestmark = pytest.mark.usefixtures("forget_exported_events")
+
+
+def _at_once(count: int, work) -> list:
+    start = threading.Barrier(count)
+    results, errors = [], []
+
+    def run() -> None:
+        try:
+            start.wait()
+            results.append(work())
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_a_double_click_exports_once(sandbox_settings, make_user, make_formation, provider):
+    learner = make_user()
+    integration = connect(sandbox_settings, learner, provider)
+    # Only the clicks export (the enrollment itself would, with automatic export on).
+    CalendarIntegration.objects.filter(pk=integration.pk).update(export_enabled=False)
+    formation = make_formation(learners=(learner,))
+    remote = sandbox_settings.store.account(integration.account_email).calendars[
+        integration.calendars.get(is_export_target=True).external_id
+    ]
+
+    results = _at_once(
+        2,
+        lambda: formation_export(
+            integration=CalendarIntegration.objects.get(pk=integration.pk),
+            formation=Formation.objects.get(pk=formation.pk),
+        ),
+    )
+
+    assert len(_events_of(remote, formation, provider)) == 1
+    # The second waited for the first, then found nothing left to do.
+    assert sorted((r.created, r.unchanged) for r in results) == [(0, 1), (1, 0)]
+    assert {r.event_ids[str(formation.uid)] for r in results} == {
+        _events_of(remote, formation, provider)[0].id
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_exporting_many_formations_at_once_leave_one_event_each(
+    sandbox_settings, make_user, make_formation
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent workers need PostgreSQL; .ci/run runs this test against it")
+    learner = make_user()
+    integration = connect(sandbox_settings, learner, "outlook")
+    CalendarIntegration.objects.filter(pk=integration.pk).update(export_enabled=False)
+    formations = [make_formation(learners=(learner,)) for _ in range(30)]
+    CalendarIntegration.objects.filter(pk=integration.pk).update(export_enabled=True)
+    remote = sandbox_settings.store.account(integration.account_email).calendars[
+        integration.calendars.get(is_export_target=True).external_id
+    ]
+
+    results = _at_once(
+        2,
+        lambda: integration_export(integration=CalendarIntegration.objects.get(pk=integration.pk)),
+    )
+
+    assert sum(r.created for r in results) == 30
+    for formation in formations:
+        assert len(_events_of(remote, formation, "outlook")) == 1
+    assert FormationExport.objects.filter(integration=integration).count() == 30

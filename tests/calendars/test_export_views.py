@@ -1,0 +1,207 @@
+"""Exporting from the formation page, the API and the settings page."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from accounts.services import api_token_create
+from calendars.models import CalendarIntegration, FormationExport
+from calendars.sync import integration_export
+from tests.calendars.connect_helpers import connect
+from tests.calendars.test_api import BASE, call, error_of
+from tests.calendars.test_export import _events_of, _one_event
+
+pytestmark = pytest.mark.usefixtures("forget_exported_events")
+PROVIDERS = ["google", "outlook"]
+
+
+@pytest.fixture
+def bearer(learner) -> dict[str, str]:
+    _, token = api_token_create(user=learner, name="tests")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _remote(sandbox, integration):
+    account = sandbox.store.account(integration.account_email)
+    return account.calendars[integration.calendars.get(is_export_target=True).external_id]
+
+
+def _manual(sandbox, learner, provider):
+    """Connected with automatic export off: only the button and the API export."""
+    integration = connect(sandbox, learner, provider)
+    CalendarIntegration.objects.filter(pk=integration.pk).update(export_enabled=False)
+    return integration
+
+
+# --- API ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_api_exports_a_formation_and_returns_the_providers_event_id(
+    client, sandbox_settings, learner, make_formation, bearer, provider
+):
+    integration = _manual(sandbox_settings, learner, provider)
+    formation = make_formation(learners=(learner,))
+    path = f"{BASE}/{provider}/export-formation"
+
+    first = call(client, "post", path, {"formationId": formation.pk}, **bearer)
+    again = call(client, "post", path, {"formationId": str(formation.uid)}, **bearer)
+
+    assert first.status_code == 200, first.content
+    event = _one_event(_remote(sandbox_settings, integration), formation, provider)
+    assert first.json() == {
+        "eventId": event.id,
+        "calendarId": event.calendar_id,
+        "status": "created",
+    }
+    assert again.json() == {**first.json(), "status": "unchanged"}
+
+
+def test_api_export_of_a_formation_that_is_not_the_learners_is_a_404(
+    client, sandbox_settings, learner, make_formation, bearer
+):
+    connect(sandbox_settings, learner, "google")
+    other = make_formation()  # not enrolled
+    path = f"{BASE}/google/export-formation"
+    for reference in (other.pk, str(other.uid), "nope", 10**9):
+        response = call(client, "post", path, {"formationId": reference}, **bearer)
+        assert error_of(response, 404)["code"] == "formation_not_found"
+    assert _events_of(_remote(sandbox_settings, CalendarIntegration.objects.get()), other,
+                      "google") == []  # fmt: skip
+
+
+def test_api_export_needs_a_connected_calendar_and_a_scheduled_formation(
+    client, sandbox_settings, learner, make_formation, bearer
+):
+    formation = make_formation(learners=(learner,))
+    path = f"{BASE}/google/export-formation"
+    assert error_of(call(client, "post", path, {"formationId": formation.pk}, **bearer), 404)
+    connect(sandbox_settings, learner, "google")
+    formation.status = formation.Status.CANCELLED
+    formation.save()
+    response = call(client, "post", path, {"formationId": formation.pk}, **bearer)
+    assert error_of(response, 409)["code"] == "formation_cancelled"
+    bad = call(client, "post", path, {"formation": formation.pk}, **bearer)
+    assert error_of(bad, 400)["code"] == "invalid_input"
+
+
+def test_api_export_reports_a_lost_grant_as_409(
+    client, sandbox_settings, learner, make_formation, bearer
+):
+    integration = connect(sandbox_settings, learner, "google")
+    formation = make_formation(learners=(learner,))
+    integration.status = CalendarIntegration.Status.NEEDS_RECONNECT
+    integration.save()
+    response = call(client, "post", f"{BASE}/google/export-formation",
+                    {"formationId": formation.pk}, **bearer)  # fmt: skip
+    assert error_of(response, 409)["code"] == "needs_reconnect"
+
+
+def test_api_disconnect_can_remove_the_exported_formations(
+    client, sandbox_settings, learner, make_formation, bearer
+):
+    integration = connect(sandbox_settings, learner, "outlook")
+    formation = make_formation(learners=(learner,))
+    integration_export(integration=integration)
+    remote = _remote(sandbox_settings, integration)
+    response = call(client, "delete", f"{BASE}/integrations/outlook?removeExported=true", **bearer)
+    assert response.status_code == 204
+    assert _events_of(remote, formation, "outlook") == []
+
+
+# --- formation page -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_formation_page_button_adds_it_to_the_calendar(
+    learner_client, sandbox_settings, learner, make_formation, provider
+):
+    integration = _manual(sandbox_settings, learner, provider)
+    formation = make_formation(learners=(learner,))
+    page = learner_client.get(formation.get_absolute_url()).content.decode()
+    label = provider.capitalize()
+    assert f"Ajouter à mon agenda {label}" in page
+
+    response = learner_client.post(
+        reverse("calendars:export_formation", args=[provider, formation.pk]), follow=True
+    )
+
+    _one_event(_remote(sandbox_settings, integration), formation, provider)
+    page = response.content.decode()
+    assert f"La formation est dans votre agenda {label}." in page
+    assert f"Dans votre agenda {label}, tenue à jour automatiquement." in page
+
+
+def test_the_formation_page_offers_to_add_again_what_the_learner_removed(
+    learner_client, sandbox_settings, learner, make_formation
+):
+    integration = connect(sandbox_settings, learner, "google")
+    formation = make_formation(learners=(learner,))
+    integration_export(integration=integration)
+    FormationExport.objects.update(state=FormationExport.State.REMOVED)
+    page = learner_client.get(formation.get_absolute_url()).content.decode()
+    assert "Vous avez retiré cette formation de votre agenda Google." in page
+    assert "ajouter à nouveau à mon agenda Google" in page
+
+
+def test_the_export_button_refuses_other_learners_formations_and_get(
+    learner_client, sandbox_settings, learner, make_formation
+):
+    connect(sandbox_settings, learner, "google")
+    other = make_formation()
+    url = reverse("calendars:export_formation", args=["google", other.pk])
+    assert learner_client.post(url).status_code == 404
+    mine = make_formation(learners=(learner,))
+    assert learner_client.get(reverse("calendars:export_formation",
+                                      args=["google", mine.pk])).status_code == 405  # fmt: skip
+    url = reverse("calendars:export_formation", args=["nope", mine.pk])
+    assert learner_client.post(url).status_code == 404
+
+
+def test_without_a_calendar_the_formation_page_invites_to_connect_one(
+    learner_client, sandbox_settings, learner, make_formation
+):
+    formation = make_formation(learners=(learner,))
+    page = learner_client.get(formation.get_absolute_url()).content.decode()
+    assert reverse("settings_calendars") in page
+    assert "Ajouter à mon agenda" not in page
+
+
+# --- settings page ------------------------------------------------------------------------
+
+
+def test_connecting_exports_the_formations_right_away(
+    learner_client, sandbox_settings, learner, make_formation
+):
+    from tests.calendars.connect_helpers import GOOGLE_ACCOUNT, consent_redirect
+
+    formation = make_formation(learners=(learner,))
+    start = learner_client.post(reverse("calendars:connect", args=["google"]))
+    back = consent_redirect(sandbox_settings, "google", start["Location"], GOOGLE_ACCOUNT)
+    learner_client.get(back.replace("http://testserver", ""))
+    integration = CalendarIntegration.objects.get(user=learner)
+    _one_event(_remote(sandbox_settings, integration), formation, "google")
+
+
+def test_disconnect_offers_to_take_the_exported_formations_back(
+    learner_client, sandbox_settings, learner, make_formation
+):
+    integration = connect(sandbox_settings, learner, "google")
+    kept = make_formation(learners=(learner,))
+    integration_export(integration=integration)
+    remote = _remote(sandbox_settings, integration)
+    page = learner_client.get(reverse("settings_calendars")).content.decode()
+    assert "Retirer de cet agenda la formation qui y a été ajoutée" in page
+
+    learner_client.post(reverse("settings_calendar_disconnect", args=["google"]))  # unticked
+
+    assert not CalendarIntegration.objects.exists()
+    _one_event(remote, kept, "google")
+
+    integration = connect(sandbox_settings, learner, "google")
+    integration_export(integration=integration)
+    learner_client.post(
+        reverse("settings_calendar_disconnect", args=["google"]), {"remove_exported": "on"}
+    )
+    assert _events_of(remote, kept, "google") == []
