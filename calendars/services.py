@@ -252,9 +252,15 @@ def integration_choose_calendars(
         if export_target is not None and target is None:
             raise ValueError("This calendar cannot receive formations.")
         for calendar in calendars:
+            if calendar.pk in imported and not calendar.import_enabled:
+                # Listed until now only for the formations it receives: its sync token
+                # skips the events that were there before. Import it all.
+                calendar.sync_token = calendar.resume_from = ""
             calendar.import_enabled = calendar.pk in imported
             calendar.is_export_target = False
-        Calendar.objects.bulk_update(calendars, ["import_enabled", "is_export_target"])
+        Calendar.objects.bulk_update(
+            calendars, ["import_enabled", "is_export_target", "sync_token", "resume_from"]
+        )
         if target is not None:
             Calendar.objects.filter(pk=target.pk).update(is_export_target=True)
 

@@ -469,3 +469,27 @@ def test_disconnecting_can_take_every_exported_formation_back(
     for formation in formations:
         assert _events_of(remote, formation, provider) == []
     assert not FormationExport.objects.exists()
+
+
+def test_a_receiving_calendar_listed_only_for_exports_is_imported_whole_once_chosen(
+    sandbox_settings, learner, make_formation
+):
+    from calendars.models import CalendarEvent
+    from calendars.services import integration_choose_calendars
+
+    integration, _account, _remote = _setup(sandbox_settings, learner, "google")
+    target = integration.calendars.get(is_export_target=True)
+    integration_choose_calendars(integration=integration, imported=set(), export_target=target.pk)
+    make_formation(learners=(learner,))
+    integration_sync(integration=integration)  # exports
+    integration_sync(integration=integration)  # lists the target, for the exports' sake only
+    target.refresh_from_db()
+    assert target.sync_token and not CalendarEvent.objects.exists()
+
+    integration_choose_calendars(
+        integration=integration, imported={target.pk}, export_target=target.pk
+    )
+    imported, _exported = integration_sync(integration=integration)
+
+    assert imported.full and imported.created > 0
+    assert CalendarEvent.objects.filter(calendar=target).count() == imported.created

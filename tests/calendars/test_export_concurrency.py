@@ -8,6 +8,7 @@ import threading
 import pytest
 from django.db import connection
 
+from calendars import sync
 from calendars.models import CalendarIntegration, FormationExport
 from calendars.sync import formation_export, integration_export
 from formations.models import Formation
@@ -42,6 +43,8 @@ def _at_once(count: int, work) -> list:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("provider", ["google", "outlook"])
 def test_a_double_click_exports_once(sandbox_settings, make_user, make_formation, provider):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL; .ci/run runs this test against it")
     learner = make_user()
     integration = connect(sandbox_settings, learner, provider)
     # Only the clicks export (the enrollment itself would, with automatic export on).
@@ -65,6 +68,42 @@ def test_a_double_click_exports_once(sandbox_settings, make_user, make_formation
     assert {r.event_ids[str(formation.uid)] for r in results} == {
         _events_of(remote, formation, provider)[0].id
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_export_waits_for_the_running_one_and_gives_up_after_the_lock_wait(
+    sandbox_settings, make_user, make_formation, settings
+):
+    settings.CALENDAR_EXPORT_LOCK_WAIT = 0.3
+    learner = make_user()
+    integration = connect(sandbox_settings, learner, "google")
+    CalendarIntegration.objects.filter(pk=integration.pk).update(export_enabled=False)
+    formation = make_formation(learners=(learner,))
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with sync._integration_lock(integration.pk) as acquired:
+                assert acquired
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(timeout=10)
+    sandbox_settings.reset_counters()
+    try:
+        waited = formation_export(integration=integration, formation=formation)
+    finally:
+        release.set()
+        holder.join(timeout=10)
+
+    assert waited.busy and not waited.event_ids
+    assert sandbox_settings.count("google.batch") == 0
+    after = formation_export(integration=integration, formation=formation)
+    assert after.created == 1
 
 
 @pytest.mark.django_db(transaction=True)
