@@ -138,30 +138,42 @@ def calendar_import(*, calendar: Calendar) -> ImportResult:
         return _import(calendar)
 
 
-_local_locks: dict[int, threading.Lock] = {}
+_local_locks: dict[tuple[int, int], threading.Lock] = {}
 _local_locks_guard = threading.Lock()
 
 
 @contextmanager
 def _calendar_lock(calendar_id: int) -> Iterator[bool]:
+    """One import at a time per calendar; a second one does not wait."""
+    with _lock(LOCK_NAMESPACE, calendar_id, wait=0.0) as acquired:
+        yield acquired
+
+
+@contextmanager
+def _lock(namespace: int, key: int, *, wait: float) -> Iterator[bool]:
     """A lock that writes nothing: PostgreSQL's advisory lock (shared by every process and
     machine), else, on SQLite in development, a lock of this process. Released by a crash
-    too (the connection closes)."""
+    too (the connection closes). Waits up to `wait` seconds for it."""
+    deadline = time.monotonic() + wait
     if connection.vendor == "postgresql":
-        key = (LOCK_NAMESPACE, calendar_id % 2**31)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
-            acquired = cursor.fetchone()[0]
+        pair = (namespace, key % 2**31)
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", pair)
+                acquired = cursor.fetchone()[0]
+            if acquired or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
         try:
             yield acquired
         finally:
             if acquired:
                 with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", pair)
         return
     with _local_locks_guard:
-        lock = _local_locks.setdefault(calendar_id, threading.Lock())
-    acquired = lock.acquire(blocking=False)
+        lock = _local_locks.setdefault((namespace, key), threading.Lock())
+    acquired = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
     try:
         yield acquired
     finally:
@@ -791,32 +803,10 @@ def _learner_language(user_id: int) -> str:
 def _integration_lock(integration_id: int) -> Iterator[bool]:
     """One export at a time per learner's calendar account, waiting up to
     CALENDAR_EXPORT_LOCK_WAIT for the running one (a double click gets its answer)."""
-    deadline = time.monotonic() + settings.CALENDAR_EXPORT_LOCK_WAIT
-    if connection.vendor == "postgresql":
-        key = (EXPORT_LOCK_NAMESPACE, integration_id % 2**31)
-        acquired = False
-        while True:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
-                acquired = cursor.fetchone()[0]
-            if acquired or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
-        return
-    with _local_locks_guard:
-        lock = _local_locks.setdefault(-integration_id, threading.Lock())
-    acquired = lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
-    try:
+    with _lock(
+        EXPORT_LOCK_NAMESPACE, integration_id, wait=settings.CALENDAR_EXPORT_LOCK_WAIT
+    ) as acquired:
         yield acquired
-    finally:
-        if acquired:
-            lock.release()
 
 
 class ExportRefused(Exception):
