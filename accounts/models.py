@@ -86,3 +86,10 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+def learner_language(user_id: int) -> str:
+    """The language a learner chose, for what is written for them outside a request
+    (exported events, their calendar feed)."""
+    language = Profile.objects.filter(user_id=user_id).values_list("language", flat=True).first()
+    return language or settings.LANGUAGE_CODE

@@ -30,7 +30,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Profile
+from accounts.models import learner_language
 from calendars.models import Calendar, CalendarEvent, CalendarIntegration, FormationExport
 from calendars.providers import get_provider
 from calendars.providers.base import (
@@ -382,21 +382,22 @@ def _adopt(calendar: Calendar, found: dict[str, RemoteEvent]) -> None:
             integration_id=calendar.integration_id, formation_uid__in=found
         )
     }
-    enrolled = set(
-        Formation.objects.filter(
+    enrolled = {
+        str(f.uid): f
+        for f in Formation.objects.filter(
             uid__in=[uid for uid in found if uid not in known],
             enrollments__learner_id=calendar.integration.user_id,
             status=Formation.Status.SCHEDULED,
-        ).values_list("uid", flat=True)
-    )
+        )
+    }
     for uid, item in found.items():
         row = known.get(uid)
-        if row is None and uuid.UUID(uid) in enrolled:
+        if row is None and uid in enrolled:
             FormationExport.objects.get_or_create(
                 integration_id=calendar.integration_id,
                 formation_uid=uid,
                 defaults={
-                    "formation": Formation.objects.filter(uid=uid).first(),
+                    "formation": enrolled[uid],
                     "calendar_external_id": calendar.external_id,
                     "external_id": item.external_id,
                     "create_sent": True,
@@ -550,8 +551,7 @@ def _export_plan(
 ) -> list[_Step]:
     provider = get_provider(integration.provider)
     target = integration.calendars.filter(is_export_target=True).first()
-    owner = f"{integration.user_id}:{integration.provider}"
-    language = _learner_language(integration.user_id)
+    language = learner_language(integration.user_id)
     rows = integration.exports.all()
     formations = Formation.objects.filter(
         enrollments__learner_id=integration.user_id, status=Formation.Status.SCHEDULED
@@ -575,15 +575,7 @@ def _export_plan(
         body = export_body(formation, provider=provider, language=language)
         fingerprint = _fingerprint(body, target.external_id)
         if row is None:
-            row = FormationExport(
-                integration=integration,
-                formation=formation,
-                formation_uid=formation.uid,
-                calendar_external_id=target.external_id,
-                external_id=provider.export_event_id(
-                    owner=owner, calendar_id=target.external_id, uid=uid, copy=0
-                ),
-            )
+            row = _new_export(integration, formation, target.external_id)
             new_rows.append(row)
         if row.calendar_external_id != target.external_id:
             # The learner chose another calendar: out of the old one first, then into the new.
@@ -596,7 +588,7 @@ def _export_plan(
                 )
                 steps.append(move)
                 continue
-            _retarget(row, provider, owner, target.external_id)
+            _retarget(row, target.external_id)
             row.save()
         step = _writing_step(row, body, fingerprint)
         if step is None:
@@ -614,10 +606,25 @@ def _export_plan(
     return steps
 
 
-def _retarget(row: FormationExport, provider: Provider, owner: str, calendar_id: str) -> None:
+def _new_export(
+    integration: CalendarIntegration, formation: Formation, calendar_id: str
+) -> FormationExport:
+    """A row for a formation about to be written to `calendar_id` (not saved)."""
+    row = FormationExport(integration=integration, formation=formation,
+                          formation_uid=formation.uid)  # fmt: skip
+    _retarget(row, calendar_id)
+    return row
+
+
+def _retarget(row: FormationExport, calendar_id: str) -> None:
+    """Points the row at `calendar_id`, as never written there."""
+    integration = row.integration
     row.calendar_external_id = calendar_id
-    row.external_id = provider.export_event_id(
-        owner=owner, calendar_id=calendar_id, uid=str(row.formation_uid), copy=row.copy
+    row.external_id = get_provider(integration.provider).export_event_id(
+        owner=f"{integration.user_id}:{integration.provider}",
+        calendar_id=calendar_id,
+        uid=str(row.formation_uid),
+        copy=row.copy,
     )
     row.create_sent = False
     row.fingerprint = row.remote_version = ""
@@ -656,7 +663,6 @@ def _removal(row: FormationExport, *, purpose: str = "remove") -> _Step:
 
 def _export_run(integration: CalendarIntegration, steps: list[_Step], result: ExportResult) -> None:
     provider = get_provider(integration.provider)
-    owner = f"{integration.user_id}:{integration.provider}"
     attempt = rounds = 0
     while steps:
         rounds += 1
@@ -684,8 +690,7 @@ def _export_run(integration: CalendarIntegration, steps: list[_Step], result: Ex
                     else:
                         retries.append((step, outcome.error))
                     continue
-                follow_ups += _apply_outcome(step, outcome, result, provider, owner,
-                                             written=written, gone=gone)  # fmt: skip
+                follow_ups += _apply_outcome(step, outcome, result, written=written, gone=gone)
             FormationExport.objects.bulk_update(
                 written, [*WRITTEN_FIELDS, "updated_at"], batch_size=500
             )
@@ -717,8 +722,6 @@ def _apply_outcome(
     step: _Step,
     outcome: WriteOutcome,
     result: ExportResult,
-    provider: Provider,
-    owner: str,
     *,
     written: list[FormationExport],
     gone: list[int],
@@ -745,7 +748,7 @@ def _apply_outcome(
         if step.purpose == "remove":
             gone.append(row.pk)
             return []
-        _retarget(row, provider, owner, step.target)
+        _retarget(row, step.target)
         row.save()
         create = Write(
             key=0,
@@ -794,11 +797,6 @@ def _record_export_error(row: FormationExport, error: ProviderError, result: Exp
         FormationExport.objects.filter(pk=row.pk).update(last_error=error.message)
 
 
-def _learner_language(user_id: int) -> str:
-    language = Profile.objects.filter(user_id=user_id).values_list("language", flat=True).first()
-    return language or settings.LANGUAGE_CODE
-
-
 @contextmanager
 def _integration_lock(integration_id: int) -> Iterator[bool]:
     """One export at a time per learner's calendar account, waiting up to
@@ -832,23 +830,16 @@ def formation_export(*, integration: CalendarIntegration, formation: Formation) 
             _("Choisissez d'abord, dans les paramètres, le calendrier qui reçoit vos formations."),
             code="no_target_calendar",
         )
-    provider = get_provider(integration.provider)
-    owner = f"{integration.user_id}:{integration.provider}"
+    new = _new_export(integration, formation, target.external_id)
     row, _created = FormationExport.objects.get_or_create(
         integration=integration,
         formation_uid=formation.uid,
-        defaults={
-            "formation": formation,
-            "calendar_external_id": target.external_id,
-            "external_id": provider.export_event_id(
-                owner=owner, calendar_id=target.external_id, uid=str(formation.uid), copy=0
-            ),
-        },
+        defaults={f: getattr(new, f) for f in ("formation", "calendar_external_id", "external_id")},
     )
     if row.removed_by_learner:
         row.state = FormationExport.State.ACTIVE
         row.copy += 1
-        _retarget(row, provider, owner, target.external_id)
+        _retarget(row, target.external_id)
         row.save()
     return integration_export(integration=integration, formation_uids={str(formation.uid)})
 

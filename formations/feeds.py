@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from accounts.models import Profile
+from accounts.models import learner_language
 from formations.ics import build_ics
 from formations.models import CalendarFeed, Enrollment, Formation, new_feed_token
 
@@ -76,10 +75,7 @@ def feed_document(*, feed: CalendarFeed, absolute_url: Callable[[Formation], str
     )
     # The learner's language, not the request's: calendar programs send no language cookie,
     # and the same learner must get the same bytes whatever program asks.
-    language = (
-        Profile.objects.filter(user_id=feed.user_id).values_list("language", flat=True).first()
-        or settings.LANGUAGE_CODE
-    )
+    language = learner_language(feed.user_id)
     with translation.override(language):
         name = gettext("Mes formations")
     body = build_ics(formations, absolute_url=absolute_url, name=name, now=last_modified)
