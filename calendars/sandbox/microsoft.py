@@ -546,7 +546,7 @@ class _Subscription:
     id: str
     email: str
     client_id: str
-    calendar_id: str
+    calendar_id: str | None  # None: every calendar of the mailbox (me/events)
     resource: str
     change_types: list[str]
     notification_url: str
@@ -1473,6 +1473,7 @@ class MicrosoftSandbox:
                             )
                         raise _denied()
                     if slot is not None and slot.throttled:
+                        self.sandbox.counters["graph.throttled.mailbox_concurrency"] += 1
                         raise HTTPError(
                             429,
                             "ApplicationThrottled",
@@ -2421,7 +2422,9 @@ class MicrosoftSandbox:
                 return subscription
         raise HTTPError(404, "ResourceNotFound", "The object was not found.")
 
-    def _resource_calendar(self, account: Account, resource: str) -> Calendar:
+    def _resource_calendar(self, account: Account, resource: str) -> Calendar | None:
+        """The calendar a subscription's resource names; None for `me/events`, which Graph
+        documents as every event of the mailbox."""
         path = resource.strip().strip("/")
         match = re.fullmatch(
             r"(?i:me|users/(?P<user>[^/]+))/(?:(?i:events)|(?i:calendar)/(?i:events)|"
@@ -2434,7 +2437,7 @@ class MicrosoftSandbox:
             raise HTTPError(400, "InvalidRequest", f"Resource '{resource}' is not supported.")
         calendar_id = match["id1"] or match["id2"]
         if calendar_id is None:
-            return account.primary
+            return account.primary if "calendar/" in path.lower() else None
         calendar = account.calendars.get(unquote(calendar_id))
         if calendar is None:
             raise HTTPError(404, "ResourceNotFound", f"Resource '{resource}' was not found.")
@@ -2540,7 +2543,7 @@ class MicrosoftSandbox:
             id=str(uuid.uuid4()),
             email=account.email,
             client_id=token.client_id,
-            calendar_id=calendar.id,
+            calendar_id=calendar.id if calendar is not None else None,
             resource=resource,
             change_types=change_types,
             notification_url=notification,
@@ -2596,7 +2599,9 @@ class MicrosoftSandbox:
             targets = [
                 s
                 for s in self._subscriptions.values()
-                if s.email == account.email and s.calendar_id == calendar.id and s.expires > now
+                if s.email == account.email
+                and s.calendar_id in (None, calendar.id)
+                and s.expires > now
             ]
         if event.deleted or event.status == "cancelled":
             change = "deleted"
