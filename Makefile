@@ -29,11 +29,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	@if $(BIN)/python manage.py calendar_sandbox --needed; then \
+	@pids=""; trap 'kill $$pids 2>/dev/null' EXIT; \
+	export SITE_URL="$${SITE_URL:-http://$(HOST):$(PORT)}"; \
+	if $(BIN)/python manage.py calendar_sandbox --needed; then \
 		export CALENDAR_SANDBOX=true; \
-		$(BIN)/python manage.py calendar_sandbox & trap "kill $$! 2>/dev/null" EXIT; \
+		$(BIN)/python manage.py calendar_sandbox & pids="$$pids $$!"; \
 		sleep 1; \
 	fi; \
+	$(BIN)/python manage.py sync_calendars --loop 60 & pids="$$pids $$!"; \
 	echo; \
 	echo "  Serving http://$(HOST):$(PORT)/"; \
 	echo "  Learner: demo / demo     Staff (admin at /admin/): admin / admin"; \

@@ -7,11 +7,12 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils.html import format_html_join
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from calendars.models import CalendarIntegration, FormationExport
+from calendars.models import CalendarIntegration, FormationExport, PushChannel, SyncRun
 from calendars.providers.base import ProviderError
 from calendars.services import (
     integration_access_token,
@@ -19,6 +20,7 @@ from calendars.services import (
     integration_mark_needs_reconnect,
     integration_update_settings,
 )
+from calendars.tasks import dispatch_sync
 
 CHOICES = ["import_enabled", "export_enabled", "sync_enabled"]
 
@@ -37,6 +39,22 @@ class FormationExportInline(admin.TabularInline):
         return False
 
 
+class PushChannelInline(admin.TabularInline):
+    """The push channels open with the provider (the secret's digest is not shown)."""
+
+    model = PushChannel
+    fields = ["calendar", "channel_id", "expires_at", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+RECENT_RUNS = 10
+
+
 @admin.register(CalendarIntegration)
 class CalendarIntegrationAdmin(admin.ModelAdmin):
     """Support's view of the learners' connections.
@@ -53,7 +71,7 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
     list_filter = ["provider", "status"]
     search_fields = ["user__username", "user__email", "account_email"]
     list_select_related = ["user"]
-    inlines = [FormationExportInline]
+    inlines = [PushChannelInline, FormationExportInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CalendarIntegration]:
         # Never decrypted to be shown: a credential no key can read must not break the admin.
@@ -64,13 +82,17 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
         (_("Choix de l'apprenant"), {"fields": CHOICES}),
         (_("Autorisation"), {"fields": ["granted_scopes", "token_expires_at", "connected_at"]}),
         (_("Suivi"), {"fields": ["last_error", "last_error_at", "last_synced_at", "updated_at"]}),
+        (
+            _("Synchronisation en arrière-plan"),
+            {"fields": ["next_sync_at", "sync_failures", "sync_requested_at", "recent_runs"]},
+        ),
     ]
     readonly_fields = [
         "user", "provider", "account_email", "account_name", "status", "granted_scopes",
         "token_expires_at", "connected_at", "last_error", "last_error_at", "last_synced_at",
-        "updated_at",
+        "updated_at", "next_sync_at", "sync_failures", "sync_requested_at", "recent_runs",
     ]  # fmt: skip
-    actions = ["refresh_tokens", "mark_needs_reconnect", "disconnect"]
+    actions = ["sync_now", "refresh_tokens", "mark_needs_reconnect", "disconnect"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -81,6 +103,62 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
     @admin.display(description=_("autorisations accordées"))
     def granted_scopes(self, obj: CalendarIntegration) -> str:
         return format_html_join("\n", "<div>{}</div>", ((scope,) for scope in obj.scopes))
+
+    @admin.display(description=_("dernières synchronisations"))
+    def recent_runs(self, obj: CalendarIntegration) -> str:
+        runs = obj.sync_runs.all()[:RECENT_RUNS]
+        if not runs:
+            return gettext("Aucune")
+        rows = format_html_join(
+            "\n",
+            "<li>{} — {} ({}) : +{} ~{} −{} {}</li>",
+            (
+                (
+                    run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    run.get_trigger_display(),
+                    run.get_direction_display(),
+                    run.created,
+                    run.updated,
+                    run.deleted,
+                    run.error or ("" if run.finished_at else gettext("en cours")),
+                )
+                for run in runs
+            ),
+        )
+        link = reverse("admin:calendars_syncrun_changelist") + f"?integration__id__exact={obj.pk}"
+        return format_html(
+            '<ul class="recent-runs">{}</ul><a href="{}">{}</a>', rows, link, gettext("Toutes")
+        )
+
+    @admin.action(description=_("Synchroniser maintenant"))
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        """Sends a sync of each integration (run by the workers, or here without them)."""
+        count = 0
+        for integration in queryset.exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT):
+            dispatch_sync(integration.pk, SyncRun.Trigger.ADMIN)
+            count += 1
+        skipped = queryset.count() - count
+        self.message_user(
+            request,
+            ngettext(
+                "Synchronisation demandée pour %(count)d intégration.",
+                "Synchronisation demandée pour %(count)d intégrations.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d intégration à reconnecter n'a pas été synchronisée.",
+                    "%(count)d intégrations à reconnecter n'ont pas été synchronisées.",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
+            )
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         integration_update_settings(
@@ -165,3 +243,51 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
         return None
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    """The history of syncs, for support: read-only."""
+
+    list_display = [
+        "started_at", "integration", "trigger", "direction", "duration", "created", "updated",
+        "deleted", "skipped", "requests", "outcome",
+    ]  # fmt: skip
+    list_filter = [
+        "trigger",
+        "direction",
+        "integration__provider",
+        ("error", admin.EmptyFieldListFilter),
+    ]
+    search_fields = ["integration__user__username", "integration__account_email", "error"]
+    list_select_related = ["integration__user"]
+    date_hierarchy = "started_at"
+    readonly_fields = [
+        "integration", "trigger", "direction", "started_at", "finished_at", "created",
+        "updated", "deleted", "skipped", "requests", "error",
+    ]  # fmt: skip
+    fields = readonly_fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SyncRun]:
+        return super().get_queryset(request).defer("integration__credentials")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("durée"))
+    def duration(self, run: SyncRun) -> str:
+        if run.finished_at is None:
+            return "…"
+        return f"{(run.finished_at - run.started_at).total_seconds():.1f} s"
+
+    @admin.display(description=_("résultat"))
+    def outcome(self, run: SyncRun) -> str:
+        if run.finished_at is None:
+            return gettext("en cours")
+        return gettext("échec") if run.error else gettext("réussie")

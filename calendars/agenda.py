@@ -6,6 +6,7 @@ One query per source whatever the number of items; every query is scoped to the 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zoneinfo
 from collections.abc import Iterable
@@ -14,13 +15,13 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.formats import time_format
 from django.utils.translation import gettext as _
 
 from accounts.models import Profile
-from calendars.models import CalendarEvent
+from calendars.models import CalendarEvent, SyncRun
 from calendars.providers import PROVIDERS
 from formations.models import Formation
 
@@ -309,3 +310,17 @@ def days_of(items: Iterable[AgendaItem], start: date, end: date) -> list[Day]:
     for day in days:
         day.entries.sort(key=lambda e: not e.item.spans_days)  # stable: keeps the time order
     return days
+
+
+def calendar_stamp(user: Any) -> str:
+    """Changes whenever the learner's imported events or formations change (rows added,
+    changed or deleted) or a sync of theirs ends."""
+    events = CalendarEvent.objects.filter(calendar__integration__user=user).aggregate(
+        n=Count("pk"), at=Max("updated_at")
+    )
+    runs = SyncRun.objects.filter(integration__user=user).aggregate(at=Max("finished_at"))
+    formations = Formation.objects.filter(enrollments__learner=user).aggregate(
+        n=Count("pk"), at=Max("updated_at")
+    )
+    parts = [events["n"], events["at"], runs["at"], formations["n"], formations["at"]]
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]

@@ -35,7 +35,7 @@ from calendars.agenda import (
     learner_zone,
     parse_day,
 )
-from calendars.models import CalendarIntegration
+from calendars.models import CalendarIntegration, SyncRun
 from calendars.providers import PROVIDERS
 from calendars.providers.base import ProviderError, ReconnectRequired
 from calendars.services import (
@@ -45,7 +45,8 @@ from calendars.services import (
     integration_disconnect,
     integration_update_settings,
 )
-from calendars.sync import ExportRefused, formation_export, integration_import
+from calendars.sync import ExportRefused, formation_export
+from calendars.tasks import dispatch_sync, run_now
 from calendars.views import learner_integration, redirect_uri
 from formations.models import Formation
 
@@ -264,6 +265,7 @@ def callback(request: HttpRequest, provider: str, payload: CallbackIn) -> Integr
         provider_name=_provider(provider),
         params=payload.model_dump(exclude_none=True),
     )
+    dispatch_sync(integration.pk, SyncRun.Trigger.CONNECT)
     return IntegrationOut.of(integration)
 
 
@@ -287,6 +289,7 @@ def update_settings(request: HttpRequest, type: str, payload: SettingsIn) -> Int
         export_enabled=payload.export,
         sync_enabled=payload.sync,
     )
+    dispatch_sync(integration.pk, SyncRun.Trigger.SETTINGS)
     return IntegrationOut.of(integration)
 
 
@@ -306,11 +309,26 @@ class ImportOut(Schema):
     skipped: int
 
 
-@router.post("/{provider}/import", response={200: ImportOut, **ERRORS})
+@router.post(
+    "/{provider}/import",
+    response={200: ImportOut, **ERRORS, 409: ErrorOut, 502: ErrorOut, 503: ErrorOut},
+)
 def import_now(request: HttpRequest, provider: str) -> dict[str, int]:
     """Imports the learner's chosen calendars of this provider now; returns the counts.
     A lost grant is a 409 (needs_reconnect), a provider failure a 502/503."""
-    return integration_import(integration=_integration(request, provider)).as_dict()
+    integration = _integration(request, provider)
+    if integration.needs_reconnect:
+        raise ReconnectRequired(integration.last_error or "The integration needs reconnecting.")
+    run = run_now(integration.pk, SyncRun.Trigger.MANUAL, direction=SyncRun.Direction.IMPORT)
+    if run is None:
+        raise ApiError(
+            503,
+            "sync_in_progress",
+            _("Une synchronisation de cet agenda est en cours ; réessayez dans un instant."),
+        )
+    if run.failure is not None:
+        raise run.failure
+    return {name: getattr(run, name) for name in ("created", "updated", "deleted", "skipped")}
 
 
 class ExportIn(Schema):

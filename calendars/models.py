@@ -50,6 +50,14 @@ class CalendarIntegration(models.Model):
     last_synced_at = models.DateTimeField(_("dernière synchronisation"), null=True, blank=True)
     connected_at = models.DateTimeField(_("connecté le"), default=timezone.now)
     updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
+    # Background sync: when the next periodic sync (or retry) is due; how many syncs in a row
+    # failed; and a sync asked for while another ran or a push notification waits to be
+    # acted on (the running sync then goes round once more).
+    next_sync_at = models.DateTimeField(_("prochaine synchronisation"), null=True, blank=True)
+    sync_failures = models.PositiveSmallIntegerField(_("échecs consécutifs"), default=0)
+    sync_requested_at = models.DateTimeField(
+        _("synchronisation demandée le"), null=True, blank=True
+    )
 
     class Meta:
         verbose_name = _("intégration de calendrier")
@@ -59,6 +67,7 @@ class CalendarIntegration(models.Model):
                 fields=["user", "provider"], name="integration_one_per_provider"
             )
         ]
+        indexes = [models.Index(fields=["next_sync_at"])]
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} — {self.account_email or self.user}"
@@ -259,3 +268,85 @@ class FormationExport(models.Model):
     @property
     def removed_by_learner(self) -> bool:
         return self.state == self.State.REMOVED
+
+
+class SyncRun(models.Model):
+    """One run of the sync of an integration: why, which way, what it changed, how it ended."""
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", _("À la demande de l'apprenant")
+        PUSH = "push", _("Notification du fournisseur")
+        PERIODIC = "periodic", _("Périodique")
+        RETRY = "retry", _("Nouvel essai après un échec")
+        CONNECT = "connect", _("Connexion")
+        SETTINGS = "settings", _("Réglages modifiés")
+        FORMATION = "formation", _("Formation modifiée")
+        ADMIN = "admin", _("Équipe d'assistance")
+        COMMAND = "command", _("Commande")
+
+    class Direction(models.TextChoices):
+        BOTH = "both", _("Import et export")
+        IMPORT = "import", _("Import")
+        EXPORT = "export", _("Export")
+
+    integration = models.ForeignKey(
+        CalendarIntegration,
+        on_delete=models.CASCADE,
+        related_name="sync_runs",
+        verbose_name=_("intégration"),
+    )
+    trigger = models.CharField(_("déclencheur"), max_length=16, choices=Trigger.choices)
+    direction = models.CharField(_("sens"), max_length=8, choices=Direction.choices)
+    started_at = models.DateTimeField(_("début"), default=timezone.now)
+    finished_at = models.DateTimeField(_("fin"), null=True, blank=True)
+    created = models.PositiveIntegerField(_("ajoutés"), default=0)
+    updated = models.PositiveIntegerField(_("modifiés"), default=0)
+    deleted = models.PositiveIntegerField(_("supprimés"), default=0)
+    skipped = models.PositiveIntegerField(_("ignorés"), default=0)
+    requests = models.PositiveIntegerField(_("requêtes au fournisseur"), default=0)
+    error = models.TextField(_("erreur"), blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        verbose_name = _("synchronisation")
+        verbose_name_plural = _("synchronisations")
+        indexes = [
+            models.Index(fields=["integration", "-started_at"]),
+            models.Index(fields=["started_at"]),
+        ]
+
+    # The provider failure that ended the run, for the caller that ran it (not saved).
+    failure: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.integration_id} {self.trigger} {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.finished_at is not None and not self.error
+
+
+class PushChannel(models.Model):
+    """A push channel open with the provider: a Google watch channel on one calendar, or a
+    Graph subscription on the whole mailbox. Only a digest of its secret (Google's channel
+    token, Graph's clientState) is kept: enough to check a notification, useless to forge one."""
+
+    integration = models.ForeignKey(
+        CalendarIntegration, on_delete=models.CASCADE, related_name="channels"
+    )
+    calendar = models.ForeignKey(
+        Calendar, on_delete=models.CASCADE, null=True, blank=True, related_name="channels"
+    )
+    channel_id = models.CharField(_("identifiant du canal"), max_length=255, unique=True)
+    resource_id = models.CharField(_("ressource surveillée"), max_length=255, blank=True)
+    secret_digest = models.CharField(max_length=64)
+    expires_at = models.DateTimeField(_("expire le"))
+    created_at = models.DateTimeField(_("créé le"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("canal de notification")
+        verbose_name_plural = _("canaux de notification")
+        indexes = [models.Index(fields=["expires_at"])]
+
+    def __str__(self) -> str:
+        return self.channel_id

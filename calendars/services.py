@@ -301,9 +301,13 @@ def integration_update_settings(
 def integration_disconnect(
     *, integration: CalendarIntegration, remove_exported: bool = False
 ) -> None:
-    """Revokes the grant where the provider allows it, then erases the credentials; with
-    `remove_exported`, takes the exported formations out of the learner's calendar first
-    (best effort: the learner wants out whatever the provider says)."""
+    """Closes the push channels, revokes the grant where the provider allows it, then erases
+    the credentials; with `remove_exported`, takes the exported formations out of the
+    learner's calendar first (best effort: the learner wants out whatever the provider
+    says)."""
+    from calendars.push import integration_channels_stop  # push builds on services
+
+    integration_channels_stop(integration=integration)
     if remove_exported:
         from calendars.sync import integration_export_remove_all  # sync builds on services
 

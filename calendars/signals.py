@@ -1,19 +1,16 @@
 """Formations know nothing of calendars: calendars listen to their changes and, once the
-change is committed, bring the exported events in line."""
+change is committed, send the tasks that bring the exported events in line."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-
-from calendars.sync import formation_propagate
+from calendars.tasks import dispatch_propagation
 from formations.models import Enrollment, Formation
 
 
 def formation_saved_or_deleted(sender: Any, instance: Formation, **kwargs: Any) -> None:
-    uid = str(instance.uid)
-    transaction.on_commit(lambda: formation_propagate(formation_uid=uid))
+    dispatch_propagation(str(instance.uid))
 
 
 def enrollment_saved_or_deleted(sender: Any, instance: Enrollment, **kwargs: Any) -> None:
@@ -23,7 +20,4 @@ def enrollment_saved_or_deleted(sender: Any, instance: Enrollment, **kwargs: Any
     uid = Formation.objects.filter(pk=instance.formation_id).values_list("uid", flat=True).first()
     if uid is None:
         return
-    learner_id = instance.learner_id
-    transaction.on_commit(
-        lambda: formation_propagate(formation_uid=str(uid), learner_id=learner_id)
-    )
+    dispatch_propagation(str(uid), instance.learner_id)

@@ -31,7 +31,13 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import learner_language
-from calendars.models import Calendar, CalendarEvent, CalendarIntegration, FormationExport
+from calendars.models import (
+    Calendar,
+    CalendarEvent,
+    CalendarIntegration,
+    FormationExport,
+    SyncRun,
+)
 from calendars.providers import get_provider
 from calendars.providers.base import (
     EventPage,
@@ -48,6 +54,7 @@ from calendars.providers.base import (
     WriteKind,
     WriteOutcome,
 )
+from calendars.push import integration_channels_reconcile
 from calendars.services import integration_call, integration_refresh_calendars
 from formations.models import Formation
 
@@ -138,7 +145,7 @@ def calendar_import(*, calendar: Calendar) -> ImportResult:
         return _import(calendar)
 
 
-_local_locks: dict[tuple[int, int], threading.Lock] = {}
+_local_locks: dict[tuple[int, int], threading.RLock] = {}
 _local_locks_guard = threading.Lock()
 
 
@@ -153,7 +160,8 @@ def _calendar_lock(calendar_id: int) -> Iterator[bool]:
 def _lock(namespace: int, key: int, *, wait: float) -> Iterator[bool]:
     """A lock that writes nothing: PostgreSQL's advisory lock (shared by every process and
     machine), else, on SQLite in development, a lock of this process. Released by a crash
-    too (the connection closes). Waits up to `wait` seconds for it."""
+    too (the connection closes). Waits up to `wait` seconds for it. Both are re-entrant: the
+    session or thread holding it gets it again."""
     deadline = time.monotonic() + wait
     if connection.vendor == "postgresql":
         pair = (namespace, key % 2**31)
@@ -172,7 +180,7 @@ def _lock(namespace: int, key: int, *, wait: float) -> Iterator[bool]:
                     cursor.execute("SELECT pg_advisory_unlock(%s, %s)", pair)
         return
     with _local_locks_guard:
-        lock = _local_locks.setdefault((namespace, key), threading.Lock())
+        lock = _local_locks.setdefault((namespace, key), threading.RLock())
     acquired = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
     try:
         yield acquired
@@ -798,12 +806,14 @@ def _record_export_error(row: FormationExport, error: ProviderError, result: Exp
 
 
 @contextmanager
-def _integration_lock(integration_id: int) -> Iterator[bool]:
-    """One export at a time per learner's calendar account, waiting up to
-    CALENDAR_EXPORT_LOCK_WAIT for the running one (a double click gets its answer)."""
-    with _lock(
-        EXPORT_LOCK_NAMESPACE, integration_id, wait=settings.CALENDAR_EXPORT_LOCK_WAIT
-    ) as acquired:
+def _integration_lock(integration_id: int, *, wait: float | None = None) -> Iterator[bool]:
+    """One sync or export at a time per learner's calendar account, so that Outlook never
+    sees more than one batch of 4 requests from us per mailbox. Waits up to `wait` seconds
+    (default CALENDAR_EXPORT_LOCK_WAIT: a double click gets its answer). Re-entrant: a sync
+    holding it exports under it."""
+    if wait is None:
+        wait = settings.CALENDAR_EXPORT_LOCK_WAIT
+    with _lock(EXPORT_LOCK_NAMESPACE, integration_id, wait=wait) as acquired:
         yield acquired
 
 
@@ -860,47 +870,235 @@ def integration_export_remove_all(*, integration: CalendarIntegration) -> Export
         return result
 
 
-def integration_sync(*, integration: CalendarIntegration) -> tuple[ImportResult, ExportResult]:
-    """Both directions: the learner's calendars in (which also shows what they did to the
-    exported formations), then the formations out."""
-    imported = (
-        integration_import(integration=integration)
-        if integration.import_enabled or integration.exports.exists()
-        else ImportResult()
-    )
-    exported = integration_export(integration=integration)
+def integration_sync(
+    *,
+    integration: CalendarIntegration,
+    direction: str = SyncRun.Direction.BOTH,
+    formation_uids: set[str] | None = None,
+) -> tuple[ImportResult, ExportResult]:
+    """Both directions (or one): the learner's calendars in (which also shows what they did
+    to the exported formations), then the formations out (all, or `formation_uids`)."""
+    imported, exported = ImportResult(), ExportResult()
+    if direction != SyncRun.Direction.EXPORT and (
+        integration.import_enabled or integration.exports.exists()
+    ):
+        imported = integration_import(integration=integration)
+    if direction != SyncRun.Direction.IMPORT:
+        exported = integration_export(integration=integration, formation_uids=formation_uids)
     if exported.created or exported.updated or exported.deleted:
         CalendarIntegration.objects.filter(pk=integration.pk).update(last_synced_at=timezone.now())
     return imported, exported
 
 
-def formation_propagate(*, formation_uid: str, learner_id: int | None = None) -> None:
-    """A formation changed, was deleted, or one learner's enrollment in it did: the events of
-    every calendar it is, or should be, exported to are brought in line. Failures are logged;
-    the rows keep what is left to do for the next sync."""
+def formation_integrations(*, formation_uid: str, learner_id: int | None = None) -> list[int]:
+    """The integrations whose calendars hold, or should hold, the formation: those it was
+    exported to and those of its learners who export their formations."""
     integrations = CalendarIntegration.objects.filter(
         Q(exports__formation_uid=formation_uid)
         | Q(export_enabled=True, user__enrollments__formation__uid=formation_uid)
     ).exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT)
     if learner_id is not None:
         integrations = integrations.filter(user_id=learner_id)
-    for integration in integrations.defer("credentials").distinct():
-        try:
-            integration_export(integration=integration, formation_uids={formation_uid})
-        except ProviderError as error:
-            logger.warning(
-                "Formation %s: export to integration %s failed: %s",
-                formation_uid,
-                integration.pk,
-                error.message,
-            )
+    return sorted(set(integrations.values_list("pk", flat=True)))
 
 
-def integration_export_quietly(*, integration: CalendarIntegration) -> ExportResult | None:
-    """An export the learner did not ask for by name (after connecting, after changing the
-    receiving calendar): a failure is logged, and the next sync takes it up."""
+# --- runs: what tasks, commands and buttons ask for ------------------------------------------
+#
+# A run is one sync (import then export, or one direction) of one integration, recorded as a
+# SyncRun. One runs at a time per integration (the integration lock), and requests made while
+# one runs coalesce into it:
+# - asking for a full sync marks the integration (`sync_requested_at`, kept from the first
+#   request); a full round clears the mark when it starts; a run that finds the mark set when
+#   it ends goes round again (MAX_ROUNDS at most, then `on_pending` sends another task);
+# - a task whose mark was cleared before it started has been covered by a round that started
+#   after it was asked for: it does nothing;
+# - the export of some formations (a formation changed) waits for the lock a while; if a
+#   run keeps it, it marks the integration instead, and the run's next round covers it.
+# Marks are set before trying the lock, and the holder looks at the mark after releasing
+# it, so no request is lost between the two.
+
+MAX_ROUNDS = 3
+# A mark this old is taken for a lost task: asking again sends a new one.
+REQUEST_STALE_AFTER = timedelta(minutes=5)
+
+
+def integration_sync_request(*, integration_id: int) -> bool:
+    """Asks for a full sync of the integration (the next round to start does it). True when
+    none was already waiting: the caller then sends a task; otherwise one is on its way."""
+    now = timezone.now()
+    return bool(
+        CalendarIntegration.objects.filter(pk=integration_id)
+        .filter(
+            Q(sync_requested_at__isnull=True) | Q(sync_requested_at__lt=now - REQUEST_STALE_AFTER)
+        )
+        .update(sync_requested_at=now)
+    )
+
+
+def integration_run(
+    *,
+    integration_id: int,
+    trigger: str,
+    direction: str = SyncRun.Direction.BOTH,
+    formation_uids: set[str] | None = None,
+    requested: bool = False,
+    wait: float = 0.0,
+    on_pending: Callable[[], None] | None = None,
+) -> SyncRun | None:
+    """Runs the sync of one integration and records it; returns the last SyncRun, or None
+    when nothing was run here: a round started after the request covered it (`requested`:
+    the caller marked the integration when it asked), or another run holds the integration
+    and will cover it.
+
+    Provider failures are recorded on the run, and schedule the next attempt after a
+    growing delay; they are not raised. `formation_uids` limits the export to those."""
+    full = direction == SyncRun.Direction.BOTH and formation_uids is None
+    if full:
+        if requested and not _requested(integration_id):
+            return None  # covered
+        integration_sync_request(integration_id=integration_id)
+    with _integration_lock(integration_id, wait=wait) as acquired:
+        if not acquired and not full:
+            integration_sync_request(integration_id=integration_id)
+            # Taken again: the holder may have released it before the mark was set.
+            with _integration_lock(integration_id, wait=0.0) as acquired_now:
+                return (
+                    _rounds(integration_id, trigger, direction, formation_uids)
+                    if acquired_now
+                    else None
+                )
+        if not acquired:
+            return None
+        run = _rounds(integration_id, trigger, direction, formation_uids)
+    if on_pending is not None and _requested(integration_id):
+        on_pending()
+    return run
+
+
+def _rounds(
+    integration_id: int, trigger: str, direction: str, formation_uids: set[str] | None
+) -> SyncRun | None:
+    run = None
+    full = direction == SyncRun.Direction.BOTH and formation_uids is None
+    for _round in range(MAX_ROUNDS):
+        integration = CalendarIntegration.objects.filter(pk=integration_id).first()
+        if integration is None:
+            return run
+        if full:
+            _clear_requested(integration_id)
+        if integration.needs_reconnect:
+            return run
+        run = _run_once(integration, trigger, direction, formation_uids)
+        if not _requested(integration_id):
+            break
+        # Asked for meanwhile: a full round covers whatever it was.
+        full, direction, formation_uids = True, SyncRun.Direction.BOTH, None
+    return run
+
+
+def integration_sync_pending(integration_id: int) -> bool:
+    """Whether a full sync was asked for and no round has started since."""
+    return _requested(integration_id)
+
+
+def _clear_requested(integration_id: int) -> None:
+    CalendarIntegration.objects.filter(pk=integration_id).exclude(
+        sync_requested_at__isnull=True
+    ).update(sync_requested_at=None)
+
+
+def _requested(integration_id: int) -> bool:
+    return CalendarIntegration.objects.filter(
+        pk=integration_id, sync_requested_at__isnull=False
+    ).exists()
+
+
+def _run_once(
+    integration: CalendarIntegration,
+    trigger: str,
+    direction: str,
+    formation_uids: set[str] | None,
+) -> SyncRun:
+    # Whatever run of this integration is still open was cut off (the lock is ours).
+    SyncRun.objects.filter(integration=integration, finished_at__isnull=True).update(
+        finished_at=timezone.now(), error=gettext("Interrompue avant la fin.")
+    )
+    run = SyncRun.objects.create(integration=integration, trigger=trigger, direction=direction)
+    imported, exported = ImportResult(), ExportResult()
+    failure: ProviderError | None = None
     try:
-        return integration_export(integration=integration)
+        imported, exported = integration_sync(
+            integration=integration, direction=direction, formation_uids=formation_uids
+        )
+        if exported.failed:
+            failure = ProviderError(
+                f"{exported.failed} formation(s) could not be written; "
+                "they are tried again at the next sync."
+            )
     except ProviderError as error:
-        logger.warning("Export of integration %s failed: %s", integration.pk, error.message)
-        return None
+        failure = error
+    except Exception:
+        _finish(run, imported, exported, error="Unexpected error (see the server's log).")
+        raise
+    _finish(run, imported, exported, error=failure.message if failure else "")
+    run.failure = failure  # for a caller that reports it (not saved)
+    _schedule_next(integration, run, failure)
+    if failure is None and direction == SyncRun.Direction.BOTH:
+        integration_channels_reconcile(integration=integration)
+    return run
+
+
+def integration_channels_refresh(*, integration_id: int) -> None:
+    """Renews, opens or closes the integration's push channels, under its lock (its requests
+    count towards the mailbox's concurrent ones)."""
+    with _integration_lock(integration_id) as acquired:
+        integration = CalendarIntegration.objects.filter(pk=integration_id).first()
+        if acquired and integration is not None:
+            integration_channels_reconcile(integration=integration)
+
+
+def _finish(run: SyncRun, imported: ImportResult, exported: ExportResult, *, error: str) -> None:
+    run.created = imported.created + exported.created
+    run.updated = imported.updated + exported.updated
+    run.deleted = imported.deleted + exported.deleted
+    run.skipped = imported.skipped
+    run.requests = imported.requests + exported.requests
+    run.error = error
+    run.finished_at = timezone.now()
+    run.save()
+
+
+def _schedule_next(
+    integration: CalendarIntegration, run: SyncRun, failure: ProviderError | None
+) -> None:
+    """After a success, the next periodic sync; after a failure, a retry after a growing
+    delay with jitter, never sooner than the provider's Retry-After. A lost grant waits for
+    the learner instead."""
+    now = timezone.now()
+    fields: dict[str, Any] = {}
+    if failure is None:
+        if run.direction == SyncRun.Direction.BOTH:
+            fields = {
+                "sync_failures": 0,
+                "next_sync_at": now + timedelta(seconds=settings.CALENDAR_SYNC_INTERVAL),
+                "last_synced_at": now,
+            }
+        elif integration.sync_failures:
+            fields = {"sync_failures": 0}
+    elif not isinstance(failure, ReconnectRequired):
+        failures = integration.sync_failures + 1
+        fields = {
+            "sync_failures": min(failures, 10_000),
+            "next_sync_at": now + timedelta(seconds=retry_delay(failures, failure.retry_after)),
+        }
+    if fields:
+        CalendarIntegration.objects.filter(pk=integration.pk).update(**fields)
+
+
+def retry_delay(failures: int, retry_after: float | None = None) -> float:
+    """Seconds before the next attempt after `failures` failures in a row: one minute,
+    doubled each time up to CALENDAR_SYNC_RETRY_MAX, with jitter (half of it random, so
+    that syncs failing together do not retry together), and at least `retry_after`."""
+    ceiling = min(float(settings.CALENDAR_SYNC_RETRY_MAX), 60.0 * 2 ** min(failures - 1, 20))
+    delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 (jitter, not a secret)
+    return max(delay, retry_after or 0.0)

@@ -8,8 +8,11 @@ app_name = "calendars"
 urlpatterns = [
     path("", views.calendar_page, name="calendar"),
     path("import/", views.import_now, name="import_now"),
+    path("version", views.calendar_version, name="version"),
     path("connect/<str:provider>/", views.connect, name="connect"),
     path("export/<str:provider>/<int:pk>/", views.export_formation, name="export_formation"),
     # The paths the product already registers with Google and Microsoft (no trailing slash).
     path("callback/<str:provider>", views.callback, name="callback"),
+    path("webhooks/google", views.webhook_google, name="webhook_google"),
+    path("webhooks/outlook", views.webhook_outlook, name="webhook_outlook"),
 ]

@@ -1,23 +1,36 @@
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from calendars.agenda import VIEWS, agenda_items, days_of, parse_day, period_of, sources
+from calendars.agenda import (
+    VIEWS,
+    agenda_items,
+    calendar_stamp,
+    days_of,
+    parse_day,
+    period_of,
+    sources,
+)
 from calendars.forms import IntegrationSettingsForm
-from calendars.models import CalendarIntegration, FormationExport
+from calendars.models import CalendarIntegration, FormationExport, PushChannel, SyncRun
 from calendars.providers import PROVIDERS
 from calendars.providers.base import ProviderError, ReconnectRequired
+from calendars.push import channel_check
 from calendars.services import (
     ConnectError,
     integration_choose_calendars,
@@ -27,14 +40,11 @@ from calendars.services import (
     integration_refresh_calendars,
     integration_update_settings,
 )
-from calendars.sync import (
-    ExportRefused,
-    ImportResult,
-    formation_export,
-    integration_export_quietly,
-    integration_sync,
-)
+from calendars.sync import ExportRefused, formation_export
+from calendars.tasks import dispatch_push_sync, dispatch_sync, dispatch_watch, run_now
 from formations.models import Formation
+
+logger = logging.getLogger(__name__)
 
 
 @require_GET
@@ -53,6 +63,8 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
     except NoReverseMatch:  # until the import view exists
         import_now_url = None
     context = {
+        "version": calendar_stamp(request.user),
+        "refresh_ms": int(settings.CALENDAR_PAGE_REFRESH * 1000),
         "period": period,
         "today": today,
         "days": days,
@@ -63,6 +75,15 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
         "has_integrations": CalendarIntegration.objects.filter(user=request.user).exists(),
     }
     return render(request, "calendars/calendar.html", context)
+
+
+@require_GET
+@never_cache
+def calendar_version(request: HttpRequest) -> JsonResponse:
+    """A stamp that changes when what the calendar page shows may have changed: the page's
+    script asks for it every few seconds and reloads the calendar when it moves. Cheap: three
+    aggregate queries on indexed columns."""
+    return JsonResponse({"version": calendar_stamp(request.user)})
 
 
 def _provider_or_404(name: str) -> str:
@@ -88,19 +109,26 @@ def redirect_uri(request: HttpRequest, provider: str) -> str:
 
 @require_POST
 def import_now(request: HttpRequest) -> HttpResponse:
-    """The calendar page's "Importer maintenant": every connected calendar, right away."""
-    total = ImportResult()
-    problems, imported = [], 0
-    for integration in CalendarIntegration.objects.filter(
-        user=request.user, import_enabled=True
-    ).exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT):
-        try:
-            total.add(integration_sync(integration=integration)[0])
-            imported += 1
-        except ReconnectRequired:
+    """The calendar page's "Importer maintenant": every connected calendar, both ways, now."""
+    total = {"created": 0, "updated": 0, "deleted": 0}
+    problems, busy, imported = [], [], 0
+    for integration in (
+        CalendarIntegration.objects.filter(user=request.user, import_enabled=True)
+        .exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT)
+        .defer("credentials")
+    ):
+        title = PROVIDERS[integration.provider].title
+        run = run_now(integration.pk, SyncRun.Trigger.MANUAL)
+        if run is None:
+            busy.append(title)
+        elif isinstance(run.failure, ReconnectRequired):
             pass  # the banner on every page says so
-        except ProviderError:
-            problems.append(PROVIDERS[integration.provider].title)
+        elif run.failure is not None:
+            problems.append(title)
+        else:
+            imported += 1
+            for name in total:
+                total[name] += getattr(run, name)
     if problems:
         messages.error(
             request,
@@ -108,20 +136,27 @@ def import_now(request: HttpRequest) -> HttpResponse:
             % {"providers": ", ".join(problems)},
         )
         return redirect("calendars:calendar")
-    if not imported:
+    if busy:
+        messages.info(
+            request,
+            _("Une synchronisation de %(providers)s est déjà en cours : vos derniers changements "
+              "y seront pris en compte.") % {"providers": ", ".join(busy)},
+        )  # fmt: skip
+    if not imported and not busy:
         messages.warning(
             request,
             _("Aucun agenda à importer : connectez ou reconnectez-en un dans les paramètres."),
         )
         return redirect("calendars:calendar")
-    messages.success(
-        request,
-        _(
-            "Import terminé : %(created)d ajouté(s), %(updated)d modifié(s), "
-            "%(deleted)d supprimé(s)."
+    if imported:
+        messages.success(
+            request,
+            _(
+                "Import terminé : %(created)d ajouté(s), %(updated)d modifié(s), "
+                "%(deleted)d supprimé(s)."
+            )
+            % total,
         )
-        % total.as_dict(),
-    )
     return redirect("calendars:calendar")
 
 
@@ -148,6 +183,7 @@ def settings_calendars(request: HttpRequest) -> HttpResponse:
             "integration": integrations.get(name),
             "form": IntegrationSettingsForm.for_integration(integrations.get(name)),
             "exported": exported.get(name, 0),
+            "last_run": integrations[name].sync_runs.first() if name in integrations else None,
         }
         for name, provider in PROVIDERS.items()
     ]
@@ -181,7 +217,7 @@ def callback(request: HttpRequest, provider: str) -> HttpResponse:
     except ConnectError as error:
         messages.error(request, error.message)
     else:
-        integration_export_quietly(integration=integration)
+        dispatch_sync(integration.pk, SyncRun.Trigger.CONNECT)
         messages.success(
             request,
             _("%(provider)s est connecté (%(account)s).")
@@ -211,7 +247,7 @@ def update_settings(request: HttpRequest, provider: str) -> HttpResponse:
                 _("Ce calendrier est en lecture seule : il ne peut pas recevoir vos formations."),
             )
             return redirect("settings_calendars")
-    integration_export_quietly(integration=integration)
+    dispatch_sync(integration.pk, SyncRun.Trigger.SETTINGS)
     messages.success(request, _("Vos réglages de synchronisation sont enregistrés."))
     return redirect("settings_calendars")
 
@@ -282,3 +318,75 @@ def disconnect(request: HttpRequest, provider: str) -> HttpResponse:
         % {"provider": PROVIDERS[provider].title},
     )
     return redirect("settings_calendars")
+
+
+# --- push notifications -----------------------------------------------------------------------
+# Called by Google and Microsoft, not by people: no session, no CSRF token. A notification
+# only says "something changed"; what changed is fetched by the sync it asks for. Anything
+# not proven ours (unknown channel, wrong secret) is ignored with a success status, so that
+# the provider stops sending it rather than retrying.
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def webhook_google(request: HttpRequest) -> HttpResponse:
+    """https://developers.google.com/calendar/api/guides/push#receiving-notifications"""
+    channel = channel_check(
+        request.headers.get("X-Goog-Channel-ID", ""),
+        request.headers.get("X-Goog-Channel-Token", ""),
+    )
+    if channel is None or request.headers.get("X-Goog-Resource-ID", "") != channel.resource_id:
+        logger.info("Google notification for an unknown channel ignored")
+        return HttpResponse(status=200)
+    # "sync" only announces a new channel; "exists" / "not_exists": something changed.
+    if request.headers.get("X-Goog-Resource-State") != "sync":
+        dispatch_push_sync(channel.integration_id)
+    return HttpResponse(status=200)
+
+
+# Graph's validation tokens are short; anything longer is not one.
+VALIDATION_TOKEN_MAX = 1024
+# Notifications read from one POST at most (Graph sends up to 100 or so).
+NOTIFICATIONS_MAX = 1000
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def webhook_outlook(request: HttpRequest) -> HttpResponse:
+    """Change and lifecycle notifications of our Graph subscriptions.
+    https://learn.microsoft.com/graph/change-notifications-delivery-webhooks and
+    https://learn.microsoft.com/graph/change-notifications-lifecycle-events"""
+    token = request.GET.get("validationToken")
+    if token is not None:  # the handshake of a new subscription: echo the token, as text
+        if len(token) > VALIDATION_TOKEN_MAX:
+            return HttpResponse(status=400)
+        return HttpResponse(token, content_type="text/plain; charset=utf-8")
+    try:
+        items = json.loads(request.body)["value"]
+        if not isinstance(items, list):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        return HttpResponse(status=400)
+    for item in items[:NOTIFICATIONS_MAX]:
+        if not isinstance(item, dict):
+            continue
+        channel = channel_check(
+            str(item.get("subscriptionId") or ""), str(item.get("clientState") or "")
+        )
+        if channel is None:
+            logger.info("Graph notification for an unknown subscription ignored")
+            continue
+        lifecycle = item.get("lifecycleEvent")
+        if lifecycle == "reauthorizationRequired":
+            # Renewing the subscription reauthorizes it.
+            PushChannel.objects.filter(pk=channel.pk).update(expires_at=timezone.now())
+            dispatch_watch(channel.integration_id)
+        elif lifecycle == "subscriptionRemoved":
+            channel.delete()
+            dispatch_watch(channel.integration_id)
+            dispatch_push_sync(channel.integration_id)  # changes since are not notified
+        else:  # a change, or "missed": notifications were lost, the delta has it all
+            dispatch_push_sync(channel.integration_id)
+    return HttpResponse(status=202)

@@ -251,6 +251,47 @@ CALENDAR_RETRY_MAX_WAIT = env.float("CALENDAR_RETRY_MAX_WAIT", default=60.0)
 CALENDAR_EXPORT_LOCK_WAIT = env.float("CALENDAR_EXPORT_LOCK_WAIT", default=30.0)
 # Seconds before any single call to a provider gives up.
 CALENDAR_HTTP_TIMEOUT = env.float("CALENDAR_HTTP_TIMEOUT", default=10.0)
+# Background sync. Learners' calendars are synced every CALENDAR_SYNC_INTERVAL seconds (when
+# their automatic sync is on) and, with push, within seconds of a change; a failed sync is
+# tried again after a growing delay, up to CALENDAR_SYNC_RETRY_MAX seconds.
+CALENDAR_SYNC_INTERVAL = env.int("CALENDAR_SYNC_INTERVAL", default=900)
+CALENDAR_SYNC_RETRY_MAX = env.int("CALENDAR_SYNC_RETRY_MAX", default=6 * 3600)
+CALENDAR_SYNC_HISTORY_DAYS = env.int("CALENDAR_SYNC_HISTORY_DAYS", default=30)
+# Push notifications: Google watch channels and Graph subscriptions call back
+# CALENDAR_WEBHOOK_URL (default SITE_URL), which providers require in https (the sandbox also
+# accepts plain http on loopback). Notifications arriving within CALENDAR_PUSH_DEBOUNCE seconds
+# of each other make one sync. Channels live CALENDAR_PUSH_TTL seconds and are renewed
+# CALENDAR_PUSH_RENEW_BEFORE seconds before they expire.
+CALENDAR_PUSH_ENABLED = env.bool("CALENDAR_PUSH_ENABLED", default=True)
+CALENDAR_WEBHOOK_URL = env.str("CALENDAR_WEBHOOK_URL", default=SITE_URL).rstrip("/")
+CALENDAR_PUSH_DEBOUNCE = env.float("CALENDAR_PUSH_DEBOUNCE", default=2.0)
+CALENDAR_PUSH_TTL = env.int("CALENDAR_PUSH_TTL", default=2 * 24 * 3600)
+CALENDAR_PUSH_RENEW_BEFORE = env.int("CALENDAR_PUSH_RENEW_BEFORE", default=24 * 3600)
+# How often (seconds) an open calendar page asks whether it should show something new.
+CALENDAR_PAGE_REFRESH = env.float("CALENDAR_PAGE_REFRESH", default=5.0)
+
+# Celery (config/celery.py). Without a broker, tasks run inline in the process that sends them,
+# so development needs no other server. With Redis, tasks are acknowledged once done: a worker
+# killed mid-task leaves its message to be delivered again (to another worker at once when
+# only the pool process died; after CELERY_VISIBILITY_TIMEOUT seconds when the whole worker
+# did), and the sync it was running is idempotent.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="calendar")
+CELERY_BEAT_SCHEDULE = {
+    "sync-due-integrations": {"task": "calendars.tasks.sync_due", "schedule": 60.0},
+    "renew-push-channels": {"task": "calendars.tasks.renew_channels", "schedule": 3600.0},
+    "prune-sync-history": {"task": "calendars.tasks.prune_history", "schedule": 24 * 3600.0},
+}
 # An extra certificate authority to trust for Microsoft (a TLS-inspecting proxy, the sandbox).
 OUTLOOK_CA_BUNDLE = _endpoint("OUTLOOK_CA_BUNDLE", "", str(CALENDAR_SANDBOX_STATE_DIR / "ca.pem"))
 
@@ -340,5 +381,7 @@ LOGGING = {
         },
         # msal logs a token response it cannot parse, tokens included, at ERROR.
         "msal": {"level": "CRITICAL"},
+        # Tasks run inline (no broker) would log a line each; workers log them themselves.
+        "celery.app.trace": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else "INFO"},
     },
 }

@@ -29,6 +29,13 @@ def fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def no_push_channels(settings: Any) -> None:
+    """Push channels call back a live server: the tests that want them start one
+    (tests/calendars/test_push.py); elsewhere no channel is opened."""
+    settings.CALENDAR_PUSH_ENABLED = False
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., Any]:
     def make(username: str | None = None, password: str = "pw-for-tests-1", **extra: Any) -> Any:

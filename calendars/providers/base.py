@@ -171,6 +171,15 @@ class WriteOutcome:
 
 
 @dataclass(frozen=True)
+class PushChannelInfo:
+    """A push channel the provider opened: its id, what it watches, when it stops."""
+
+    channel_id: str
+    resource_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class CalendarInfo:
     """One of the learner's calendars, as the provider lists it."""
 
@@ -255,6 +264,34 @@ class Provider(ABC):
         """Carries out `writes` in as few requests as the provider allows; returns one outcome
         per write and the number of HTTP requests sent. Raises Unauthorized on a 401 of the
         whole request; a failed write is a FAILED outcome carrying its error."""
+
+    # Push: Google watches one calendar per channel; a Graph subscription covers the mailbox.
+    push_per_calendar: bool
+
+    @abstractmethod
+    def watch(
+        self,
+        access_token: str,
+        *,
+        calendar_id: str,
+        address: str,
+        secret: str,
+        expires_at: datetime,
+    ) -> PushChannelInfo:
+        """Opens a push channel calling `address` on changes (to the calendar `calendar_id`,
+        or to the mailbox where channels are per account), each notification carrying
+        `secret`, until `expires_at` or earlier if the provider says so."""
+
+    @abstractmethod
+    def renew_watch(
+        self, access_token: str, *, channel_id: str, expires_at: datetime
+    ) -> datetime | None:
+        """Extends a channel; returns its new end, or None where the provider cannot extend
+        one (Google: open a new channel, then stop the old one)."""
+
+    @abstractmethod
+    def stop_watch(self, access_token: str, *, channel_id: str, resource_id: str) -> None:
+        """Closes a channel; one the provider no longer knows is not an error."""
 
     @abstractmethod
     def revoke(self, credentials: dict[str, Any]) -> None:

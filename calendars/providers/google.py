@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +37,7 @@ from calendars.providers.base import (
     Outcome,
     Provider,
     ProviderError,
+    PushChannelInfo,
     ReconnectRequired,
     RemoteEvent,
     Removed,
@@ -303,6 +305,48 @@ class GoogleProvider(Provider):
                     outcomes[write.key] = WriteOutcome(write.key, Outcome.FAILED, error=failure)
         return [outcomes[write.key] for write in writes], sent
 
+    push_per_calendar = True
+
+    def watch(
+        self,
+        access_token: str,
+        *,
+        calendar_id: str,
+        address: str,
+        secret: str,
+        expires_at: datetime,
+    ) -> PushChannelInfo:
+        """https://developers.google.com/calendar/api/v3/reference/events/watch"""
+        body = {
+            "id": str(uuid.uuid4()),
+            "type": "web_hook",
+            "address": address,
+            "token": secret,
+            "expiration": int(expires_at.timestamp() * 1000),
+        }
+        data = _execute(
+            calendar_service(access_token).events().watch(calendarId=calendar_id, body=body)
+        )
+        try:
+            ends = datetime.fromtimestamp(int(data["expiration"]) / 1000, tz=UTC)
+            return PushChannelInfo(data["id"], data["resourceId"], ends)
+        except (KeyError, TypeError, ValueError):
+            raise ProviderError("Google sent an answer that could not be read.") from None
+
+    def renew_watch(
+        self, access_token: str, *, channel_id: str, expires_at: datetime
+    ) -> datetime | None:
+        return None  # https://developers.google.com/calendar/api/guides/push#renewing
+
+    def stop_watch(self, access_token: str, *, channel_id: str, resource_id: str) -> None:
+        """https://developers.google.com/calendar/api/v3/reference/channels/stop"""
+        request = (
+            calendar_service(access_token)
+            .channels()
+            .stop(body={"id": channel_id, "resourceId": resource_id})
+        )
+        _execute(request, expect_object=False, absent_ok=True)
+
     def revoke(self, credentials: dict[str, Any]) -> None:
         token = credentials.get("refresh_token") or credentials.get("token")
         if not token:
@@ -398,14 +442,17 @@ def _write_outcome(write: Write, response: Any, exception: Exception | None) -> 
 RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 
 
-def _execute(request: Any, *, expect_object: bool = True) -> Any:
-    """Runs a client-library request, turning Google's answers into our two kinds of error.
+def _execute(request: Any, *, expect_object: bool = True, absent_ok: bool = False) -> Any:
+    """Runs a client-library request, turning Google's answers into our two kinds of error;
+    with `absent_ok`, a 404 (nothing there to act on) is no error and gives None.
 
     https://developers.google.com/calendar/api/guides/errors
     """
     try:
         result = request.execute(num_retries=0)
     except HttpError as error:
+        if absent_ok and error.resp.status == 404:
+            return None
         raise _error_from(error) from None
     except (httplib2.HttpLib2Error, OSError) as error:  # timeouts, refused connections
         raise ProviderError(f"Google could not be reached ({type(error).__name__}).") from None

@@ -32,6 +32,7 @@ from calendars.providers.base import (
     Outcome,
     Provider,
     ProviderError,
+    PushChannelInfo,
     ReconnectRequired,
     RemoteEvent,
     Removed,
@@ -259,25 +260,107 @@ class OutlookProvider(Provider):
         outcomes = [outcome for chunk_outcomes, _ in answers for outcome in chunk_outcomes]
         return outcomes, len(chunks)
 
+    push_per_calendar = False
+
+    def watch(
+        self,
+        access_token: str,
+        *,
+        calendar_id: str,
+        address: str,
+        secret: str,
+        expires_at: datetime,
+    ) -> PushChannelInfo:
+        """One subscription to every event of the mailbox; lifecycle notifications
+        (reauthorization required, removed, missed) come to the same address.
+        https://learn.microsoft.com/graph/api/subscription-post-subscriptions"""
+        body = {
+            "changeType": "created,updated,deleted",
+            "notificationUrl": address,
+            "lifecycleNotificationUrl": address,
+            "resource": SUBSCRIPTION_RESOURCE,
+            "expirationDateTime": _graph_stamp(expires_at),
+            "clientState": secret,
+        }
+        data = graph_request(
+            access_token, "POST", f"{settings.OUTLOOK_GRAPH_URL}/subscriptions", json=body
+        )
+        try:
+            return PushChannelInfo(
+                data["id"], data.get("resource") or "", _graph_instant(data["expirationDateTime"])
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ProviderError("Microsoft Graph sent an answer that could not be read.") from None
+
+    def renew_watch(
+        self, access_token: str, *, channel_id: str, expires_at: datetime
+    ) -> datetime | None:
+        """https://learn.microsoft.com/graph/api/subscription-update"""
+        data = graph_request(
+            access_token,
+            "PATCH",
+            f"{settings.OUTLOOK_GRAPH_URL}/subscriptions/{quote(channel_id, safe='')}",
+            json={"expirationDateTime": _graph_stamp(expires_at)},
+        )
+        try:
+            return _graph_instant(data["expirationDateTime"])
+        except (KeyError, TypeError, ValueError):
+            raise ProviderError("Microsoft Graph sent an answer that could not be read.") from None
+
+    def stop_watch(self, access_token: str, *, channel_id: str, resource_id: str) -> None:
+        """https://learn.microsoft.com/graph/api/subscription-delete"""
+        graph_request(
+            access_token,
+            "DELETE",
+            f"{settings.OUTLOOK_GRAPH_URL}/subscriptions/{quote(channel_id, safe='')}",
+            absent_ok=True,
+        )
+
     def revoke(self, credentials: dict[str, Any]) -> None:
         """Microsoft has no per-application revocation endpoint: erasing the cache is all."""
 
 
+# Every event of the mailbox, whatever its calendar.
+# https://learn.microsoft.com/graph/outlook-change-notifications-overview
+SUBSCRIPTION_RESOURCE = "me/events"
+
+
 def graph_get(access_token: str, url: str, headers: dict[str, str] | None = None) -> Any:
-    """One Graph GET, with Graph's answers turned into our two kinds of error.
+    """One Graph GET, with Graph's answers turned into our two kinds of error."""
+    return graph_request(access_token, "GET", url, headers=headers)
+
+
+def graph_request(
+    access_token: str,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    json: dict[str, Any] | None = None,
+    absent_ok: bool = False,
+) -> Any:
+    """One Graph request, with Graph's answers turned into our two kinds of error; with
+    `absent_ok`, a 404 (nothing there to act on) is no error. Gives the JSON answer, or None
+    when there is no body (204).
 
     https://learn.microsoft.com/graph/errors and https://learn.microsoft.com/graph/throttling
     """
     try:
-        response = _http_client().get(
+        response = _http_client().request(
+            method,
             url,
             headers={"Authorization": f"Bearer {access_token}", **(headers or {})},
+            json=json,
             timeout=settings.CALENDAR_HTTP_TIMEOUT,
         )
     except requests.RequestException as error:
         raise ProviderError(
             f"Microsoft Graph could not be reached ({type(error).__name__})."
         ) from None
+    if absent_ok and response.status_code == 404:
+        return None
+    if response.status_code == 204:
+        return None
     if response.status_code == 401:
         raise Unauthorized("Microsoft Graph refused the access token.")
     if response.status_code == 410:
@@ -486,6 +569,15 @@ def _uid_of_transaction(transaction: str) -> str:
     if not transaction.startswith(EXPORT_TRANSACTION_PREFIX):
         return ""
     return transaction[len(EXPORT_TRANSACTION_PREFIX) :].rpartition("-")[0] or transaction
+
+
+def _graph_stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+
+def _graph_instant(value: str) -> datetime:
+    """An instant Graph gives in UTC ("...Z", seven fractional digits)."""
+    return _graph_datetime(value.rstrip("Zz")).replace(tzinfo=UTC)
 
 
 def _graph_datetime(value: str) -> datetime:

@@ -18,6 +18,9 @@ PUBLIC = {
     "set_language",
     "healthz",
     "formations:feed",  # calendar programs have no session: the secret token is the key
+    # Called by Google and Microsoft: the channel's secret is checked instead.
+    "calendars:webhook_google",
+    "calendars:webhook_outlook",
     "social:begin",
     "social:complete",
     "social:idp_launch",

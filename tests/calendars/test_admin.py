@@ -95,8 +95,10 @@ def test_staff_change_the_learners_choices(staff_client, integrations):
     google = integrations[0]
     response = staff_client.post(
         _change_url(google),
-        # The read-only inline of exported formations still posts its management form.
+        # The read-only inlines (push channels, exported formations) still post their
+        # management forms.
         {"import_enabled": "on", "sync_enabled": "on",
+         "channels-TOTAL_FORMS": "0", "channels-INITIAL_FORMS": "0",
          "exports-TOTAL_FORMS": "0", "exports-INITIAL_FORMS": "0"},
     )  # fmt: skip
     assert response.status_code == 302

@@ -554,8 +554,9 @@ def test_the_page_makes_a_fixed_number_of_queries(
 
 
 # Session, user, profile (time zone), the integrations to reconnect (banner), formations,
-# events, whether an integration exists.
-QUERIES = 7
+# events, whether an integration exists, and the three aggregates of the page's version
+# (events, sync runs, formations) that its script compares to keep it current.
+QUERIES = 10
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client, db):
@@ -567,3 +568,41 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, db):
 def test_signed_in_learners_can_open_every_view(learner_client: Client):
     for view in ("month", "week", "agenda"):
         assert learner_client.get(URL, {"view": view}).status_code == 200
+
+
+def test_the_version_moves_when_what_the_page_shows_changes(
+    learner_client, learner, make_user, make_formation, make_calendar, make_event
+):
+    version_url = reverse("calendars:version")
+
+    def version():
+        response = learner_client.get(version_url)
+        assert response.status_code == 200
+        assert "no-cache" in response["Cache-Control"]
+        return response.json()["version"]
+
+    calendar = make_calendar(learner)
+    first = version()
+    assert first in learner_client.get(URL).content.decode()  # the page carries it
+    assert version() == first  # stable while nothing changes
+
+    event = make_event(calendar, start=datetime(2027, 4, 1, 8, tzinfo=PARIS))
+    second = version()
+    assert second != first
+    event.title = "Autre titre"
+    event.save()
+    third = version()
+    assert third != second
+    event.delete()
+    assert version() != third
+
+    before = version()
+    make_formation(learners=(make_user(),))  # someone else's formation: not shown here
+    assert version() == before
+    make_formation(learners=(learner,))
+    assert version() != before
+
+
+def test_the_version_needs_a_session(client, db):
+    response = client.get(reverse("calendars:version"))
+    assert response.status_code == 302

@@ -171,17 +171,21 @@ def test_without_a_calendar_the_formation_page_invites_to_connect_one(
 # --- settings page ------------------------------------------------------------------------
 
 
-def test_connecting_exports_the_formations_right_away(
-    learner_client, sandbox_settings, learner, make_formation
+def test_connecting_syncs_both_ways_right_away(
+    learner_client, sandbox_settings, learner, make_formation, django_capture_on_commit_callbacks
 ):
     from tests.calendars.connect_helpers import GOOGLE_ACCOUNT, consent_redirect
 
     formation = make_formation(learners=(learner,))
     start = learner_client.post(reverse("calendars:connect", args=["google"]))
     back = consent_redirect(sandbox_settings, "google", start["Location"], GOOGLE_ACCOUNT)
-    learner_client.get(back.replace("http://testserver", ""))
+    with django_capture_on_commit_callbacks(execute=True):
+        learner_client.get(back.replace("http://testserver", ""))
     integration = CalendarIntegration.objects.get(user=learner)
     _one_event(_remote(sandbox_settings, integration), formation, "google")
+    run = integration.sync_runs.get()
+    assert (run.trigger, run.direction, run.error) == ("connect", "both", "")
+    assert run.created == 1 + integration.calendars.get(is_primary=True).events.count()
 
 
 def test_disconnect_offers_to_take_the_exported_formations_back(

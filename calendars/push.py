@@ -1,0 +1,191 @@
+"""Push notifications: Google watch channels and Graph subscriptions, opened, renewed and
+closed for each integration, and the checks a notification passes before it asks for a sync.
+
+A channel is a bonus on top of the periodic sync: failing to open one is logged and tried
+again at the next sync, never an error for the learner. Notifications carry nothing but
+"something changed": the sync fetches the changes with its sync token or delta link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from calendars.models import Calendar, CalendarIntegration, PushChannel
+from calendars.providers import get_provider
+from calendars.providers.base import ProviderError, ReconnectRequired
+from calendars.services import integration_call
+
+logger = logging.getLogger(__name__)
+
+
+def webhook_address(provider: str) -> str:
+    """Where `provider` sends notifications, or "" when push cannot work here: providers
+    call https addresses only (the sandbox also calls plain http on loopback)."""
+    if not settings.CALENDAR_PUSH_ENABLED:
+        return ""
+    base = settings.CALENDAR_WEBHOOK_URL
+    parts = urlsplit(base)
+    if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(parts.hostname)):
+        return ""
+    return base + reverse(f"calendars:webhook_{provider}")
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _wanted(integration: CalendarIntegration) -> list[Calendar | None]:
+    """What should be watched: nothing unless automatic sync is on; else, with Google, each
+    calendar the sync lists, with Outlook, the mailbox (None)."""
+    if not integration.sync_enabled or integration.needs_reconnect:
+        return []
+    if not webhook_address(integration.provider):
+        return []
+    if not get_provider(integration.provider).push_per_calendar:
+        return [None]
+    listed = Q(import_enabled=True)
+    if integration.exports.exists():
+        listed |= Q(is_export_target=True)
+    return list(integration.calendars.filter(listed))
+
+
+def integration_channels_reconcile(*, integration: CalendarIntegration) -> None:
+    """Opens the channels the integration should have, renews those about to expire and
+    closes the others. Provider failures are logged; the next sync tries again."""
+    wanted = {(c.pk if c else None): c for c in _wanted(integration)}
+    renew_before = timezone.now() + timedelta(seconds=settings.CALENDAR_PUSH_RENEW_BEFORE)
+    open_channels = list(integration.channels.all())
+    if not wanted and not open_channels:
+        return
+    try:
+        for channel in open_channels:
+            if channel.calendar_id not in wanted:
+                _stop(integration, channel)
+            elif channel.expires_at <= renew_before:
+                if _renew(integration, channel):
+                    wanted.pop(channel.calendar_id)
+                else:
+                    _stop(integration, channel)  # opened again below
+            else:
+                wanted.pop(channel.calendar_id)
+        for calendar in wanted.values():
+            _open(integration, calendar)
+    except ReconnectRequired:
+        pass  # the integration is marked; its channels are closed on reconnect or disconnect
+    except ProviderError as error:
+        logger.warning("Push channels of integration %s: %s", integration.pk, error.message)
+
+
+def integration_channels_stop(*, integration: CalendarIntegration) -> None:
+    """Closes every channel of the integration (on disconnect): best effort, the rows go."""
+    for channel in integration.channels.all():
+        try:
+            _stop(integration, channel)
+        except ProviderError as error:
+            logger.warning("Closing channel of integration %s: %s", integration.pk, error.message)
+            channel.delete()
+
+
+def _open(integration: CalendarIntegration, calendar: Calendar | None) -> None:
+    provider = get_provider(integration.provider)
+    secret = secrets.token_urlsafe(32)
+    expires = timezone.now() + timedelta(seconds=settings.CALENDAR_PUSH_TTL)
+    info = integration_call(
+        integration=integration,
+        call=lambda token: provider.watch(
+            token,
+            calendar_id=calendar.external_id if calendar else "",
+            address=webhook_address(integration.provider),
+            secret=secret,
+            expires_at=expires,
+        ),
+    )
+    PushChannel.objects.create(
+        integration=integration,
+        calendar=calendar,
+        channel_id=info.channel_id,
+        resource_id=info.resource_id,
+        secret_digest=digest(secret),
+        expires_at=info.expires_at,
+    )
+
+
+def _renew(integration: CalendarIntegration, channel: PushChannel) -> bool:
+    provider = get_provider(integration.provider)
+    expires = timezone.now() + timedelta(seconds=settings.CALENDAR_PUSH_TTL)
+    try:
+        ends = integration_call(
+            integration=integration,
+            call=lambda token: provider.renew_watch(
+                token, channel_id=channel.channel_id, expires_at=expires
+            ),
+        )
+    except ProviderError as error:
+        if error.permanent and not isinstance(error, ReconnectRequired):
+            return False  # gone at the provider: open a new one
+        raise
+    if ends is None:
+        return False
+    PushChannel.objects.filter(pk=channel.pk).update(expires_at=ends)
+    return True
+
+
+def _stop(integration: CalendarIntegration, channel: PushChannel) -> None:
+    provider = get_provider(integration.provider)
+    integration_call(
+        integration=integration,
+        call=lambda token: provider.stop_watch(
+            token, channel_id=channel.channel_id, resource_id=channel.resource_id
+        ),
+    )
+    channel.delete()
+
+
+def channels_due_for_renewal() -> list[int]:
+    """Integrations with a channel that expires before the next renewal round."""
+    soon = timezone.now() + timedelta(seconds=settings.CALENDAR_PUSH_RENEW_BEFORE)
+    return sorted(
+        set(
+            PushChannel.objects.filter(expires_at__lte=soon).values_list(
+                "integration_id", flat=True
+            )
+        )
+    )
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+
+def channel_check(channel_id: str, secret: str) -> PushChannel | None:
+    """The channel a notification names, if its secret is the one we gave it."""
+    if not channel_id or not secret:
+        return None
+    channel = (
+        PushChannel.objects.filter(channel_id=channel_id[:255])
+        .select_related("integration")
+        .only("secret_digest", "integration_id", "channel_id", "integration__status")
+        .first()
+    )
+    if channel is None or not hmac.compare_digest(channel.secret_digest, digest(secret)):
+        return None
+    return channel

@@ -1,0 +1,182 @@
+"""Celery tasks: thin interfaces that take ids, load, and call sync.py / push.py.
+
+Every task is idempotent and acknowledged late (config/settings.py): one cut off by a killed
+worker runs again and finishes the job without duplicating anything. Provider failures never
+make a task fail: the run records them and the integration's next attempt is scheduled after
+a growing delay, which `sync_due` (every minute, from beat) honours.
+
+Send them with the `dispatch_*` helpers, which wait for the current transaction to commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from calendars import push
+from calendars.models import CalendarIntegration, SyncRun
+from calendars.sync import (
+    formation_integrations,
+    integration_channels_refresh,
+    integration_run,
+    integration_sync_request,
+)
+
+logger = logging.getLogger(__name__)
+
+# How many integrations `sync_due` sends per round, and over how many seconds it spreads them.
+DUE_BATCH = 5000
+DUE_SPREAD = 50.0
+
+
+def dispatch_sync(
+    integration_id: int,
+    trigger: str,
+    *,
+    formation_uids: list[str] | None = None,
+    countdown: float | None = None,
+) -> None:
+    """Sends a sync of the integration (or the export of some formations) once the current
+    transaction commits. A full sync already waiting to run covers this one: none is sent."""
+    if formation_uids is None and not integration_sync_request(integration_id=integration_id):
+        return
+    transaction.on_commit(
+        lambda: sync_integration.apply_async(
+            (integration_id, trigger),
+            {"formation_uids": formation_uids, "requested": formation_uids is None},
+            countdown=countdown,
+        )
+    )
+
+
+def dispatch_propagation(formation_uid: str, learner_id: int | None = None) -> None:
+    transaction.on_commit(lambda: propagate_formation.delay(formation_uid, learner_id))
+
+
+def dispatch_push_sync(integration_id: int) -> None:
+    """A notification said something changed: one sync a little later, for the whole burst."""
+    dispatch_sync(integration_id, SyncRun.Trigger.PUSH, countdown=settings.CALENDAR_PUSH_DEBOUNCE)
+
+
+def dispatch_watch(integration_id: int) -> None:
+    """Sends a task that renews, opens or closes the integration's push channels."""
+    transaction.on_commit(lambda: watch_integration.delay(integration_id))
+
+
+def run_now(
+    integration_id: int,
+    trigger: str,
+    *,
+    direction: str = SyncRun.Direction.BOTH,
+    formation_uids: set[str] | None = None,
+) -> SyncRun | None:
+    """Runs the sync here and now, for whoever waits for its outcome (a button, the API, a
+    command): waits a while for a run already under way. None: it was still running."""
+    return integration_run(
+        integration_id=integration_id,
+        trigger=trigger,
+        direction=direction,
+        formation_uids=formation_uids,
+        wait=settings.CALENDAR_EXPORT_LOCK_WAIT,
+        on_pending=lambda: _send_again(integration_id, trigger),
+    )
+
+
+def _send_again(integration_id: int, trigger: str) -> None:
+    """A sync asked for while a run ended: one more task does it."""
+    sync_integration.apply_async(
+        (integration_id, trigger), {"requested": True}, countdown=settings.CALENDAR_PUSH_DEBOUNCE
+    )
+
+
+@shared_task(ignore_result=True)
+def sync_integration(
+    integration_id: int,
+    trigger: str,
+    formation_uids: list[str] | None = None,
+    requested: bool = False,
+) -> None:
+    """One integration both ways (its push channels brought up to date after), or the export
+    of some formations. Covered, or coalesced into the run under way, when there is one."""
+    integration_run(
+        integration_id=integration_id,
+        trigger=trigger,
+        direction=SyncRun.Direction.EXPORT if formation_uids else SyncRun.Direction.BOTH,
+        formation_uids=set(formation_uids) if formation_uids else None,
+        requested=requested,
+        wait=settings.CALENDAR_EXPORT_LOCK_WAIT if formation_uids else 0.0,
+        on_pending=lambda: _send_again(integration_id, trigger),
+    )
+
+
+@shared_task(ignore_result=True)
+def propagate_formation(formation_uid: str, learner_id: int | None = None) -> None:
+    """A formation changed (or a learner's enrollment in it): one export task per calendar
+    account concerned, spread over the workers."""
+    for integration_id in formation_integrations(
+        formation_uid=formation_uid, learner_id=learner_id
+    ):
+        sync_integration.delay(
+            integration_id, SyncRun.Trigger.FORMATION, formation_uids=[formation_uid]
+        )
+
+
+@shared_task(ignore_result=True)
+def sync_due() -> int:
+    """Beat, every minute: every integration whose periodic sync or retry is due. Each is
+    claimed (its next date moved on by one interval) before it is sent, so a slow queue is
+    not filled twice; the run sets the real next date."""
+    now = timezone.now()
+    due = (
+        CalendarIntegration.objects.filter(sync_enabled=True)
+        .exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT)
+        .filter(Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now))
+        .order_by("next_sync_at")
+        .values_list("pk", "sync_failures")[:DUE_BATCH]
+    )
+    due = list(due)
+    if not due:
+        return 0
+    claimed_until = now + timedelta(seconds=settings.CALENDAR_SYNC_INTERVAL)
+    CalendarIntegration.objects.filter(pk__in=[pk for pk, _ in due]).update(
+        next_sync_at=claimed_until
+    )
+    spread = min(DUE_SPREAD, settings.CALENDAR_SYNC_INTERVAL / 2)
+    for pk, failures in due:
+        if not integration_sync_request(integration_id=pk):
+            continue  # a sync is already on its way
+        trigger = SyncRun.Trigger.RETRY if failures else SyncRun.Trigger.PERIODIC
+        sync_integration.apply_async(
+            (pk, trigger),
+            {"requested": True},
+            countdown=random.uniform(0, spread),  # noqa: S311 (spreading load, not a secret)
+        )
+    return len(due)
+
+
+@shared_task(ignore_result=True)
+def renew_channels() -> int:
+    """Beat, every hour: channels about to expire are renewed (or replaced)."""
+    integration_ids = push.channels_due_for_renewal()
+    for integration_id in integration_ids:
+        watch_integration.delay(integration_id)
+    return len(integration_ids)
+
+
+@shared_task(ignore_result=True)
+def watch_integration(integration_id: int) -> None:
+    integration_channels_refresh(integration_id=integration_id)
+
+
+@shared_task(ignore_result=True)
+def prune_history() -> int:
+    """Beat, daily: runs older than CALENDAR_SYNC_HISTORY_DAYS are forgotten."""
+    cutoff = timezone.now() - timedelta(days=settings.CALENDAR_SYNC_HISTORY_DAYS)
+    return SyncRun.objects.filter(started_at__lt=cutoff).delete()[0]

@@ -1,0 +1,39 @@
+"""The calendar page keeps itself current: a change synced in the background appears without
+a click or a reload."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from calendars import tasks
+from calendars.models import CalendarEvent, SyncRun
+from tests.calendars.connect_helpers import connect
+
+
+def test_a_synced_change_appears_on_the_open_calendar_page(
+    page, sign_in, make_user, sandbox_settings, settings, monkeypatch
+):
+    settings.CALENDAR_PAGE_REFRESH = 0.5
+    demo = make_user("demo", password="demo")
+    integration = connect(sandbox_settings, demo, "google")
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.CONNECT)
+    imported = CalendarEvent.objects.filter(calendar__integration=integration).order_by("start")
+    event = imported.filter(start__gte=imported.first().start.replace(day=1)).first()
+
+    sign_in(demo, "demo")
+    page.goto(f"/calendar/?view=agenda&date={event.start:%Y-%m-%d}")
+    expect(page.get_by_text(event.title, exact=False).first).to_be_visible()
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+
+    # The learner renames it in their Google calendar; a worker syncs (here, this thread).
+    account = sandbox_settings.store.account(integration.account_email)
+    remote = account.calendars[event.calendar.external_id]
+    changed = remote.events[event.external_id]
+    changed.title = "Renommé dans Google Agenda"
+    sandbox_settings.store.save(account, remote, changed)
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.PUSH)
+
+    expect(page.get_by_text("Renommé dans Google Agenda")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="mis à jour")).to_have_count(1)
+    assert navigations == []  # swapped in place: no reload, focus and scroll kept

@@ -1,0 +1,334 @@
+"""Push notifications: Google watch channels and Graph subscriptions opened, renewed and closed
+against the sandbox, and the webhooks' checks. End-to-end tests run the site on a live server
+that the sandbox calls back: a change made in the sandbox reaches the learner's calendar
+without anyone asking for a sync."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+import requests
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from calendars import push, sync, tasks
+from calendars.models import CalendarEvent, PushChannel, SyncRun
+from tests.calendars.connect_helpers import connect
+
+GOOGLE_HOOK = reverse("calendars:webhook_google")
+OUTLOOK_HOOK = reverse("calendars:webhook_outlook")
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    monkeypatch.setattr(sync, "sleep", lambda seconds: None)
+
+
+def _channel(integration, *, secret="s3cret-of-the-channel", channel_id="chan-1", resource="res-1"):
+    return PushChannel.objects.create(
+        integration=integration,
+        channel_id=channel_id,
+        resource_id=resource,
+        secret_digest=push.digest(secret),
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+
+
+def _google_headers(channel_id="chan-1", token="s3cret-of-the-channel", state="exists",
+                    resource="res-1"):  # fmt: skip
+    return {
+        "HTTP_X_GOOG_CHANNEL_ID": channel_id,
+        "HTTP_X_GOOG_CHANNEL_TOKEN": token,
+        "HTTP_X_GOOG_RESOURCE_ID": resource,
+        "HTTP_X_GOOG_RESOURCE_STATE": state,
+        "HTTP_X_GOOG_MESSAGE_NUMBER": "2",
+    }
+
+
+# --- the webhooks' checks ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        _google_headers(token="not-the-secret"),
+        _google_headers(channel_id="someone-elses-channel"),
+        _google_headers(resource="another-resource"),
+        _google_headers(state="sync"),  # announces the channel: nothing changed yet
+        {},
+    ],
+    ids=["wrong token", "unknown channel", "other resource", "sync message", "no headers"],
+)
+def test_google_webhook_ignores_what_is_not_a_change_of_ours(
+    client, sandbox_settings, learner, headers, django_capture_on_commit_callbacks
+):
+    integration = connect(sandbox_settings, learner, "google")
+    _channel(integration)
+    with django_capture_on_commit_callbacks(execute=True) as sent:
+        response = client.post(GOOGLE_HOOK, **headers)
+    assert response.status_code == 200  # so that Google stops sending it
+    assert not sent
+    assert not integration.sync_runs.exists()
+
+
+def test_google_webhook_syncs_on_a_change(
+    client, sandbox_settings, learner, django_capture_on_commit_callbacks
+):
+    integration = connect(sandbox_settings, learner, "google")
+    _channel(integration)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(GOOGLE_HOOK, **_google_headers())
+    assert response.status_code == 200
+    run = integration.sync_runs.get()
+    assert (run.trigger, run.direction, run.error) == ("push", "both", "")
+
+
+def test_a_burst_of_notifications_makes_one_sync(
+    client, sandbox_settings, learner, django_capture_on_commit_callbacks
+):
+    integration = connect(sandbox_settings, learner, "google")
+    _channel(integration)
+    with django_capture_on_commit_callbacks() as sent:
+        for number in range(20):
+            headers = _google_headers() | {"HTTP_X_GOOG_MESSAGE_NUMBER": str(number)}
+            assert client.post(GOOGLE_HOOK, **headers).status_code == 200
+    assert len(sent) == 1  # one task, sent a little later for the whole burst
+    sent[0]()
+    assert integration.sync_runs.count() == 1
+
+
+def test_outlook_validation_handshake_echoes_the_token_as_text(client, db):
+    token = "Validation: Testing client application reachability <script>alert(1)</script>"
+    response = client.post(f"{OUTLOOK_HOOK}?validationToken={requests.utils.quote(token)}")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response.content.decode() == token
+    assert client.post(f"{OUTLOOK_HOOK}?validationToken={'x' * 5000}").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"{}", b'{"value": 3}'], ids=["not json", "no value", "not a list"]
+)
+def test_outlook_webhook_refuses_what_is_not_a_notification(client, db, body):
+    response = client.post(OUTLOOK_HOOK, body, content_type="application/json")
+    assert response.status_code == 400
+
+
+def _graph_notification(channel_id="chan-1", client_state="s3cret-of-the-channel", **extra):
+    return json.dumps(
+        {"value": [{"subscriptionId": channel_id, "clientState": client_state,
+                    "changeType": "updated", "resource": "Users/x/Events/y", **extra}]}
+    )  # fmt: skip
+
+
+def test_outlook_webhook_checks_the_client_state(
+    client, sandbox_settings, learner, django_capture_on_commit_callbacks
+):
+    integration = connect(sandbox_settings, learner, "outlook")
+    _channel(integration)
+    with django_capture_on_commit_callbacks(execute=True) as sent:
+        for body in (_graph_notification(client_state="forged"),
+                     _graph_notification(channel_id="unknown"),
+                     _graph_notification(client_state=None)):  # fmt: skip
+            response = client.post(OUTLOOK_HOOK, body, content_type="application/json")
+            assert response.status_code == 202
+    assert not sent
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(OUTLOOK_HOOK, _graph_notification(), content_type="application/json")
+    assert integration.sync_runs.get().trigger == "push"
+
+
+def test_webhook_answers_never_show_secrets(client, sandbox_settings, learner):
+    integration = connect(sandbox_settings, learner, "outlook")
+    channel = _channel(integration)
+    response = client.post(OUTLOOK_HOOK, _graph_notification(), content_type="application/json")
+    assert channel.secret_digest not in response.content.decode()
+    assert b"s3cret" not in response.content
+
+
+# --- end to end, the sandbox calling a live server back ---------------------------------------
+
+
+@pytest.fixture
+def live_push(settings, live_server, sandbox_settings):
+    """Push on, the webhooks served by a live server the sandbox can call."""
+    if connection.vendor != "postgresql":
+        # The sandbox calls the live server back from its own threads, at any time, even
+        # while another call is under way: more than SQLite's one in-memory connection,
+        # shared between threads, can take.
+        pytest.skip("webhooks called back live need PostgreSQL; .ci/run runs this test against it")
+    settings.CALENDAR_PUSH_ENABLED = True
+    settings.CALENDAR_WEBHOOK_URL = live_server.url
+    settings.CALENDAR_PUSH_DEBOUNCE = 0.0
+    yield sandbox_settings
+    # The live server outlives the test: channels left open would call it during the next.
+    with sandbox_settings.google.lock:
+        for channel in sandbox_settings.google.channels.values():
+            channel.stopped = True
+        sandbox_settings.google.channels.clear()
+    with sandbox_settings.microsoft._lock:
+        sandbox_settings.microsoft._subscriptions.clear()
+    _wait_for(sandbox_settings.microsoft._queue.empty, timeout=5)
+
+
+def _wait_for(condition, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _rename_one_event(sandbox, integration, title):
+    account = sandbox.store.account(integration.account_email)
+    remote = account.calendars[integration.calendars.get(is_primary=True).external_id]
+    imported = set(CalendarEvent.objects.values_list("external_id", flat=True))
+    event = next(e for e in remote.events.values() if e.id in imported and not e.series_id)
+    event.title = title
+    sandbox.store.save(account, remote, event)
+    return event
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_a_change_in_the_learners_calendar_arrives_by_itself(live_push, learner, provider):
+    integration = connect(live_push, learner, provider)
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.CONNECT)
+    channel = PushChannel.objects.get(integration=integration)
+    if provider == "google":
+        opened = live_push.google.channels[channel.channel_id]
+        assert opened.address == live_push_address(live_push, "google")
+        assert channel.calendar.is_primary
+    else:
+        (subscription,) = [s for s in live_push.microsoft.subscriptions()
+                           if s.id == channel.channel_id]  # fmt: skip
+        assert subscription.resource == "me/events"
+        assert channel.calendar is None
+
+    event = _rename_one_event(live_push, integration, "Changé dans l'agenda")
+    assert _wait_for(
+        lambda: CalendarEvent.objects.filter(
+            external_id=event.id, title="Changé dans l'agenda"
+        ).exists()
+    ), "the change did not arrive"
+    assert integration.sync_runs.filter(trigger="push", error="").exists()
+
+
+def live_push_address(sandbox, provider):
+    from django.conf import settings
+
+    return settings.CALENDAR_WEBHOOK_URL + reverse(f"calendars:webhook_{provider}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_disconnecting_closes_the_channels(live_push, learner):
+    from calendars.services import integration_disconnect
+
+    google = connect(live_push, learner, "google")
+    outlook = connect(live_push, learner, "outlook")
+    for integration in (google, outlook):
+        tasks.sync_integration(integration.pk, SyncRun.Trigger.CONNECT)
+    channels = dict(PushChannel.objects.values_list("integration__provider", "channel_id"))
+    assert channels["google"] in live_push.google.channels
+    assert channels["outlook"] in {s.id for s in live_push.microsoft.subscriptions()}
+
+    for integration in (google, outlook):
+        integration_disconnect(integration=integration)
+    assert channels["google"] not in live_push.google.channels
+    assert channels["outlook"] not in {s.id for s in live_push.microsoft.subscriptions()}
+    assert not PushChannel.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_turning_automatic_sync_off_closes_the_channels(live_push, learner):
+    from calendars.services import integration_update_settings
+
+    integration = connect(live_push, learner, "google")
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.CONNECT)
+    channel_id = PushChannel.objects.get().channel_id
+    integration_update_settings(integration=integration, sync_enabled=False)
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.SETTINGS)
+    assert channel_id not in live_push.google.channels
+    assert not PushChannel.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_channels_are_renewed_before_they_expire(live_push, learner):
+    google = connect(live_push, learner, "google")
+    outlook = connect(live_push, learner, "outlook")
+    for integration in (google, outlook):
+        tasks.sync_integration(integration.pk, SyncRun.Trigger.CONNECT)
+    soon = timezone.now() + timedelta(minutes=5)
+    PushChannel.objects.update(expires_at=soon)
+    old = dict(PushChannel.objects.values_list("integration__provider", "channel_id"))
+
+    assert tasks.renew_channels() == 2
+
+    new = {c.integration.provider: c for c in PushChannel.objects.select_related("integration")}
+    assert all(c.expires_at > timezone.now() + timedelta(days=1) for c in new.values())
+    # Graph extends a subscription; Google needs a new channel, the old one stopped.
+    assert new["outlook"].channel_id == old["outlook"]
+    assert new["google"].channel_id != old["google"]
+    assert old["google"] not in live_push.google.channels
+    assert new["google"].channel_id in live_push.google.channels
+    assert tasks.renew_channels() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_graph_lifecycle_notifications_are_handled(live_push, learner):
+    integration = connect(live_push, learner, "outlook")
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.CONNECT)
+    first = PushChannel.objects.get()
+    control = f"{live_push.https_url}/_sandbox/api/subscriptions"
+
+    def answered():
+        return sum(1 for d in live_push.microsoft.deliveries if d["kind"] == "lifecycle")
+
+    def lifecycle(channel_id, event):
+        """Sends the notification, and waits until our webhook has answered it."""
+        sent = answered()
+        response = requests.post(
+            f"{control}/{channel_id}/lifecycle/{event}", verify=str(live_push.ca_path), timeout=10
+        )
+        assert response.status_code == 202
+        assert _wait_for(lambda: answered() > sent)
+
+    # Reauthorization required: renewing the subscription reauthorizes it.
+    PushChannel.objects.update(expires_at=timezone.now() + timedelta(hours=1))
+    lifecycle(first.channel_id, "reauthorizationRequired")
+    assert _wait_for(
+        lambda: PushChannel.objects.get().expires_at > timezone.now() + timedelta(days=1)
+    )
+
+    # Missed notifications: a sync catches up.
+    before = integration.sync_runs.filter(trigger="push").count()
+    lifecycle(first.channel_id, "missed")
+    assert _wait_for(lambda: integration.sync_runs.filter(trigger="push").count() > before)
+
+    # Removed: a new subscription replaces it, and a sync catches up.
+    before = integration.sync_runs.filter(trigger="push").count()
+    lifecycle(first.channel_id, "subscriptionRemoved")
+    assert _wait_for(
+        lambda: (
+            PushChannel.objects.exclude(channel_id=first.channel_id).exists()
+            and integration.sync_runs.filter(trigger="push", finished_at__isnull=False).count()
+            > before
+        )
+    ), "no new subscription"
+    new = PushChannel.objects.get()
+    assert new.channel_id in {s.id for s in live_push.microsoft.subscriptions()}
+
+
+def test_no_channel_without_an_address_providers_can_call(settings, sandbox_settings, learner):
+    settings.CALENDAR_PUSH_ENABLED = True
+    settings.CALENDAR_WEBHOOK_URL = "http://calendar.example.com"  # plain http, not loopback
+    integration = connect(sandbox_settings, learner, "google")
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.CONNECT)
+    assert integration.sync_runs.get().error == ""
+    assert not PushChannel.objects.exists()

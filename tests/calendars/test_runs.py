@@ -1,0 +1,354 @@
+"""Background sync without a worker (tasks run inline): runs recorded, one at a time per
+integration, requests coalesced, failures retried after growing delays, due syncs sent by
+beat, history, the admin's "sync now", the settings page and the sync command."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from calendars import sync, tasks
+from calendars.models import CalendarIntegration, SyncRun
+from tests.calendars.connect_helpers import connect
+
+LIST_ENDPOINT = {"google": "google.events.list", "outlook": "graph.delta"}
+
+pytestmark = pytest.mark.usefixtures("forget_exported_events")
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    """The engine's own retries are recorded, not slept."""
+    waits: list[float] = []
+    monkeypatch.setattr(sync, "sleep", waits.append)
+    return waits
+
+
+def _primary_events(integration):
+    return integration.calendars.get(is_primary=True).events.count()
+
+
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_a_sync_is_recorded_with_what_it_changed(sandbox_settings, learner, provider, settings):
+    integration = connect(sandbox_settings, learner, provider)
+    before = timezone.now()
+
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.MANUAL)
+
+    run = integration.sync_runs.get()
+    assert (run.trigger, run.direction, run.error) == ("manual", "both", "")
+    assert run.created == _primary_events(integration) > 0
+    assert run.requests >= 1
+    assert before <= run.started_at <= run.finished_at
+    integration.refresh_from_db()
+    assert integration.sync_failures == 0
+    assert integration.last_synced_at >= run.started_at
+    interval = timedelta(seconds=settings.CALENDAR_SYNC_INTERVAL)
+    assert run.finished_at + interval <= integration.next_sync_at <= timezone.now() + interval
+    assert integration.sync_requested_at is None
+
+    # Nothing changed: the next run changes nothing and lists each calendar once.
+    sandbox_settings.reset_counters()
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.PERIODIC)
+    second = integration.sync_runs.first()
+    assert (second.created, second.updated, second.deleted) == (0, 0, 0)
+    assert (
+        sandbox_settings.count(LIST_ENDPOINT[provider])
+        == integration.calendars.filter(import_enabled=True).count()
+    )
+
+
+def test_failed_syncs_are_retried_after_growing_delays(sandbox_settings, learner, settings):
+    settings.CALENDAR_RETRY_ATTEMPTS = 1  # no retries inside a run: one failure, one run
+    integration = connect(sandbox_settings, learner, "google")
+    sandbox_settings.add_fault("server_error", endpoint=LIST_ENDPOINT["google"], times=0)
+
+    delays = []
+    for failures in (1, 2, 3, 4):
+        tasks.sync_integration(integration.pk, SyncRun.Trigger.RETRY)
+        integration.refresh_from_db()
+        run = integration.sync_runs.first()
+        assert "500" in run.error and run.finished_at is not None
+        assert integration.sync_failures == failures
+        delay = (integration.next_sync_at - run.finished_at).total_seconds()
+        # One minute doubled at each failure, with jitter: between half and all of it.
+        ceiling = 60 * 2 ** (failures - 1)
+        assert ceiling / 2 - 1 <= delay <= ceiling + 1
+        delays.append(delay)
+    assert delays[-1] > delays[0]
+
+    sandbox_settings.clear_faults()
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.RETRY)
+    integration.refresh_from_db()
+    assert integration.sync_runs.first().error == ""
+    assert integration.sync_failures == 0
+    assert integration.status == CalendarIntegration.Status.CONNECTED
+
+
+def test_a_retry_waits_at_least_what_the_provider_asks(sandbox_settings, learner, settings):
+    settings.CALENDAR_RETRY_ATTEMPTS = 1
+    integration = connect(sandbox_settings, learner, "outlook")
+    sandbox_settings.add_fault(
+        "rate_limit", endpoint=LIST_ENDPOINT["outlook"], times=0, retry_after=1800
+    )
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.PERIODIC)
+    integration.refresh_from_db()
+    run = integration.sync_runs.get()
+    assert "429" in run.error
+    assert integration.next_sync_at >= run.finished_at + timedelta(seconds=1800)
+
+
+def test_retry_delays_are_jittered_and_capped(settings):
+    settings.CALENDAR_SYNC_RETRY_MAX = 3600
+    delays = {sync.retry_delay(30) for _ in range(50)}
+    assert all(1800 <= d <= 3600 for d in delays)
+    assert len(delays) > 40  # spread, so that syncs failing together do not retry together
+    assert sync.retry_delay(1, retry_after=7200) == 7200
+
+
+def test_a_lost_grant_waits_for_the_learner(sandbox_settings, learner, settings):
+    integration = connect(sandbox_settings, learner, "google")
+    sandbox_settings.google.revoke_account(
+        sandbox_settings.store.account(integration.account_email)
+    )
+    sandbox_settings.google.expire_access_tokens(
+        sandbox_settings.store.account(integration.account_email)
+    )
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.PERIODIC)
+    integration.refresh_from_db()
+    assert integration.needs_reconnect
+    assert integration.sync_failures == 0  # not retried: only a new consent helps
+    assert tasks.sync_due() == 0
+
+
+def test_a_request_while_a_run_holds_the_integration_is_left_to_it(sandbox_settings, learner):
+    integration = connect(sandbox_settings, learner, "google")
+    held, release = threading.Event(), threading.Event()
+
+    def running_sync():
+        with sync._integration_lock(integration.pk, wait=0) as acquired:
+            assert acquired
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=running_sync)
+    holder.start()
+    try:
+        assert held.wait(10)
+        tasks.dispatch_sync(integration.pk, SyncRun.Trigger.PUSH)
+        assert sync.integration_run(integration_id=integration.pk, trigger="push") is None
+    finally:
+        release.set()
+        holder.join()
+    assert not integration.sync_runs.exists()
+    integration.refresh_from_db()
+    assert integration.sync_requested_at is not None  # for the running sync's next round
+
+    # The task sent for the request runs it, once: the second one finds it done.
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.PUSH, requested=True)
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.PUSH, requested=True)
+    assert integration.sync_runs.count() == 1
+    integration.refresh_from_db()
+    assert integration.sync_requested_at is None
+
+
+def test_a_request_made_during_a_run_makes_it_go_round_again(
+    sandbox_settings, learner, monkeypatch
+):
+    integration = connect(sandbox_settings, learner, "google")
+    real_sync = sync.integration_sync
+    calls = []
+
+    def sync_then_request(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:  # a notification arrives while the first round runs
+            sync.integration_sync_request(integration_id=integration.pk)
+        return real_sync(**kwargs)
+
+    monkeypatch.setattr(sync, "integration_sync", sync_then_request)
+    pending = []
+    run = sync.integration_run(
+        integration_id=integration.pk, trigger="push", on_pending=lambda: pending.append(1)
+    )
+    assert len(calls) == 2 and run is not None
+    assert list(integration.sync_runs.values_list("trigger", flat=True)) == ["push", "push"]
+    assert not pending  # the second round covered it
+
+
+def test_exporting_some_formations_then_covers_a_request_made_meanwhile(
+    sandbox_settings, learner, make_formation
+):
+    integration = connect(sandbox_settings, learner, "outlook")
+    formation = make_formation(learners=(learner,))
+    sync.integration_sync_request(integration_id=integration.pk)
+    tasks.sync_integration(
+        integration.pk, SyncRun.Trigger.FORMATION, formation_uids=[str(formation.uid)]
+    )
+    # The export of the formation, then a full round for the request found waiting.
+    assert list(integration.sync_runs.order_by("pk").values_list("direction", flat=True)) == [
+        "export",
+        "both",
+    ]
+
+
+def test_beat_sends_the_due_syncs_and_claims_them(sandbox_settings, learner, make_user):
+    due = connect(sandbox_settings, learner, "google")
+    later = connect(sandbox_settings, learner, "outlook")
+    off = connect(sandbox_settings, make_user("bruno"), "google", email="sam.nguyen@gmail.test")
+    now = timezone.now()
+    CalendarIntegration.objects.filter(pk=due.pk).update(next_sync_at=now - timedelta(seconds=1))
+    CalendarIntegration.objects.filter(pk=later.pk).update(next_sync_at=now + timedelta(hours=1))
+    CalendarIntegration.objects.filter(pk=off.pk).update(sync_enabled=False, next_sync_at=None)
+
+    assert tasks.sync_due() == 1
+    assert list(SyncRun.objects.values_list("integration", "trigger")) == [(due.pk, "periodic")]
+    assert tasks.sync_due() == 0  # claimed: not sent again at the next tick
+
+
+def test_beat_retries_a_failed_integration_with_the_retry_trigger(sandbox_settings, learner):
+    integration = connect(sandbox_settings, learner, "google")
+    CalendarIntegration.objects.filter(pk=integration.pk).update(
+        sync_failures=3, status=CalendarIntegration.Status.ERROR
+    )
+    assert tasks.sync_due() == 1
+    run = integration.sync_runs.get()
+    assert (run.trigger, run.error) == ("retry", "")
+    integration.refresh_from_db()
+    assert (integration.sync_failures, integration.status) == (0, "connected")
+
+
+def test_formation_changes_are_exported_by_tasks(
+    sandbox_settings, learner, make_formation, django_capture_on_commit_callbacks
+):
+    integration = connect(sandbox_settings, learner, "google")
+    with django_capture_on_commit_callbacks(execute=True):
+        formation = make_formation(learners=(learner,))
+    with django_capture_on_commit_callbacks(execute=True):
+        formation.title = "Nouveau titre"
+        formation.save()
+    runs = list(integration.sync_runs.order_by("pk").values_list("trigger", "direction"))
+    assert runs[-1] == ("formation", "export")
+    exported = integration.exports.get()
+    assert exported.external_id
+
+
+def test_old_runs_are_pruned(sandbox_settings, learner, settings):
+    integration = connect(sandbox_settings, learner, "google")
+    old = SyncRun.objects.create(
+        integration=integration,
+        trigger="periodic",
+        direction="both",
+        started_at=timezone.now() - timedelta(days=settings.CALENDAR_SYNC_HISTORY_DAYS + 1),
+    )
+    recent = SyncRun.objects.create(integration=integration, trigger="periodic", direction="both")
+    assert tasks.prune_history() == 1
+    assert list(SyncRun.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert not SyncRun.objects.filter(pk=old.pk).exists()
+
+
+def test_a_run_cut_off_is_closed_by_the_next(sandbox_settings, learner):
+    integration = connect(sandbox_settings, learner, "google")
+    cut = SyncRun.objects.create(integration=integration, trigger="push", direction="both")
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.PERIODIC)
+    cut.refresh_from_db()
+    assert cut.finished_at is not None and cut.error
+
+
+# --- pages, admin, command --------------------------------------------------------------------
+
+
+def test_settings_page_shows_the_last_sync(sandbox_settings, learner, learner_client, settings):
+    integration = connect(sandbox_settings, learner, "google")
+    page = learner_client.get(reverse("settings_calendars")).content.decode()
+    assert "Pas encore de synchronisation." in page
+
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.MANUAL)
+    run = integration.sync_runs.get()
+    page = learner_client.get(reverse("settings_calendars")).content.decode()
+    assert "Dernière synchronisation" in page
+    assert f"{run.created} ajouté(s), 0 modifié(s), 0 supprimé(s)." in page
+
+    settings.CALENDAR_RETRY_ATTEMPTS = 1
+    sandbox_settings.add_fault("server_error", endpoint=LIST_ENDPOINT["google"], times=0)
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.PERIODIC)
+    page = learner_client.get(reverse("settings_calendars")).content.decode()
+    assert "Elle n&#x27;a pas abouti" in page or "Elle n'a pas abouti" in page
+    assert "Un nouvel essai est prévu automatiquement." in page
+
+
+def test_settings_page_shows_only_the_learners_own_runs(
+    sandbox_settings, learner_client, make_user
+):
+    other = make_user("bruno")
+    integration = connect(sandbox_settings, other, "google", email="sam.nguyen@gmail.test")
+    SyncRun.objects.create(
+        integration=integration, trigger="manual", direction="both", created=987654,
+        finished_at=timezone.now(),
+    )  # fmt: skip
+    assert "987654" not in learner_client.get(reverse("settings_calendars")).content.decode()
+
+
+def test_staff_sync_now_from_the_admin(
+    sandbox_settings, learner, staff_client, django_capture_on_commit_callbacks
+):
+    google = connect(sandbox_settings, learner, "google")
+    outlook = connect(sandbox_settings, learner, "outlook")
+    CalendarIntegration.objects.filter(pk=outlook.pk).update(
+        status=CalendarIntegration.Status.NEEDS_RECONNECT
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            reverse("admin:calendars_calendarintegration_changelist"),
+            {"action": "sync_now", "_selected_action": [google.pk, outlook.pk]},
+            follow=True,
+        )
+    texts = [str(m) for m in response.context["messages"]]
+    assert "Synchronisation demandée pour 1 intégration." in texts
+    assert "1 intégration à reconnecter n'a pas été synchronisée." in texts
+    assert list(SyncRun.objects.values_list("integration", "trigger")) == [(google.pk, "admin")]
+
+    history = staff_client.get(reverse("admin:calendars_syncrun_changelist"))
+    assert history.status_code == 200
+    assert "réussie" in history.content.decode()
+    change = staff_client.get(
+        reverse("admin:calendars_calendarintegration_change", args=[google.pk])
+    )
+    assert "Équipe d&#x27;assistance" in change.content.decode()
+
+
+def test_sync_history_is_read_only_for_staff(sandbox_settings, learner, staff_client):
+    integration = connect(sandbox_settings, learner, "google")
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.MANUAL)
+    run = integration.sync_runs.get()
+    url = reverse("admin:calendars_syncrun_change", args=[run.pk])
+    assert staff_client.get(url).status_code == 200  # viewable
+    staff_client.post(url, {"created": "0", "error": "changed"})
+    run.refresh_from_db()
+    assert run.error == "" and run.created > 0
+    delete = reverse("admin:calendars_syncrun_delete", args=[run.pk])
+    assert staff_client.post(delete, {"post": "yes"}).status_code == 403
+
+
+def test_sync_command_syncs_and_records(sandbox_settings, learner, capsys):
+    integration = connect(sandbox_settings, learner, "google")
+    call_command("sync_calendars", "--user", learner.username)
+    run = integration.sync_runs.get()
+    assert (run.trigger, run.direction) == ("command", "both")
+    assert f"{run.created} created" in capsys.readouterr().out
+
+    call_command("import_calendars", "--provider", "google")
+    assert integration.sync_runs.first().direction == "import"
+
+
+def test_sync_command_fails_when_a_sync_fails(sandbox_settings, learner, settings):
+    settings.CALENDAR_RETRY_ATTEMPTS = 1
+    connect(sandbox_settings, learner, "outlook")
+    sandbox_settings.add_fault("server_error", endpoint=LIST_ENDPOINT["outlook"], times=0)
+    with pytest.raises(SystemExit) as exit_:
+        call_command("sync_calendars")
+    assert exit_.value.code == 1
