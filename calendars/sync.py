@@ -911,7 +911,8 @@ def formation_integrations(*, formation_uid: str, learner_id: int | None = None)
 #   request); a full round clears the mark when it starts; a run that finds the mark set when
 #   it ends goes round again (MAX_ROUNDS at most, then `on_pending` sends another task);
 # - a task whose mark was cleared before it started has been covered by a round that started
-#   after it was asked for: it does nothing;
+#   after it was asked for: it does nothing, unless that round was cut off (a run left open,
+#   its lock free: the worker was killed and the task is delivered again);
 # - the export of some formations (a formation changed) waits for the lock a while; if a
 #   run keeps it, it marks the integration instead, and the run's next round covers it.
 # Marks are set before trying the lock, and the holder looks at the mark after releasing
@@ -920,6 +921,9 @@ def formation_integrations(*, formation_uid: str, learner_id: int | None = None)
 MAX_ROUNDS = 3
 # A mark this old is taken for a lost task: asking again sends a new one.
 REQUEST_STALE_AFTER = timedelta(minutes=5)
+# Seconds a task finding an open run waits for the integration's lock before taking the run
+# for one under way rather than cut off.
+CUT_OFF_LOCK_WAIT = 2.0
 
 
 def integration_sync_request(*, integration_id: int) -> bool:
@@ -954,7 +958,7 @@ def integration_run(
     growing delay; they are not raised. `formation_uids` limits the export to those."""
     full = direction == SyncRun.Direction.BOTH and formation_uids is None
     if full:
-        if requested and not _requested(integration_id):
+        if requested and not _requested(integration_id) and not _cut_off(integration_id):
             return None  # covered
         integration_sync_request(integration_id=integration_id)
     with _integration_lock(integration_id, wait=wait) as acquired:
@@ -994,6 +998,17 @@ def _rounds(
         # Asked for meanwhile: a full round covers whatever it was.
         full, direction, formation_uids = True, SyncRun.Direction.BOTH, None
     return run
+
+
+def _cut_off(integration_id: int) -> bool:
+    """Whether a run of the integration is open with nothing running it: its worker was
+    killed. The task it ran, delivered again, finds its request cleared by that very round,
+    which covered nothing. The lock is waited for a moment: a killed process's database
+    session, and its lock, take an instant to go."""
+    if not SyncRun.objects.filter(integration_id=integration_id, finished_at__isnull=True).exists():
+        return False
+    with _integration_lock(integration_id, wait=CUT_OFF_LOCK_WAIT) as free:
+        return free
 
 
 def integration_sync_pending(integration_id: int) -> bool:

@@ -166,6 +166,20 @@ def test_only_changes_in_the_subscribed_calendar_are_notified(sandbox, graph, re
     graph.delete(f"/subscriptions/{subscription['id']}")
 
 
+def test_a_me_events_subscription_covers_every_calendar_of_the_mailbox(sandbox, graph, receiver):
+    team = next(
+        c for c in sandbox.store.account(PERSONAL).calendars.values() if c.name == "Équipe projet"
+    )
+    subscription = subscribe(graph, receiver.url).json()  # resource "me/events"
+
+    in_default = graph.create_event(subject="Principal")
+    in_team = graph.create_event(f"/me/calendars/{team.id}/events", subject="Équipe")
+
+    for created in (in_default, in_team):
+        assert receiver.wait_for(lambda r, created=created: created["id"].encode() in r.body)
+    graph.delete(f"/subscriptions/{subscription['id']}")
+
+
 def test_lifecycle_notification_is_delivered_through_the_control_route(sandbox, graph, receiver):
     lifecycle = Receiver()
     try:
