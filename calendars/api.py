@@ -133,6 +133,30 @@ class CallbackIn(Schema):
     error: str | None = Field(None, max_length=200)
 
 
+class RunOut(Schema):
+    """One sync of an integration (the latest, in IntegrationOut)."""
+
+    trigger: str  # manual, push, periodic, retry, connect, settings, formation, admin, command
+    direction: str  # both, import, export
+    started_at: datetime = Field(serialization_alias="startedAt")
+    finished_at: datetime | None = Field(serialization_alias="finishedAt")  # None: running
+    created: int
+    updated: int
+    deleted: int
+    skipped: int
+    error: str  # empty when it succeeded
+
+    @classmethod
+    def of(cls, run: SyncRun | None) -> RunOut | None:
+        if run is None:
+            return None
+        return cls(
+            trigger=run.trigger, direction=run.direction, started_at=run.started_at,
+            finished_at=run.finished_at, created=run.created, updated=run.updated,
+            deleted=run.deleted, skipped=run.skipped, error=run.error,
+        )  # fmt: skip
+
+
 class IntegrationOut(Schema):
     """An integration as the product's clients know it. No credential, ever."""
 
@@ -147,6 +171,7 @@ class IntegrationOut(Schema):
     connected_at: datetime = Field(serialization_alias="connectedAt")
     last_sync_at: datetime | None = Field(serialization_alias="lastSyncAt")
     last_error: str = Field(serialization_alias="lastError")
+    last_run: RunOut | None = Field(serialization_alias="lastRun")
 
     @classmethod
     def of(cls, integration: CalendarIntegration) -> IntegrationOut:
@@ -162,6 +187,7 @@ class IntegrationOut(Schema):
             connected_at=integration.connected_at,
             last_sync_at=integration.last_synced_at,
             last_error=integration.last_error,
+            last_run=RunOut.of(integration.sync_runs.first()),
         )
 
 

@@ -255,8 +255,9 @@ def test_integration_list_holds_no_secret(learner_client, learner, make_user, sa
     ]
     assert set(body[0]) == {
         "type", "accountEmail", "accountName", "status", "import", "export", "sync",
-        "scopes", "connectedAt", "lastSyncAt", "lastError",
+        "scopes", "connectedAt", "lastSyncAt", "lastError", "lastRun",
     }  # fmt: skip
+    assert body[0]["lastRun"] is None
     issued = sandbox_settings.google.issued_tokens() | sandbox_settings.microsoft.issued_tokens()
     assert issued
     assert not [token for token in issued if token in response.text]
@@ -420,3 +421,29 @@ def test_provider_failures_outside_a_connection_are_json(
     down = call(learner_client, "put", path, {"sync": True})
     assert error_of(down, 503)["code"] == "provider_error"
     assert down["Retry-After"] == "7"
+
+
+def test_integrations_give_their_last_sync(learner_client, learner, sandbox_settings):
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    from calendars import tasks
+    from calendars.models import SyncRun
+
+    integration = connect(sandbox_settings, learner, "outlook")
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.MANUAL)
+    run = integration.sync_runs.get()
+
+    (body,) = learner_client.get(f"{BASE}/integrations").json()
+
+    assert body["lastRun"] == {
+        "trigger": "manual",
+        "direction": "both",
+        "startedAt": DjangoJSONEncoder().default(run.started_at),
+        "finishedAt": DjangoJSONEncoder().default(run.finished_at),
+        "created": run.created,
+        "updated": 0,
+        "deleted": 0,
+        "skipped": run.skipped,
+        "error": "",
+    }
+    assert body["lastSyncAt"] is not None
