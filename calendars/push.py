@@ -77,6 +77,7 @@ def integration_channels_reconcile(*, integration: CalendarIntegration) -> None:
     open_channels = list(integration.channels.all())
     if not wanted and not open_channels:
         return
+    replaced = []
     try:
         for channel in open_channels:
             if channel.calendar_id not in wanted:
@@ -85,11 +86,13 @@ def integration_channels_reconcile(*, integration: CalendarIntegration) -> None:
                 if _renew(integration, channel):
                     wanted.pop(channel.calendar_id)
                 else:
-                    _stop(integration, channel)  # opened again below
+                    replaced.append(channel)  # stopped once its successor is open
             else:
                 wanted.pop(channel.calendar_id)
         for calendar in wanted.values():
             _open(integration, calendar)
+        for channel in replaced:
+            _stop(integration, channel)
     except ReconnectRequired:
         pass  # the integration is marked; its channels are closed on reconnect or disconnect
     except ProviderError as error:

@@ -851,7 +851,19 @@ def formation_export(*, integration: CalendarIntegration, formation: Formation) 
         row.copy += 1
         _retarget(row, target.external_id)
         row.save()
-    return integration_export(integration=integration, formation_uids={str(formation.uid)})
+    run = SyncRun.objects.create(
+        integration=integration,
+        trigger=SyncRun.Trigger.MANUAL,
+        direction=SyncRun.Direction.EXPORT,
+    )
+    try:
+        result = integration_export(integration=integration, formation_uids={str(formation.uid)})
+    except ProviderError as error:
+        _finish(run, ImportResult(), ExportResult(), error=error.message)
+        raise
+    busy = "Another sync of this calendar was still running." if result.busy else ""
+    _finish(run, ImportResult(), result, error=busy)
+    return result
 
 
 def integration_export_remove_all(*, integration: CalendarIntegration) -> ExportResult:

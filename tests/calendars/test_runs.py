@@ -237,6 +237,14 @@ def test_formation_changes_are_exported_by_tasks(
     assert exported.external_id
 
 
+def test_the_add_to_my_calendar_button_is_recorded(sandbox_settings, learner, make_formation):
+    integration = connect(sandbox_settings, learner, "outlook")
+    formation = make_formation(learners=(learner,))
+    sync.formation_export(integration=integration, formation=formation)
+    run = integration.sync_runs.get()
+    assert (run.trigger, run.direction, run.created, run.error) == ("manual", "export", 1, "")
+
+
 def test_old_runs_are_pruned(sandbox_settings, learner, settings):
     integration = connect(sandbox_settings, learner, "google")
     old = SyncRun.objects.create(
