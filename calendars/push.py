@@ -61,10 +61,13 @@ def _wanted(integration: CalendarIntegration) -> list[Calendar | None]:
         return []
     if not webhook_address(integration.provider):
         return []
+    exports = integration.exports.exists()
+    if not (integration.import_enabled or exports):
+        return []
     if not get_provider(integration.provider).push_per_calendar:
         return [None]
-    listed = Q(import_enabled=True)
-    if integration.exports.exists():
+    listed = Q(import_enabled=True) if integration.import_enabled else Q(pk__in=[])
+    if exports:
         listed |= Q(is_export_target=True)
     return list(integration.calendars.filter(listed))
 
