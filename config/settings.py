@@ -273,8 +273,9 @@ CALENDAR_PAGE_REFRESH = env.float("CALENDAR_PAGE_REFRESH", default=5.0)
 # Celery (config/celery.py). Without a broker, tasks run inline in the process that sends them,
 # so development needs no other server. With Redis, tasks are acknowledged once done: a worker
 # killed mid-task leaves its message to be delivered again (to another worker at once when
-# only the pool process died; after CELERY_VISIBILITY_TIMEOUT seconds when the whole worker
-# did), and the sync it was running is idempotent.
+# only the pool process died; when the whole worker did, once CELERY_VISIBILITY_TIMEOUT seconds
+# have passed, at the next sweep of unacknowledged messages: when a worker starts, then about
+# every 100 s), and the sync it was running is idempotent.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
