@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench lint format messages clean
+.PHONY: run test bench bench-scale lint format messages clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is required and was not found on PATH." >&2; exit 1; }
@@ -52,6 +52,13 @@ test: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/import_benchmark.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/export_benchmark.py $(EXPORT_BENCH_ARGS)
+
+# Scale: 1,000 integrations synced by 2 Celery workers, and the calendar page and API under
+# load (benchmarks/README.md). Needs PostgreSQL, Redis and wrk, which `make bench` does not;
+# SYNC_BENCH_ARGS="--integrations 200", LOAD_BENCH_ARGS="--duration 10".
+bench-scale: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/sync_benchmark.py $(SYNC_BENCH_ARGS)
+	$(BIN)/python benchmarks/load_benchmark.py $(LOAD_BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

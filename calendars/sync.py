@@ -951,6 +951,24 @@ def integration_sync_request(*, integration_id: int) -> bool:
     )
 
 
+def integrations_sync_request(*, integration_ids: list[int]) -> list[int]:
+    """`integration_sync_request` for many integrations in two statements; returns the ids
+    it marked (those with none already waiting)."""
+    now = timezone.now()
+    with transaction.atomic():
+        marked = list(
+            CalendarIntegration.objects.select_for_update()
+            .filter(pk__in=integration_ids)
+            .filter(
+                Q(sync_requested_at__isnull=True)
+                | Q(sync_requested_at__lt=now - REQUEST_STALE_AFTER)
+            )
+            .values_list("pk", flat=True)
+        )
+        CalendarIntegration.objects.filter(pk__in=marked).update(sync_requested_at=now)
+    return marked
+
+
 def integration_run(
     *,
     integration_id: int,

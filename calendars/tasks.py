@@ -27,6 +27,7 @@ from calendars.sync import (
     integration_channels_refresh,
     integration_run,
     integration_sync_request,
+    integrations_sync_request,
 )
 
 logger = logging.getLogger(__name__)
@@ -149,9 +150,11 @@ def sync_due() -> int:
         next_sync_at=claimed_until
     )
     spread = min(DUE_SPREAD, settings.CALENDAR_SYNC_INTERVAL / 2)
+    # Those with a sync already on its way are left out.
+    marked = set(integrations_sync_request(integration_ids=[pk for pk, _ in due]))
     for pk, failures in due:
-        if not integration_sync_request(integration_id=pk):
-            continue  # a sync is already on its way
+        if pk not in marked:
+            continue
         trigger = SyncRun.Trigger.RETRY if failures else SyncRun.Trigger.PERIODIC
         sync_integration.apply_async(
             (pk, trigger),

@@ -8,6 +8,7 @@ of its own, written once per distinct content.
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -32,7 +33,10 @@ def combined_bundle(extra: str) -> str:
     digest = hashlib.sha256(content).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"formations-ca-{digest}.pem"
     if not path.exists():
-        partial = path.with_suffix(".tmp")
-        partial.write_bytes(content)
-        partial.replace(path)
+        # A temporary file of each writer's own: threads and processes starting together each
+        # write theirs, and the last rename wins with the same content.
+        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        with os.fdopen(handle, "wb") as file:
+            file.write(content)
+        os.replace(partial, path)
     return str(path)

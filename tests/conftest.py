@@ -30,6 +30,15 @@ def fast_password_hashing(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def fresh_msal_metadata() -> None:
+    """msal keeps the authority's OpenID configuration for the process; each test's sandbox
+    (and its faults) must be asked again."""
+    from calendars.providers import outlook
+
+    outlook._MSAL_HTTP_CACHE.clear()
+
+
+@pytest.fixture(autouse=True)
 def no_push_channels(settings: Any) -> None:
     """Push channels call back a live server: the tests that want them start one
     (tests/calendars/test_push.py); elsewhere no channel is opened."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -68,9 +69,21 @@ class _Session(requests.Session):
         return super().request(*args, **kwargs)
 
 
+_local = threading.local()
+# msal keeps the authority's OpenID configuration (and its throttling state) here; per app
+# instance by default, which is per call here, so every token lookup would fetch it again.
+_MSAL_HTTP_CACHE: dict[str, Any] = {}
+
+
 def _http_client() -> requests.Session:
-    session = _Session()
-    session.verify = outlook_verify()
+    """One session per thread, kept: its connections (and their TLS handshakes, and the
+    loading of the certificate authorities each new one costs) serve every later call."""
+    verify = outlook_verify()
+    session = getattr(_local, "session", None)
+    if session is None or session.verify != verify:
+        session = _Session()
+        session.verify = verify
+        _local.session = session
     return session
 
 
@@ -91,6 +104,7 @@ class OutlookProvider(Provider):
                 # OpenID configuration instead of asking login.microsoftonline.com about it.
                 instance_discovery=False,
                 http_client=_http_client(),
+                http_cache=_MSAL_HTTP_CACHE,
                 token_cache=cache,
             )
         except (ValueError, requests.RequestException, msal.exceptions.MsalError) as error:

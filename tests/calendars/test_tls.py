@@ -28,3 +28,31 @@ def test_unreadable_extra_authority_names_the_setting(settings, tmp_path):
     settings.OUTLOOK_CA_BUNDLE = str(tmp_path / "missing.pem")
     with pytest.raises(OSError, match="OUTLOOK_CA_BUNDLE cannot be read"):
         outlook_verify()
+
+
+def test_the_bundle_can_be_written_by_many_threads_at_once(tmp_path):
+    import threading
+    import uuid
+
+    extra = tmp_path / "proxy-ca.pem"
+    extra.write_text(f"-----BEGIN CERTIFICATE-----\n{uuid.uuid4()}\n-----END CERTIFICATE-----\n")
+    write = combined_bundle.__wrapped__  # past the cache: every thread writes
+    results, errors = [], []
+    start = threading.Barrier(8)
+
+    def first_call():
+        start.wait()
+        try:
+            results.append(write(str(extra)))
+        except OSError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=first_call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(set(results)) == 1
+    assert Path(results[0]).read_bytes().endswith(extra.read_bytes())
+    Path(results[0]).unlink()

@@ -1,0 +1,464 @@
+"""How many requests per second the calendar page and the API's events list serve under load.
+
+Prepares a learner with realistic data on PostgreSQL (a database of its own, created and
+migrated here, dropped at the end): a Google and an Outlook account connected through the real
+consent flow against the provider sandbox (run in its own process, as
+benchmarks/import_benchmark.py does) and imported (--events entries in each primary calendar),
+and enrolment in --formations formations over the coming weeks, exported by the same sync.
+The sandbox is stopped before the load: neither page calls a provider.
+
+Then it serves the site with gunicorn (--gunicorn-workers sync workers, production settings:
+DEBUG off, static files collected) and, from a second process, `wrk` loads for --duration
+seconds each:
+
+- the calendar page, `/calendar/` (this month), with the learner's session cookie;
+- the API's events list, `/api/calendar-integration/events?start=...&end=...` (this month),
+  with a personal API token.
+
+It reports requests per second, latency percentiles (wrk --latency), and errors: responses
+other than 2xx (counted by a Lua script, so that a redirect to the login page counts) and
+socket errors (connect, read, write, timeout). It also counts, in this process, the SQL
+statements one request of each sends. Exits 0 even when a target is missed: it is a
+measurement, not a test. See benchmarks/README.md.
+
+    python benchmarks/load_benchmark.py [--duration 30] [--connections 16] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from import_benchmark import (
+    HOST,
+    ROOT,
+    SandboxProcess,
+    configure_django,
+    connect,
+    forget_ca_bundle,
+    free_ports,
+    progress,
+    table,
+    verdict,
+)
+from sync_benchmark import check_scratch_database, drop_database, recreate_database
+
+DEFAULT_DATABASE_URL = "postgres://calendar:calendar@127.0.0.1:5432/calendar_bench_load"
+TARGET_ERRORS = 0
+# Counts responses other than 2xx in every thread; wrk's own "Non-2xx or 3xx responses"
+# lets redirects (to the login page, say) pass.
+LUA = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) non2xx = 0 end
+function response(status, headers, body)
+  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("non2xx") end
+  io.write(string.format("NON2XX %d\\n", total))
+end
+"""
+
+
+# --- the learner ---------------------------------------------------------------------------
+
+
+@dataclass
+class Learner:
+    username: str
+    session_cookie: str
+    api_token: str
+    imported_events: int
+    formations: int
+    exported: int
+
+
+def make_learner(sandbox: SandboxProcess, formations: int) -> Learner:
+    """A learner enrolled in `formations` formations over the coming weeks, with a Google and
+    an Outlook account connected, imported and their formations exported (one sync each)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.utils import timezone
+
+    from accounts.models import Profile
+    from accounts.services import api_token_create
+    from calendars.models import CalendarEvent, FormationExport
+    from calendars.sync import integration_sync
+    from formations.models import Enrollment, Formation
+
+    user = get_user_model().objects.create_user("load-learner", password=secrets.token_hex(16))
+    Profile.objects.create(user=user)
+    # From the start of this month, every other day or so: the month view shows most of them.
+    first = timezone.localdate().replace(day=1)
+    start = timezone.make_aware(datetime.combine(first, datetime.min.time())) + timedelta(hours=9)
+    created = Formation.objects.bulk_create(
+        Formation(title=f"Formation {n}", start=start + timedelta(days=n * 3 // 2),
+                  end=start + timedelta(days=n * 3 // 2, hours=3), location=f"Salle {n % 7}",
+                  time_zone="Europe/Paris")
+        for n in range(formations)
+    )  # fmt: skip
+    Enrollment.objects.bulk_create(Enrollment(learner=user, formation=f) for f in created)
+    for provider in ("google", "outlook"):
+        integration = connect(user, provider)
+        integration_sync(integration=integration)
+    client = Client()
+    client.force_login(user)
+    _row, token = api_token_create(user=user, name="load benchmark")
+    return Learner(
+        username=user.username,
+        session_cookie=client.cookies["sessionid"].value,
+        api_token=token,
+        imported_events=CalendarEvent.objects.filter(calendar__integration__user=user).count(),
+        formations=formations,
+        exported=FormationExport.objects.filter(integration__user=user).count(),
+    )
+
+
+def statements_per_request(targets: list[Target]) -> dict[str, int]:
+    """One request of each target, with its headers, through Django's test client, under
+    CaptureQueriesContext (BEGIN/COMMIT markers left out)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST=HOST)  # one of ALLOWED_HOSTS; the cookie is in the headers
+    counts = {}
+    for target in targets:
+        client.get(target.path, headers=target.headers)  # warm caches (translations, URLs)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(target.path, headers=target.headers)
+        if response.status_code != 200:
+            raise RuntimeError(f"{target.path} answered {response.status_code} in-process.")
+        counts[target.name] = sum(
+            q["sql"] not in ("BEGIN", "COMMIT") for q in captured.captured_queries
+        )
+    return counts
+
+
+# --- gunicorn and wrk ----------------------------------------------------------------------
+
+
+class Gunicorn:
+    """`gunicorn config.wsgi` in a child process, stopped on exit whatever happens."""
+
+    def __init__(self, *, port: int, workers: int, log: Path) -> None:
+        self.url = f"http://{HOST}:{port}"
+        self.command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"{HOST}:{port}",
+            "--log-level",
+            "warning",
+        ]
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Gunicorn:
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(  # noqa: S603 (our interpreter, our arguments)
+                self.command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited early:\n{self.tail()}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.url}/healthz", timeout=1).ok:
+                    return self
+            time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError(f"gunicorn did not answer within 60 s:\n{self.tail()}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
+
+
+@dataclass
+class Target:
+    name: str
+    path: str
+    headers: dict[str, str]
+    # What a right answer holds (a learner's page, not the login page; the API's JSON list).
+    expect: str
+
+
+@dataclass
+class Load:
+    target: Target
+    requests: int = 0
+    seconds: float = 0.0
+    rate: float = 0.0
+    latency: dict[str, float] | None = None  # percentile -> ms
+    non2xx: int = 0
+    socket_errors: dict[str, int] | None = None
+    body_bytes: int = 0
+    items: int = 0
+
+    @property
+    def errors(self) -> int:
+        return self.non2xx + sum((self.socket_errors or {}).values())
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def parse_wrk(output: str, load: Load) -> None:
+    found = re.search(r"(\d+) requests in ([\d.]+)(\w+)", output)
+    if found is None:
+        raise RuntimeError(f"Unexpected wrk output:\n{output}")
+    load.requests = int(found.group(1))
+    load.seconds = _ms(found.group(2) + found.group(3)) / 1000
+    load.rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    load.latency = {
+        p: _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", output, re.M)
+    }
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                       output)  # fmt: skip
+    load.socket_errors = dict(
+        zip(("connect", "read", "write", "timeout"),
+            (int(n) for n in errors.groups()) if errors else (0, 0, 0, 0), strict=True)
+    )  # fmt: skip
+    non2xx = re.search(r"NON2XX (\d+)", output)
+    load.non2xx = int(non2xx.group(1)) if non2xx else 0
+
+
+def run_wrk(url: str, target: Target, *, duration: float, connections: int, threads: int,
+            script: Path) -> str:  # fmt: skip
+    command = [
+        "wrk",
+        f"--threads={threads}",
+        f"--connections={connections}",
+        f"--duration={duration:g}s",
+        "--latency",
+        "--timeout=10s",
+        f"--script={script}",
+    ]
+    for name, value in target.headers.items():
+        command += ["--header", f"{name}: {value}"]
+    done = subprocess.run(  # noqa: S603 (wrk from PATH, our arguments)
+        [*command, url + target.path], capture_output=True, text=True, timeout=duration + 60
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def check_answer(url: str, target: Target, load: Load) -> None:
+    """One request before the load: the right page or JSON, not a redirect to the login."""
+    answer = requests.get(url + target.path, headers=target.headers, timeout=30,
+                          allow_redirects=False)  # fmt: skip
+    if answer.status_code != 200 or target.expect not in answer.text:
+        raise RuntimeError(f"{target.path} answered {answer.status_code}: {answer.text[:300]}")
+    load.body_bytes = len(answer.content)
+    if answer.headers.get("Content-Type", "").startswith("application/json"):
+        load.items = len(answer.json())
+    else:
+        load.items = answer.text.count('<li class="entry ')  # an entry on each day it covers
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def report(loads: list[Load], statements: dict[str, int], *, args: argparse.Namespace) -> None:
+    print(
+        f"\nLoad: wrk --threads {args.threads} --connections {args.connections} "
+        f"--duration {args.duration:g}s --latency, after a {args.warmup:g} s warm-up"
+    )
+    rows = []
+    for load in loads:
+        latency = load.latency or {}
+        sockets = load.socket_errors or {}
+        rows.append([
+            load.target.name, f"{load.requests:,}", f"{load.rate:,.1f}",
+            f"{latency.get('50', 0):.1f}", f"{latency.get('90', 0):.1f}",
+            f"{latency.get('99', 0):.1f}", str(load.non2xx),
+            "/".join(str(sockets.get(k, 0)) for k in ("connect", "read", "write", "timeout")),
+            str(statements.get(load.target.name, "-")), f"{load.body_bytes / 1024:.0f}",
+            str(load.items),
+        ])  # fmt: skip
+    print(table(["target", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "non-2xx",
+                 "socket errors c/r/w/t", "SQL/request", "KiB", "items"], rows))  # fmt: skip
+    print(
+        "  non-2xx: responses other than 2xx (a Lua script; wrk's own count lets 3xx pass).\n"
+        "  socket errors: connect/read/write/timeout (wrk --timeout 10s). SQL/request: one\n"
+        "  request through Django's test client in the benchmark process (CaptureQueriesContext,\n"
+        "  BEGIN/COMMIT left out). items: entries on the page / objects in the JSON list."
+    )
+    print("\nTargets (issue 'Scale')")
+    checks = [
+        (f"{load.target.name}: errors = {TARGET_ERRORS} (non-2xx + socket errors)",
+         str(load.errors), load.errors <= TARGET_ERRORS)
+        for load in loads
+    ]  # fmt: skip
+    width = max(len(label) for label, _, _ in checks)
+    for label, value, ok in checks:
+        print(f"  {verdict(ok):<6}  {label:<{width}}  {value}")
+    print("  (requests per second and p99 latency are reported; the issue sets no target.)")
+    missed = sum(not ok for _, _, ok in checks)
+    print(f"\n{len(checks) - missed} of {len(checks)} targets met" +
+          (f", {missed} MISSED" if missed else "") + ".")  # fmt: skip
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=30, help="Seconds of load per target "
+                        "(default 30).")  # fmt: skip
+    parser.add_argument(
+        "--connections", type=int, default=16, help="Open connections, wrk -c (default 16)."
+    )
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads, wrk -t (default 2).")
+    parser.add_argument("--warmup", type=float, default=3, help="Seconds of load, not measured, "
+                        "before each target (default 3).")  # fmt: skip
+    parser.add_argument(
+        "--gunicorn-workers", type=int, default=2, help="gunicorn sync workers (default 2)."
+    )
+    parser.add_argument("--events", type=int, default=300,
+                        help="Entries in each of the learner's two primary calendars (default "
+                        "300).")  # fmt: skip
+    parser.add_argument(
+        "--formations",
+        type=int,
+        default=20,
+        help="Formations the learner is enrolled in (default 20).",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_LOAD_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="A scratch PostgreSQL database, dropped and created again "
+        f"(default $BENCH_LOAD_DATABASE_URL or {DEFAULT_DATABASE_URL}).",
+    )
+    parser.add_argument(
+        "--keep-database", action="store_true", help="Leave the database for inspection."
+    )
+    args = parser.parse_args(argv)
+    if args.duration <= 0 or args.connections < 1 or args.threads < 1:
+        parser.error("--duration, --connections and --threads must be positive")
+    if args.connections < args.threads:
+        parser.error("wrk needs at least as many --connections as --threads")
+    problem = check_scratch_database(args.database_url)
+    if problem:
+        parser.error(problem)
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed (Debian, Ubuntu: apt-get install wrk)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    # gunicorn inherits this environment: production settings (DEBUG off), plain HTTP.
+    os.environ.update({
+        "DATABASE_URL": args.database_url,
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "CALENDAR_TOKEN_KEY": secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": HOST,
+        "SECURE_SSL_REDIRECT": "false",
+        "CALENDAR_PUSH_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+        "CELERY_BROKER_URL": "",  # the connect and sync above run inline
+    })  # fmt: skip
+    recreate_database(args.database_url)
+
+    with tempfile.TemporaryDirectory(prefix="load-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        http_port, tls_port, site_port = free_ports(3)
+        database = configure_django(
+            http_port=http_port, tls_port=tls_port, state_dir=scratch / "sandbox", scratch=scratch
+        )
+        import django
+        from django.conf import settings
+        from django.core.management import call_command
+        from django.db import connections
+
+        print("Load benchmark (benchmarks/load_benchmark.py)")
+        print(f"  Python {platform.python_version()}, Django {django.get_version()}, "
+              f"{os.cpu_count()} CPUs, {platform.platform()}")  # fmt: skip
+        print(f"  database: {database}; gunicorn --workers {args.gunicorn_workers} (sync), "
+              f"CONN_MAX_AGE={settings.DATABASES['default']['CONN_MAX_AGE']}")  # fmt: skip
+        loads: list[Load] = []
+        try:
+            progress("Collecting static files (DEBUG off serves them from the manifest)...")
+            call_command("collectstatic", interactive=False, verbosity=0)
+            with SandboxProcess(events=args.events, port=http_port, tls_port=tls_port,
+                                state_dir=scratch / "sandbox",
+                                log=scratch / "sandbox.log") as sandbox:  # fmt: skip
+                progress("Connecting, importing and exporting the learner's calendars...")
+                learner = make_learner(sandbox, args.formations)
+            print(f"  learner: {learner.imported_events} imported events (2 calendars), "
+                  f"{learner.formations} formations ({learner.exported} exported)")  # fmt: skip
+            today = date.today()
+            month = today.replace(day=1)
+            following = (month + timedelta(days=32)).replace(day=1)
+            targets = [
+                Target("calendar page", "/calendar/",
+                       {"Cookie": f"{settings.SESSION_COOKIE_NAME}={learner.session_cookie}"},
+                       expect='class="calendar-head'),
+                Target("API events", f"/api/calendar-integration/events?start={month}"
+                       f"&end={following}", {"Authorization": f"Bearer {learner.api_token}"},
+                       expect='"source"'),
+            ]  # fmt: skip
+            statements = statements_per_request(targets)
+            script = scratch / "count.lua"
+            script.write_text(LUA)
+            with Gunicorn(port=site_port, workers=args.gunicorn_workers,
+                          log=scratch / "gunicorn.log") as site:  # fmt: skip
+                for target in targets:
+                    load = Load(target)
+                    check_answer(site.url, target, load)
+                    options = {"connections": args.connections, "threads": args.threads,
+                               "script": script}  # fmt: skip
+                    if args.warmup:
+                        run_wrk(site.url, target, duration=args.warmup, **options)
+                    progress(f"Loading {target.name} for {args.duration:g} s...")
+                    parse_wrk(run_wrk(site.url, target, duration=args.duration, **options), load)
+                    loads.append(load)
+        finally:
+            connections.close_all()
+            forget_ca_bundle()
+            if not args.keep_database:
+                drop_database(args.database_url)
+        report(loads, statements, args=args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

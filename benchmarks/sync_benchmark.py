@@ -1,0 +1,759 @@
+"""How fast Celery workers sync many integrations when nothing changed, and what each costs.
+
+Runs the provider sandbox in its own process, with as many accounts as integrations (half
+Google, half Outlook; each primary calendar holds --events entries), on PostgreSQL (a database
+of its own, created and migrated here, dropped at the end) and a Redis broker (a database
+number of its own, flushed). It makes one learner per account, enrolled in a few formations,
+connects each through the real consent flow (in a thread pool), then starts --workers real
+worker processes (`python -m celery -A config worker --concurrency 1`, each its own process)
+and runs three rounds, each started as beat starts one: every integration made due, then
+`calendars.tasks.sync_due` (with its spread set to 0 so that the round is not stretched on
+purpose):
+
+- the first sync of every integration (a full import of its primary calendar, the export of
+  its formations);
+- the second, whose incremental listing holds the events the first one exported;
+- the measured round: nothing changed anywhere, every integration synced once.
+
+For each: integrations per second (from sending to the last SyncRun finished), the requests
+the sandbox counted (per integration, by endpoint), the SQL statements each task sent (counted
+inside the workers by benchmarks/worker_probe.py) and the SyncRuns' outcome. Then it runs the
+same unchanged sync in this process on a sample, under CaptureQueriesContext, to show which
+statements they are. It prints the figures next to their targets and exits 0 even when one is
+missed: it is a measurement, not a test. See benchmarks/README.md.
+
+    python benchmarks/sync_benchmark.py [--integrations 1000] [--events 200] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from export_benchmark import reset_counters
+from import_benchmark import (
+    HOST,
+    REDIRECT,
+    ROOT,
+    SandboxProcess,
+    configure_django,
+    consent,
+    forget_ca_bundle,
+    free_ports,
+    progress,
+    table,
+    verdict,
+)
+
+DEFAULT_DATABASE_URL = "postgres://calendar:calendar@127.0.0.1:5432/calendar_bench_sync"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/12"
+QUEUE = "sync-bench"
+PROBE_KEY = "sync-bench-probe"
+SANDBOX_PROVIDER = {"google": "google", "outlook": "microsoft"}
+DOMAIN = {"google": "gmail.test", "outlook": "contoso.test"}
+# The requests that list an imported calendar's changes: one each is the target.
+LIST_ENDPOINTS = ("google.events.list", "graph.delta")
+FORMATIONS = 20  # in the catalogue; each learner is enrolled in --enrolments of them
+# The second sync lists the events the first one exported (one incremental request, as
+# always, with a few items to recognise as ours); the third is the steady state measured.
+ROUNDS = [
+    ("first sync", "first sync of every integration (full import, export)"),
+    ("second sync", "second sync (lists the formations the first exported)"),
+    ("unchanged", "measured: nothing changed anywhere"),
+]
+
+
+# --- the sandbox, with one account per integration -----------------------------------------
+
+
+def account_email(provider: str, index: int) -> str:
+    return f"learner{index:05d}@{DOMAIN[provider]}"
+
+
+def serve_sandbox(args: argparse.Namespace) -> int:
+    """The sandbox process (`--serve-sandbox`): `manage.py calendar_sandbox` knows six accounts;
+    this one has `--google` + `--outlook` of them, made as its generator makes its own (a
+    primary calendar of `--events` entries, a team calendar, a read-only holidays one)."""
+    import random
+    import uuid
+    from datetime import UTC, datetime
+
+    from calendars.sandbox import store as sandbox_store
+    from calendars.sandbox.core import Options, Sandbox
+
+    started = time.perf_counter()
+    sandbox = Sandbox(
+        Options(seed=1, events=args.events, state_dir=args.state_dir), generate_data=False
+    )
+    # Deterministic data, as the sandbox's own generator makes it.
+    store, today = sandbox.store, datetime.now(UTC).date()
+    rng = random.Random(1)  # noqa: S311 (test data, not a secret)
+    for provider, count in (("google", args.google), ("outlook", args.outlook)):
+        google = provider == "google"
+        for index in range(count):
+            email = account_email(provider, index)
+            account = store.add_account(
+                sandbox_store.Account(
+                    provider=SANDBOX_PROVIDER[provider],
+                    email=email,
+                    name=f"Learner {index}",
+                    uid=str(rng.randrange(10**20, 10**21))
+                    if google
+                    else str(uuid.UUID(int=rng.getrandbits(128))),
+                    tenant_id="" if google else sandbox_store.CONTOSO_TENANT_ID,
+                )
+            )
+
+            def new_id(google: bool = google) -> str:
+                maker = sandbox_store.new_google_id if google else sandbox_store.new_graph_id
+                return maker(rng)
+
+            zone = sandbox_store.LOCAL_ZONE
+            calendars = [
+                sandbox_store.Calendar(email if google else new_id(), "Agenda", True, True, zone,
+                                       "#0b5cad"),
+                sandbox_store.Calendar(new_id(), "Équipe projet", False, True, zone, "#2e7d32"),
+                sandbox_store.Calendar(new_id(), "Jours fériés", False, False, zone, "#a1261c"),
+            ]  # fmt: skip
+            for calendar in calendars:
+                account.calendars[calendar.id] = calendar
+            sandbox_store._fill(store, account, calendars[0], rng, new_id, args.events, today)
+            sandbox_store._fill(store, account, calendars[1], rng, new_id, 5, today)
+            sandbox_store._fill_holidays(store, account, calendars[2], rng, new_id, today)
+    sandbox.start(HOST, args.port, args.tls_port)
+    print(f"Sandbox with {len(store.accounts)} accounts ready in "
+          f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    sandbox.stop()
+    return 0
+
+
+class ManyAccountsSandbox(SandboxProcess):
+    """SandboxProcess, running `serve_sandbox` (this script again) instead of the command."""
+
+    def __init__(self, *, google: int, outlook: int, events: int, port: int, tls_port: int,
+                 state_dir: Path, log: Path) -> None:  # fmt: skip
+        super().__init__(events=events, port=port, tls_port=tls_port, state_dir=state_dir, log=log)
+        self.command = [
+            sys.executable, str(Path(__file__).resolve()), "--serve-sandbox", f"--port={port}",
+            f"--tls-port={tls_port}", f"--events={events}", f"--google={google}",
+            f"--outlook={outlook}", f"--state-dir={state_dir}",
+        ]  # fmt: skip
+
+
+# --- services: PostgreSQL database, Redis broker, workers ----------------------------------
+
+
+def recreate_database(url: str) -> None:
+    """Drops and creates the database of `url` (connected to the server's `postgres`)."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    with psycopg.connect(
+        host=parts.hostname, port=parts.port or 5432, user=parts.username,
+        password=parts.password, dbname="postgres", autocommit=True,
+    ) as conn:  # fmt: skip
+        identifier = sql.Identifier(name)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(identifier))
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    with psycopg.connect(
+        host=parts.hostname, port=parts.port or 5432, user=parts.username,
+        password=parts.password, dbname="postgres", autocommit=True,
+    ) as conn:  # fmt: skip
+        name = sql.Identifier(parts.path.lstrip("/"))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+def check_scratch_database(url: str) -> str | None:
+    """An error message when `url` is not a PostgreSQL database this script may drop."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
+        return "the database must be PostgreSQL (postgres://...)"
+    if name == "calendar" or "bench" not in name:
+        return f"refusing to drop and recreate {name!r}: use a scratch name containing 'bench'"
+    return None
+
+
+class Workers:
+    """`--workers` Celery worker processes, each `--concurrency 1`, with the query probe."""
+
+    def __init__(self, count: int, *, log_dir: Path) -> None:
+        self.count = count
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.names = [f"bench{n + 1}@{platform.node()}" for n in range(count)]
+
+    def __enter__(self) -> Workers:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT / "benchmarks"), str(ROOT), env.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep)
+        try:
+            for name in self.names:
+                log = (self.log_dir / f"{name.split('@')[0]}.log").open("wb")
+                self.processes.append(
+                    subprocess.Popen(  # noqa: S603 (our interpreter, our arguments)
+                        [sys.executable, "-m", "celery", "-A", "config", "worker",
+                         "--concurrency", "1", "--hostname", name, "--queues", QUEUE,
+                         "--include", "worker_probe", "--without-gossip", "--without-mingle",
+                         "--loglevel", "WARNING"],
+                        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                    )
+                )  # fmt: skip
+            self._wait_until_ready(timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        from config.celery import app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            answers = app.control.ping(destination=self.names, timeout=1.0)
+            if {name for answer in answers for name in answer} >= set(self.names):
+                return
+        raise RuntimeError(f"The workers did not answer within {timeout:.0f} s:\n{self.tail()}")
+
+    def check_alive(self) -> None:
+        for process in self.processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"A worker exited ({process.returncode}):\n{self.tail()}")
+
+    def tail(self) -> str:
+        lines = []
+        for path in sorted(self.log_dir.glob("bench*.log")):
+            lines += [f"{path.name}: {line}" for line in path.read_text(errors="replace")
+                      .splitlines()[-10:]]  # fmt: skip
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()  # warm shutdown
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def redis_client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+# --- setting up learners -------------------------------------------------------------------
+
+
+def make_learners(count: int, enrolments: int) -> list[tuple[int, str, str]]:
+    """`count` learners (with a profile), each enrolled in `enrolments` of the FORMATIONS
+    future formations; returns (user id, provider, sandbox e-mail) for each, half Google, half
+    Outlook. bulk_create sends no signal: nothing is exported yet."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+    from django.utils import timezone
+
+    from accounts.models import Profile
+    from formations.models import Enrollment, Formation
+
+    user_model = get_user_model()
+    unusable = make_password(None)
+    users = user_model.objects.bulk_create(
+        user_model(username=f"sync-bench-{n:05d}", password=unusable) for n in range(count)
+    )
+    Profile.objects.bulk_create(Profile(user=user) for user in users)
+    start = (timezone.now() + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    formations = Formation.objects.bulk_create(
+        Formation(title=f"Formation {n}", start=start + timedelta(days=n, hours=1),
+                  end=start + timedelta(days=n, hours=4), location=f"Salle {n % 7}",
+                  time_zone="Europe/Paris")
+        for n in range(FORMATIONS)
+    )  # fmt: skip
+    Enrollment.objects.bulk_create(
+        Enrollment(learner=user, formation=formations[(n + k) % FORMATIONS])
+        for n, user in enumerate(users)
+        for k in range(min(enrolments, FORMATIONS))
+    )
+    google = (count + 1) // 2
+    return [
+        (user.pk, "google", account_email("google", n))
+        if n < google
+        else (user.pk, "outlook", account_email("outlook", n - google))
+        for n, user in enumerate(users)
+    ]
+
+
+def connect_all(learners: list[tuple[int, str, str]], threads: int) -> float:
+    """Connects every learner's account through the consent flow, `threads` at a time."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from calendars.services import integration_connect_finish, integration_connect_start
+    from calendars.tls import outlook_verify
+
+    users = get_user_model().objects.in_bulk([pk for pk, _, _ in learners])
+    # Writes the certificate authorities' bundle once, before the threads start.
+    outlook_verify()
+    done = Counter[str]()
+    lock = threading.Lock()
+
+    def one(item: tuple[int, str, str]) -> None:
+        pk, provider, email = item
+        try:
+            url = integration_connect_start(
+                user=users[pk], provider_name=provider, redirect_uri=REDIRECT.format(provider),
+                login_hint=email,
+            )  # fmt: skip
+            params = consent(provider, url, email)
+            integration_connect_finish(user=users[pk], provider_name=provider, params=params)
+        finally:
+            connection.close()
+        with lock:
+            done["connected"] += 1
+            if done["connected"] % 200 == 0:
+                progress(f"  {done['connected']:,} connected")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one, learners))
+    return time.perf_counter() - started
+
+
+# --- a round -------------------------------------------------------------------------------
+
+
+@dataclass
+class Round:
+    label: str
+    integrations: int
+    seconds: float = 0.0
+    send_seconds: float = 0.0
+    finished: int = 0
+    failed: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    changes: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
+    recorded_requests: int = 0  # what the SyncRuns say they sent
+    task_queries: list[int] = field(default_factory=list)
+    task_seconds: list[float] = field(default_factory=list)
+    run_seconds: list[float] = field(default_factory=list)
+    imported_calendars: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.finished / self.seconds if self.seconds else 0.0
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    @property
+    def list_requests(self) -> int:
+        return sum(self.requests[name] for name in LIST_ENDPOINTS)
+
+
+def sync_round(sandbox: ManyAccountsSandbox, workers: Workers, broker: Any, *, label: str,
+               timeout: float) -> Round:  # fmt: skip
+    """Makes every integration due, runs beat's `sync_due` once here (it sends one task per
+    integration to the workers), and waits for the last SyncRun to finish."""
+    from django.db.models import Count, Max, Min, Q, Sum
+    from django.utils import timezone
+
+    from calendars import tasks
+    from calendars.models import Calendar, CalendarIntegration, SyncRun
+
+    integrations = CalendarIntegration.objects.count()
+    figures = Round(label, integrations)
+    figures.imported_calendars = Calendar.objects.filter(import_enabled=True).count()
+    CalendarIntegration.objects.update(next_sync_at=timezone.now() - timedelta(seconds=1))
+    for key in broker.scan_iter(f"{PROBE_KEY}:*"):
+        broker.delete(key)
+    reset_counters(sandbox)
+    tasks.DUE_SPREAD = 0.0  # beat spreads a round over 50 s; here every task goes at once
+    since = timezone.now()
+    started = time.perf_counter()
+    sent = 0
+    while sent < integrations:
+        batch = tasks.sync_due()
+        if not batch:
+            break
+        sent += batch
+    figures.send_seconds = time.perf_counter() - started
+    if sent < integrations:
+        raise RuntimeError(f"sync_due sent {sent} of {integrations} integrations.")
+    runs = SyncRun.objects.filter(started_at__gte=since)
+    deadline = time.monotonic() + timeout
+    last_report = time.monotonic()
+    while True:
+        finished = runs.filter(finished_at__isnull=False).count()
+        if finished >= integrations:
+            break
+        if time.monotonic() > deadline:
+            progress(f"  timed out with {finished:,} of {integrations:,} finished")
+            break
+        workers.check_alive()
+        if time.monotonic() - last_report > 15:
+            progress(f"  {finished:,} of {integrations:,} finished")
+            last_report = time.monotonic()
+        time.sleep(0.2)
+    summary = runs.filter(finished_at__isnull=False).aggregate(
+        n=Count("pk"), failed=Count("pk", filter=~Q(error="")), first=Min("started_at"),
+        last=Max("finished_at"), created=Sum("created"), updated=Sum("updated"),
+        deleted=Sum("deleted"), requests=Sum("requests"),
+    )  # fmt: skip
+    figures.finished, figures.failed = summary["n"], summary["failed"]
+    figures.seconds = (summary["last"] - since).total_seconds() if summary["last"] else 0.0
+    figures.changes = Counter(
+        {k: summary[k] or 0 for k in ("created", "updated", "deleted")}
+    )  # fmt: skip
+    figures.recorded_requests = summary["requests"] or 0
+    figures.errors = Counter(runs.exclude(error="").values_list("error", flat=True))
+    figures.run_seconds = [
+        (end - begin).total_seconds()
+        for begin, end in runs.filter(finished_at__isnull=False).values_list(
+            "started_at", "finished_at"
+        )
+    ]
+    figures.requests = Counter(
+        {k: v for k, v in sandbox.counters().items() if not k.startswith("sandbox.")}
+    )
+    name = tasks.sync_integration.name
+    figures.task_queries = [int(v) for v in broker.lrange(f"{PROBE_KEY}:{name}:queries", 0, -1)]
+    figures.task_seconds = [float(v) for v in broker.lrange(f"{PROBE_KEY}:{name}:seconds", 0, -1)]
+    return figures
+
+
+# --- the in-process sample -----------------------------------------------------------------
+
+MARKERS = ("BEGIN", "COMMIT", "ROLLBACK")
+_LITERALS = [
+    (re.compile(r"'(?:[^']|'')*'"), "?"),
+    (re.compile(r"\b\d+(?:\.\d+)?\b"), "?"),
+    (re.compile(r"\((?:\?, )+\?\)"), "(...)"),
+]
+
+
+def shape(sql: str) -> str:
+    """The statement with its literals replaced, so that repeats group together."""
+    for pattern, replacement in _LITERALS:
+        sql = pattern.sub(replacement, sql)
+    return re.sub(r"\s+", " ", sql).strip()
+
+
+@dataclass
+class Sample:
+    integrations: int = 0
+    queries: list[int] = field(default_factory=list)
+    shapes: Counter[str] = field(default_factory=Counter)
+    transactions: int = 0  # BEGIN and COMMIT lines
+    requests: Counter[str] = field(default_factory=Counter)
+    seconds: list[float] = field(default_factory=list)
+
+
+def sample_in_process(sandbox: ManyAccountsSandbox, size: int) -> Sample:
+    """The task body (`sync_integration`, as a worker runs it after `sync_due` marked the
+    integration) here, under CaptureQueriesContext, for `size` integrations of each
+    provider; nothing changed since the round."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from calendars.models import CalendarIntegration, SyncRun
+    from calendars.sync import integration_sync_request
+    from calendars.tasks import sync_integration
+
+    ids = []
+    for provider in ("google", "outlook"):
+        ids += list(
+            CalendarIntegration.objects.filter(provider=provider)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
+        )
+    sample = Sample(integrations=len(ids))
+    reset_counters(sandbox)
+    for pk in ids:
+        integration_sync_request(integration_id=pk)
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            sync_integration(pk, SyncRun.Trigger.PERIODIC, requested=True)
+            sample.seconds.append(time.perf_counter() - started)
+        # Django logs transactions' BEGIN and COMMIT too; the workers' count has no such line.
+        statements = [q["sql"] for q in captured.captured_queries if q["sql"] not in MARKERS]
+        sample.queries.append(len(statements))
+        sample.transactions += len(captured) - len(statements)
+        sample.shapes.update(shape(sql) for sql in statements)
+    sample.requests = Counter(
+        {k: v for k, v in sandbox.counters().items() if not k.startswith("sandbox.")}
+    )
+    return sample
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def report(rounds: list[Round], sample: Sample, *, interval: int, connect_seconds: float,
+           integrations: int) -> None:  # fmt: skip
+    print(f"\nSetup: {integrations:,} integrations connected through the consent flow in "
+          f"{connect_seconds:.1f} s ({integrations / connect_seconds:.0f}/s)")  # fmt: skip
+
+    print("\nRounds: every integration due, sync_due sends one task each, the workers sync")
+    rows = []
+    for r in rounds:
+        n = max(r.finished, 1)
+        rows.append([
+            r.label, f"{r.finished:,}/{r.integrations:,}", str(r.failed), f"{r.seconds:.1f}",
+            f"{r.rate:.1f}", f"{r.total_requests / n:.2f}", f"{r.list_requests / n:.2f}",
+            f"{r.recorded_requests / n:.2f}",
+            f"{median(r.task_queries):.0f}" if r.task_queries else "-",
+            f"{max(r.task_queries)}" if r.task_queries else "-",
+            f"{median(r.task_seconds) * 1000:.0f}" if r.task_seconds else "-",
+            f"{median(r.run_seconds) * 1000:.0f}", f"{percentile(r.run_seconds, 0.99) * 1000:.0f}",
+            "{created}/{updated}/{deleted}".format(**r.changes),
+        ])  # fmt: skip
+    print(table(["round", "synced", "failed", "wall s", "integr./s", "req/integr.",
+                 "list req/integr.", "recorded req/integr.", "queries/task (median)",
+                 "max", "task ms (median)", "run ms (median)", "p99",
+                 "created/updated/deleted"],
+                rows))  # fmt: skip
+    print(
+        "  wall s: from sync_due's first send to the last SyncRun's finished_at.\n"
+        "  req/integr.: every request the sandbox counted (token, discovery, batches...);\n"
+        "  list req: google.events.list + graph.delta; recorded: SyncRun.requests (what\n"
+        "  the sync counts itself). queries/task: statements each sync_integration task\n"
+        "  sent, counted inside the workers; task ms: its duration there (connecting to\n"
+        "  the database included). run ms: SyncRun finished_at - started_at."
+    )
+    for r in rounds:
+        endpoints = ", ".join(f"{k} {v:,}" for k, v in sorted(r.requests.items()))
+        print(f"  {r.label}, requests by endpoint: {endpoints or 'none'}")
+        if r.send_seconds:
+            print(f"  {r.label}: sync_due took {r.send_seconds:.1f} s to send the tasks")
+        for error, count in r.errors.most_common(3):
+            print(f"  {r.label}: {count} runs failed: {error[:150]}")
+
+    if sample.integrations:
+        n = sample.integrations
+        print(f"\nThe unchanged sync in this process, {n} integrations "
+              f"(CaptureQueriesContext around the task body)")  # fmt: skip
+        print(f"  statements per integration: median {median(sample.queries):.0f}, "
+              f"min {min(sample.queries)}, max {max(sample.queries)} (and "
+              f"{sample.transactions / n:.0f} BEGIN/COMMIT lines); "
+              f"{median(sample.seconds) * 1000:.0f} ms median")  # fmt: skip
+        endpoints = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(sample.requests.items()))
+        print(f"  requests per integration by endpoint: {endpoints or 'none'}")
+        print("  statements, by shape (per integration):")
+        for text, count in sample.shapes.most_common():
+            print(f"    {count / n:5.2f}  {text[:150]}")
+
+    measured = rounds[-1]
+    n = max(measured.finished, 1)
+    needed = integrations / interval
+    checks = [
+        (f"every integration synced, none failed ({measured.label})",
+         f"{measured.finished - measured.failed:,}/{measured.integrations:,}",
+         measured.finished == measured.integrations and not measured.failed),
+        (f"keeps up: >= {needed:.2f} integrations/s ({integrations:,} every "
+         f"CALENDAR_SYNC_INTERVAL = {interval} s)", f"{measured.rate:.1f}/s",
+         measured.rate >= needed),
+        (f"requests per integration <= 1 per imported calendar "
+         f"({measured.imported_calendars / n:.2f})", f"{measured.total_requests / n:.2f}",
+         measured.total_requests <= measured.imported_calendars),
+        ("no change written (created/updated/deleted = 0)",
+         "{created}/{updated}/{deleted}".format(**measured.changes),
+         not sum(measured.changes.values())),
+    ]  # fmt: skip
+    if measured.task_queries:
+        print(f"\n  SQL statements per integration ({measured.label}): "
+              f"{median(measured.task_queries):.0f} (no target set; see above which)")  # fmt: skip
+    print("\nTargets (issue 'Scale')")
+    width = max(len(label) for label, _, _ in checks)
+    for label, value, ok in checks:
+        print(f"  {verdict(ok):<6}  {label:<{width}}  {value}")
+    missed = sum(not ok for _, _, ok in checks)
+    print(f"\n{len(checks) - missed} of {len(checks)} targets met" +
+          (f", {missed} MISSED" if missed else "") + ".")  # fmt: skip
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--integrations", type=int, default=1000,
+                        help="Learners, each with one integration: half Google, half Outlook "
+                        "(default 1000).")  # fmt: skip
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=200,
+        help="Entries in each account's primary calendar (default 200).",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Celery worker processes, --concurrency 1 each (default 2).",
+    )
+    parser.add_argument("--enrolments", type=int, default=5,
+                        help=f"Formations each learner is enrolled in, of {FORMATIONS} "
+                        "(default 5).")  # fmt: skip
+    parser.add_argument("--sample", type=int, default=10,
+                        help="Integrations of each provider synced in this process under "
+                        "CaptureQueriesContext (default 10; 0 to skip).")  # fmt: skip
+    parser.add_argument("--connect-threads", type=int, default=8)
+    parser.add_argument(
+        "--timeout", type=float, default=1800, help="Seconds a round may take (default 1800)."
+    )
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
+                        DEFAULT_DATABASE_URL),
+                        help="A scratch PostgreSQL database, dropped and created again "
+                        f"(default $BENCH_DATABASE_URL or {DEFAULT_DATABASE_URL}).")  # fmt: skip
+    parser.add_argument("--broker", default=os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER),
+                        help="A Redis database of its own, flushed (default $BENCH_BROKER_URL "
+                        f"or {DEFAULT_BROKER}).")  # fmt: skip
+    parser.add_argument(
+        "--keep-database", action="store_true", help="Leave the database for inspection."
+    )
+    # The sandbox process runs this script again with these.
+    parser.add_argument("--serve-sandbox", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--google", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--outlook", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--tls-port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--state-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_sandbox:
+        return serve_sandbox(args)
+    if args.integrations < 2 or args.events < 1 or args.workers < 1:
+        parser.error("--integrations must be at least 2, --events and --workers at least 1")
+    problem = check_scratch_database(args.database_url)
+    if problem:
+        parser.error(problem)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    # The workers inherit this environment: production settings (DEBUG off), the scratch
+    # database, the broker, the sandbox (set by configure_django), no push channels (they
+    # would need a public webhook; opening them is not part of an unchanged sync).
+    os.environ.update({
+        "DATABASE_URL": args.database_url,
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "CALENDAR_TOKEN_KEY": secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "CELERY_BROKER_URL": args.broker,
+        "CELERY_QUEUE": QUEUE,
+        "CALENDAR_PUSH_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+        "SYNC_BENCH_PROBE_KEY": PROBE_KEY,
+    })  # fmt: skip
+    broker = redis_client(args.broker)
+    broker.flushdb()
+    recreate_database(args.database_url)
+    google = (args.integrations + 1) // 2
+    outlook = args.integrations - google
+
+    with tempfile.TemporaryDirectory(prefix="sync-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        state_dir = scratch / "sandbox"
+        http_port, tls_port = free_ports(2)
+        database = configure_django(
+            http_port=http_port, tls_port=tls_port, state_dir=state_dir, scratch=scratch
+        )
+        import django
+        from django.conf import settings
+        from django.db import connections
+
+        print("Sync benchmark (benchmarks/sync_benchmark.py)")
+        print(f"  Python {platform.python_version()}, Django {django.get_version()}, "
+              f"{os.cpu_count()} CPUs, {platform.platform()}")  # fmt: skip
+        print(f"  database: {database}; broker: {args.broker} (queue {QUEUE})")
+        print(f"  {args.integrations:,} integrations ({google:,} Google, {outlook:,} Outlook), "
+              f"{args.events} entries per primary calendar, {args.enrolments} formations per "
+              f"learner; {args.workers} worker process(es), --concurrency 1 each; "
+              f"CONN_MAX_AGE={settings.DATABASES['default']['CONN_MAX_AGE']}")  # fmt: skip
+        rounds: list[Round] = []
+        sample = Sample()
+        connect_seconds = 0.0
+        try:
+            progress(f"Sandbox with {args.integrations:,} accounts...")
+            with ManyAccountsSandbox(
+                google=google, outlook=outlook, events=args.events, port=http_port,
+                tls_port=tls_port, state_dir=state_dir, log=scratch / "sandbox.log",
+            ) as sandbox:  # fmt: skip
+                progress(f"  ready in {sandbox.ready_seconds:.1f} s (pid {sandbox.pid})")
+                learners = make_learners(args.integrations, args.enrolments)
+                progress(f"Connecting {args.integrations:,} accounts...")
+                connect_seconds = connect_all(learners, args.connect_threads)
+                progress(f"Starting {args.workers} workers...")
+                with Workers(args.workers, log_dir=scratch) as workers:
+                    for label, title in ROUNDS:
+                        progress(f"Round: {title}...")
+                        rounds.append(sync_round(sandbox, workers, broker, label=label,
+                                                 timeout=args.timeout))  # fmt: skip
+                if args.sample:
+                    progress(f"In-process sample of {args.sample} per provider...")
+                    sample = sample_in_process(sandbox, args.sample)
+        finally:
+            connections.close_all()
+            forget_ca_bundle()
+            broker.flushdb()
+            if not args.keep_database:
+                drop_database(args.database_url)
+        report(rounds, sample, interval=settings.CALENDAR_SYNC_INTERVAL,
+               connect_seconds=connect_seconds, integrations=args.integrations)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
