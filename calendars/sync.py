@@ -897,8 +897,6 @@ def integration_sync(
         imported = integration_import(integration=integration)
     if direction != SyncRun.Direction.IMPORT:
         exported = integration_export(integration=integration, formation_uids=formation_uids)
-    if exported.created or exported.updated or exported.deleted:
-        CalendarIntegration.objects.filter(pk=integration.pk).update(last_synced_at=timezone.now())
     return imported, exported
 
 
@@ -943,11 +941,9 @@ def integration_sync_request(*, integration_id: int) -> bool:
     none was already waiting: the caller then sends a task; otherwise one is on its way."""
     now = timezone.now()
     return bool(
-        CalendarIntegration.objects.filter(pk=integration_id)
-        .filter(
-            Q(sync_requested_at__isnull=True) | Q(sync_requested_at__lt=now - REQUEST_STALE_AFTER)
+        CalendarIntegration.objects.filter(_nothing_waiting(now), pk=integration_id).update(
+            sync_requested_at=now
         )
-        .update(sync_requested_at=now)
     )
 
 
@@ -958,15 +954,16 @@ def integrations_sync_request(*, integration_ids: list[int]) -> list[int]:
     with transaction.atomic():
         marked = list(
             CalendarIntegration.objects.select_for_update()
-            .filter(pk__in=integration_ids)
-            .filter(
-                Q(sync_requested_at__isnull=True)
-                | Q(sync_requested_at__lt=now - REQUEST_STALE_AFTER)
-            )
+            .filter(_nothing_waiting(now), pk__in=integration_ids)
             .values_list("pk", flat=True)
         )
         CalendarIntegration.objects.filter(pk__in=marked).update(sync_requested_at=now)
     return marked
+
+
+def _nothing_waiting(now: datetime) -> Q:
+    """No sync asked for, or one asked for so long ago that its task was lost."""
+    return Q(sync_requested_at__isnull=True) | Q(sync_requested_at__lt=now - REQUEST_STALE_AFTER)
 
 
 def integration_run(
@@ -1041,11 +1038,6 @@ def _cut_off(integration_id: int) -> bool:
         return free
 
 
-def integration_sync_pending(integration_id: int) -> bool:
-    """Whether a full sync was asked for and no round has started since."""
-    return _requested(integration_id)
-
-
 def _clear_requested(integration_id: int) -> None:
     CalendarIntegration.objects.filter(pk=integration_id).exclude(
         sync_requested_at__isnull=True
@@ -1097,8 +1089,10 @@ def integration_channels_refresh(*, integration_id: int) -> None:
     """Renews, opens or closes the integration's push channels, under its lock (its requests
     count towards the mailbox's concurrent ones)."""
     with _integration_lock(integration_id) as acquired:
-        integration = CalendarIntegration.objects.filter(pk=integration_id).first()
-        if acquired and integration is not None:
+        integration = (
+            CalendarIntegration.objects.filter(pk=integration_id).first() if acquired else None
+        )
+        if integration is not None:
             integration_channels_reconcile(integration=integration)
 
 
@@ -1128,8 +1122,11 @@ def _schedule_next(
                 "next_sync_at": now + timedelta(seconds=settings.CALENDAR_SYNC_INTERVAL),
                 "last_synced_at": now,
             }
-        elif integration.sync_failures:
-            fields = {"sync_failures": 0}
+        else:
+            if integration.sync_failures:
+                fields["sync_failures"] = 0
+            if run.created or run.updated or run.deleted:
+                fields["last_synced_at"] = now
     elif not isinstance(failure, ReconnectRequired):
         failures = integration.sync_failures + 1
         fields = {
