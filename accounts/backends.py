@@ -15,7 +15,7 @@ from django.core.cache import cache
 from social_core.backends.google import GoogleOAuth2
 from social_core.backends.microsoft import MicrosoftOAuth2
 
-from calendars.tls import outlook_verify
+from core.tls import outlook_verify
 
 
 class GoogleSignIn(GoogleOAuth2):

@@ -599,9 +599,9 @@ def configure_django(*, http_port: int, tls_port: int, state_dir: Path, scratch:
 
 
 def forget_ca_bundle() -> None:
-    """calendars.tls writes the usual authorities plus the sandbox's into a file of the temporary
+    """core.tls writes the usual authorities plus the sandbox's into a file of the temporary
     directory; this run's sandbox authority dies with it, so does that file."""
-    from calendars.tls import outlook_verify
+    from core.tls import outlook_verify
 
     with contextlib.suppress(OSError):
         bundle = outlook_verify()

@@ -330,7 +330,7 @@ def connect_all(learners: list[tuple[int, str, str]], threads: int) -> float:
     from django.db import connection
 
     from calendars.services import integration_connect_finish, integration_connect_start
-    from calendars.tls import outlook_verify
+    from core.tls import outlook_verify
 
     users = get_user_model().objects.in_bulk([pk for pk, _, _ in learners])
     # Writes the certificate authorities' bundle once, before the threads start.

@@ -44,8 +44,8 @@ from calendars.providers.base import (
     WriteOutcome,
     retry_after_seconds,
 )
-from calendars.timezones import iana_zone, windows_zone
-from calendars.tls import outlook_verify
+from core.timezones import iana_zone, windows_zone
+from core.tls import outlook_verify
 
 logger = logging.getLogger(__name__)
 

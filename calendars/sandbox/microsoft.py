@@ -62,7 +62,7 @@ from calendars.sandbox.store import (
     new_graph_id,
     utcnow,
 )
-from calendars.timezones import iana_zone, windows_zone
+from core.timezones import iana_zone, windows_zone
 
 if TYPE_CHECKING:
     from calendars.sandbox.core import Sandbox

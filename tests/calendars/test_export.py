@@ -11,7 +11,7 @@ from calendars import sync
 from calendars.models import FormationExport
 from calendars.providers.outlook import FORMATION_PROPERTY_ID
 from calendars.sync import formation_export, integration_export, integration_sync
-from calendars.timezones import windows_zone
+from core.timezones import windows_zone
 from formations.models import Enrollment, Formation
 from tests.calendars.connect_helpers import connect
 

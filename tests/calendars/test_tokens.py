@@ -13,7 +13,7 @@ from django.urls import reverse
 from calendars.models import CalendarIntegration
 from calendars.providers.base import ReconnectRequired, Unauthorized
 from calendars.services import integration_access_token, integration_call
-from calendars.tls import outlook_verify
+from core.tls import outlook_verify
 from tests.calendars.connect_helpers import connect
 from tests.sandbox.microsoft_helpers import raw_token_request
 

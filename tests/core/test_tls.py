@@ -5,7 +5,7 @@ from pathlib import Path
 import certifi
 import pytest
 
-from calendars.tls import combined_bundle, outlook_verify
+from core.tls import combined_bundle, outlook_verify
 
 
 def test_without_an_extra_authority_requests_use_their_own_bundle(settings):
