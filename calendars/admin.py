@@ -12,14 +12,14 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from calendars.errors import ProviderError
 from calendars.models import CalendarIntegration, FormationExport, PushChannel, SyncRun
-from calendars.providers.base import ProviderError
-from calendars.services import (
+from calendars.services.connection import integration_update_settings
+from calendars.services.credentials import (
     integration_access_token,
-    integration_disconnect,
     integration_mark_needs_reconnect,
-    integration_update_settings,
 )
+from calendars.services.lifecycle import integration_disconnect
 from calendars.tasks import dispatch_sync
 
 CHOICES = ["import_enabled", "export_enabled", "sync_enabled"]

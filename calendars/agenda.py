@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Profile
 from calendars.models import CalendarEvent, SyncRun
-from calendars.providers import PROVIDERS
+from calendars.providers.names import PROVIDERS
 from formations.models import Formation
 
 FORMATION = "formation"

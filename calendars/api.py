@@ -35,19 +35,19 @@ from calendars.agenda import (
     learner_zone,
     parse_day,
 )
+from calendars.errors import ProviderError, ReconnectRequired, Refused
 from calendars.models import CalendarIntegration, SyncRun
-from calendars.providers import PROVIDERS
-from calendars.providers.base import ProviderError, ReconnectRequired
-from calendars.services import (
-    ConnectError,
+from calendars.providers.names import PROVIDERS
+from calendars.selectors import learner_integration
+from calendars.services.connection import (
     integration_connect_finish,
     integration_connect_start,
-    integration_disconnect,
+    integration_redirect_uri,
     integration_update_settings,
 )
-from calendars.sync import ExportRefused, formation_export
+from calendars.services.lifecycle import integration_disconnect
+from calendars.sync.runs import formation_export
 from calendars.tasks import dispatch_sync, run_now
-from calendars.views import learner_integration, redirect_uri
 from formations.models import Formation
 
 logger = logging.getLogger(__name__)
@@ -276,7 +276,9 @@ def auth_url(request: HttpRequest, provider: str) -> dict[str, str]:
     url = integration_connect_start(
         user=request.auth,
         provider_name=_provider(provider),
-        redirect_uri=redirect_uri(request, provider),
+        redirect_uri=integration_redirect_uri(
+            provider_name=provider, absolute=request.build_absolute_uri
+        ),
     )
     return {"authUrl": url}
 
@@ -402,7 +404,7 @@ def export_formation(request: HttpRequest, provider: str, payload: ExportIn) -> 
     formation = _learner_formation(request.auth, payload.formationId)
     try:
         result = formation_export(integration=integration, formation=formation)
-    except ExportRefused as refused:
+    except Refused as refused:
         raise ApiError(409, refused.code, str(refused.message)) from None
     event_id = result.event_ids.get(str(formation.uid))
     if result.busy or not event_id:
@@ -500,8 +502,8 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     )
 
 
-@api.exception_handler(ConnectError)
-def _connect_error(request: HttpRequest, exc: ConnectError) -> HttpResponse:
+@api.exception_handler(Refused)
+def _refused(request: HttpRequest, exc: Refused) -> HttpResponse:
     # The learner's or the client's mistakes are 400; the provider's failures are not.
     status = {"unavailable": 503, "provider_error": 502}.get(exc.code, 400)
     return _error(request, status, exc.code, exc.message)

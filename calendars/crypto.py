@@ -23,9 +23,7 @@ from django.db import models
 from django_cryptography.core.signing import BadSignature, FernetSigner
 from django_cryptography.utils.crypto import FernetBytes, InvalidToken
 
-
-class UndecryptableError(Exception):
-    """A stored credential that no configured key can read (the key was lost or changed)."""
+from calendars.errors import UndecryptableError
 
 
 @cache

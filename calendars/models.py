@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from calendars.crypto import EncryptedTextField
-from calendars.providers import PROVIDER_CHOICES
+from calendars.providers.names import PROVIDER_CHOICES
 
 OAUTH_STATE_LIFETIME = timedelta(minutes=10)
 

@@ -21,10 +21,11 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from calendars.errors import ProviderError, ReconnectRequired
 from calendars.models import Calendar, CalendarIntegration, PushChannel
 from calendars.providers import get_provider
-from calendars.providers.base import ProviderError, ReconnectRequired
-from calendars.services import integration_call
+from calendars.providers.base import PushClient
+from calendars.services.credentials import integration_call
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,10 @@ def _wanted(integration: CalendarIntegration) -> list[Calendar | None]:
     exports = integration.exports.exists()
     if not (integration.import_enabled or exports):
         return []
-    if not get_provider(integration.provider).push_per_calendar:
+    push = get_provider(integration.provider).push
+    if push is None:  # polled by the periodic sync
+        return []
+    if not push.per_calendar:
         return [None]
     listed = Q(import_enabled=True) if integration.import_enabled else Q(pk__in=[])
     if exports:
@@ -113,12 +117,12 @@ def integration_channels_stop(*, integration: CalendarIntegration) -> None:
 
 
 def _open(integration: CalendarIntegration, calendar: Calendar | None) -> None:
-    provider = get_provider(integration.provider)
+    push = _push(integration)
     secret = secrets.token_urlsafe(32)
     expires = timezone.now() + timedelta(seconds=settings.CALENDAR_PUSH_TTL)
     info = integration_call(
         integration=integration,
-        call=lambda token: provider.watch(
+        call=lambda token: push.watch(
             token,
             calendar_id=calendar.external_id if calendar else "",
             address=webhook_address(integration.provider),
@@ -137,12 +141,12 @@ def _open(integration: CalendarIntegration, calendar: Calendar | None) -> None:
 
 
 def _renew(integration: CalendarIntegration, channel: PushChannel) -> bool:
-    provider = get_provider(integration.provider)
+    push = _push(integration)
     expires = timezone.now() + timedelta(seconds=settings.CALENDAR_PUSH_TTL)
     try:
         ends = integration_call(
             integration=integration,
-            call=lambda token: provider.renew_watch(
+            call=lambda token: push.renew_watch(
                 token, channel_id=channel.channel_id, expires_at=expires
             ),
         )
@@ -157,26 +161,21 @@ def _renew(integration: CalendarIntegration, channel: PushChannel) -> bool:
 
 
 def _stop(integration: CalendarIntegration, channel: PushChannel) -> None:
-    provider = get_provider(integration.provider)
+    push = _push(integration)
     integration_call(
         integration=integration,
-        call=lambda token: provider.stop_watch(
+        call=lambda token: push.stop_watch(
             token, channel_id=channel.channel_id, resource_id=channel.resource_id
         ),
     )
     channel.delete()
 
 
-def channels_due_for_renewal() -> list[int]:
-    """Integrations with a channel that expires before the next renewal round."""
-    soon = timezone.now() + timedelta(seconds=settings.CALENDAR_PUSH_RENEW_BEFORE)
-    return sorted(
-        set(
-            PushChannel.objects.filter(expires_at__lte=soon).values_list(
-                "integration_id", flat=True
-            )
-        )
-    )
+def _push(integration: CalendarIntegration) -> PushClient:
+    push = get_provider(integration.provider).push
+    if push is None:
+        raise ProviderError(f"{integration.provider} has no push notifications.", permanent=True)
+    return push
 
 
 # --- notifications ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Celery tasks: thin interfaces that take ids, load, and call sync.py / push.py.
+"""Celery tasks: thin interfaces that take ids, load, and call the sync runs.
 
 Every task is idempotent and acknowledged late (config/settings.py): one cut off by a killed
 worker runs again and finishes the job without duplicating anything. Provider failures never
@@ -20,10 +20,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from calendars import push
 from calendars.models import CalendarIntegration, SyncRun
-from calendars.sync import (
-    formation_integrations,
+from calendars.selectors import channels_due_for_renewal, formation_integrations
+from calendars.sync.runs import (
     integration_channels_refresh,
     integration_run,
     integration_sync_request,
@@ -167,7 +166,7 @@ def sync_due() -> int:
 @shared_task(ignore_result=True)
 def renew_channels() -> int:
     """Beat, every hour: channels about to expire are renewed (or replaced)."""
-    integration_ids = push.channels_due_for_renewal()
+    integration_ids = channels_due_for_renewal()
     for integration_id in integration_ids:
         watch_integration.delay(integration_id)
     return len(integration_ids)

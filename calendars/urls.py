@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from calendars import views
+from calendars import views, webhooks
 
 app_name = "calendars"
 urlpatterns = [
@@ -13,6 +13,6 @@ urlpatterns = [
     path("export/<str:provider>/<int:pk>/", views.export_formation, name="export_formation"),
     # The paths the product already registers with Google and Microsoft (no trailing slash).
     path("callback/<str:provider>", views.callback, name="callback"),
-    path("webhooks/google", views.webhook_google, name="webhook_google"),
-    path("webhooks/outlook", views.webhook_outlook, name="webhook_outlook"),
+    path("webhooks/google", webhooks.webhook_google, name="webhook_google"),
+    path("webhooks/outlook", webhooks.webhook_outlook, name="webhook_outlook"),
 ]

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,7 +11,6 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from calendars.agenda import (
@@ -26,22 +22,22 @@ from calendars.agenda import (
     period_of,
     sources,
 )
+from calendars.errors import ProviderError, ReconnectRequired, Refused
 from calendars.forms import IntegrationSettingsForm
-from calendars.models import CalendarIntegration, FormationExport, PushChannel, SyncRun
-from calendars.providers import PROVIDERS
-from calendars.providers.base import ProviderError, ReconnectRequired
-from calendars.push import channel_check
-from calendars.services import (
-    ConnectError,
+from calendars.models import CalendarIntegration, FormationExport, SyncRun
+from calendars.providers.names import PROVIDERS
+from calendars.selectors import learner_integration
+from calendars.services.connection import (
     integration_choose_calendars,
     integration_connect_finish,
     integration_connect_start,
-    integration_disconnect,
+    integration_redirect_uri,
     integration_refresh_calendars,
     integration_update_settings,
 )
-from calendars.sync import ExportRefused, formation_export
-from calendars.tasks import dispatch_push_sync, dispatch_sync, dispatch_watch, run_now
+from calendars.services.lifecycle import integration_disconnect
+from calendars.sync.runs import formation_export
+from calendars.tasks import dispatch_sync, run_now
 from formations.models import Formation
 
 logger = logging.getLogger(__name__)
@@ -90,21 +86,6 @@ def _provider_or_404(name: str) -> str:
     if name not in PROVIDERS:
         raise Http404
     return name
-
-
-def learner_integration(user: Any, provider: str) -> CalendarIntegration:
-    """The learner's own integration with `provider`, or 404. Credentials stay encrypted
-    until used: one no key can read must not make the page fail."""
-    return get_object_or_404(
-        CalendarIntegration.objects.defer("credentials"), user=user, provider=provider
-    )
-
-
-def redirect_uri(request: HttpRequest, provider: str) -> str:
-    configured = {"google": settings.GOOGLE_REDIRECT_URI, "outlook": settings.OUTLOOK_REDIRECT_URI}
-    return configured.get(provider) or request.build_absolute_uri(
-        reverse("calendars:callback", args=[provider])
-    )
 
 
 @require_POST
@@ -198,10 +179,12 @@ def connect(request: HttpRequest, provider: str) -> HttpResponse:
         url = integration_connect_start(
             user=request.user,
             provider_name=provider,
-            redirect_uri=redirect_uri(request, provider),
+            redirect_uri=integration_redirect_uri(
+                provider_name=provider, absolute=request.build_absolute_uri
+            ),
             login_hint=existing.account_email if existing else "",
         )
-    except ConnectError as error:
+    except Refused as error:
         messages.error(request, error.message)
         return redirect("settings_calendars")
     return redirect(url)
@@ -214,7 +197,7 @@ def callback(request: HttpRequest, provider: str) -> HttpResponse:
         integration = integration_connect_finish(
             user=request.user, provider_name=provider, params=request.GET.dict()
         )
-    except ConnectError as error:
+    except Refused as error:
         messages.error(request, error.message)
     else:
         dispatch_sync(integration.pk, SyncRun.Trigger.CONNECT)
@@ -241,11 +224,8 @@ def update_settings(request: HttpRequest, provider: str) -> HttpResponse:
                 export_target=next(iter(_ids([request.POST.get(f"{provider}-export_calendar")])),
                                    None),
             )  # fmt: skip
-        except ValueError:
-            messages.error(
-                request,
-                _("Ce calendrier est en lecture seule : il ne peut pas recevoir vos formations."),
-            )
+        except Refused as refused:
+            messages.error(request, refused.message)
             return redirect("settings_calendars")
     dispatch_sync(integration.pk, SyncRun.Trigger.SETTINGS)
     messages.success(request, _("Vos réglages de synchronisation sont enregistrés."))
@@ -281,7 +261,7 @@ def export_formation(request: HttpRequest, provider: str, pk: int) -> HttpRespon
     label = provider.capitalize()
     try:
         result = formation_export(integration=integration, formation=formation)
-    except ExportRefused as refused:
+    except Refused as refused:
         messages.error(request, refused.message)
     except ReconnectRequired:
         messages.error(request, _("L'accès à ce calendrier a été retiré : reconnectez-le."))
@@ -318,75 +298,3 @@ def disconnect(request: HttpRequest, provider: str) -> HttpResponse:
         % {"provider": PROVIDERS[provider].title},
     )
     return redirect("settings_calendars")
-
-
-# --- push notifications -----------------------------------------------------------------------
-# Called by Google and Microsoft, not by people: no session, no CSRF token. A notification
-# only says "something changed"; what changed is fetched by the sync it asks for. Anything
-# not proven ours (unknown channel, wrong secret) is ignored with a success status, so that
-# the provider stops sending it rather than retrying.
-
-
-@csrf_exempt
-@login_not_required
-@require_POST
-def webhook_google(request: HttpRequest) -> HttpResponse:
-    """https://developers.google.com/calendar/api/guides/push#receiving-notifications"""
-    channel = channel_check(
-        request.headers.get("X-Goog-Channel-ID", ""),
-        request.headers.get("X-Goog-Channel-Token", ""),
-    )
-    if channel is None or request.headers.get("X-Goog-Resource-ID", "") != channel.resource_id:
-        logger.info("Google notification for an unknown channel ignored")
-        return HttpResponse(status=200)
-    # "sync" only announces a new channel; "exists" / "not_exists": something changed.
-    if request.headers.get("X-Goog-Resource-State") != "sync":
-        dispatch_push_sync(channel.integration_id)
-    return HttpResponse(status=200)
-
-
-# Graph's validation tokens are short; anything longer is not one.
-VALIDATION_TOKEN_MAX = 1024
-# Notifications read from one POST at most (Graph sends up to 100 or so).
-NOTIFICATIONS_MAX = 1000
-
-
-@csrf_exempt
-@login_not_required
-@require_POST
-def webhook_outlook(request: HttpRequest) -> HttpResponse:
-    """Change and lifecycle notifications of our Graph subscriptions.
-    https://learn.microsoft.com/graph/change-notifications-delivery-webhooks and
-    https://learn.microsoft.com/graph/change-notifications-lifecycle-events"""
-    token = request.GET.get("validationToken")
-    if token is not None:  # the handshake of a new subscription: echo the token, as text
-        if len(token) > VALIDATION_TOKEN_MAX:
-            return HttpResponse(status=400)
-        return HttpResponse(token, content_type="text/plain; charset=utf-8")
-    try:
-        items = json.loads(request.body)["value"]
-        if not isinstance(items, list):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        return HttpResponse(status=400)
-    for item in items[:NOTIFICATIONS_MAX]:
-        if not isinstance(item, dict):
-            continue
-        channel = channel_check(
-            str(item.get("subscriptionId") or ""), str(item.get("clientState") or "")
-        )
-        if channel is None:
-            logger.info("Graph notification for an unknown subscription ignored")
-            continue
-        lifecycle = item.get("lifecycleEvent")
-        if lifecycle == "reauthorizationRequired":
-            # Renewing the subscription reauthorizes it.
-            PushChannel.objects.filter(pk=channel.pk).update(expires_at=timezone.now())
-            dispatch_watch(channel.integration_id)
-        elif lifecycle == "subscriptionRemoved":
-            channel.delete()
-            dispatch_watch(channel.integration_id)
-            dispatch_push_sync(channel.integration_id)  # changes since are not notified
-        else:  # a change, or "missed": notifications were lost, the delta has it all
-            dispatch_push_sync(channel.integration_id)
-    return HttpResponse(status=202)

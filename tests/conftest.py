@@ -33,9 +33,9 @@ def fast_password_hashing(settings: Any) -> None:
 def fresh_msal_metadata() -> None:
     """msal keeps the authority's OpenID configuration for the process; each test's sandbox
     (and its faults) must be asked again."""
-    from calendars.providers import outlook
+    from calendars.providers.outlook import oauth
 
-    outlook._MSAL_HTTP_CACHE.clear()
+    oauth._MSAL_HTTP_CACHE.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from typing import Any
 from django import template
 
 from calendars.models import CalendarIntegration, FormationExport
-from calendars.providers import PROVIDERS
+from calendars.providers.names import PROVIDERS
 
 register = template.Library()
 

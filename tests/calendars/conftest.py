@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from calendars.providers.outlook import FORMATION_PROPERTY_ID
+from calendars.providers.outlook.normalize import FORMATION_PROPERTY_ID
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from calendars.models import CalendarIntegration
-from calendars.services import integration_connect_finish, integration_connect_start
+from calendars.services.connection import integration_connect_finish, integration_connect_start
 from tests.sandbox import google_helpers, microsoft_helpers
 
 REDIRECT = "http://testserver/calendar/callback/{}"

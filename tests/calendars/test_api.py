@@ -10,9 +10,9 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.services import api_token_create
+from calendars.errors import ProviderError, ReconnectRequired
 from calendars.models import CalendarIntegration, OAuthState
-from calendars.providers.base import ProviderError, ReconnectRequired
-from calendars.services import integration_connect_start
+from calendars.services.connection import integration_connect_start
 from tests.calendars.connect_helpers import (
     GOOGLE_ACCOUNT,
     OUTLOOK_ACCOUNT,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from calendars.errors import ProviderError
 from calendars.models import Calendar
-from calendars.providers.base import ProviderError
 from calendars.sandbox.store import Calendar as SandboxCalendar
-from calendars.services import integration_refresh_calendars
+from calendars.services.connection import integration_refresh_calendars
 from tests.calendars.connect_helpers import connect
 
 

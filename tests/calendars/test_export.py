@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from calendars import sync
 from calendars.models import FormationExport
-from calendars.providers.outlook import FORMATION_PROPERTY_ID
-from calendars.sync import formation_export, integration_export, integration_sync
+from calendars.providers.outlook.normalize import FORMATION_PROPERTY_ID
+from calendars.sync import exporting, retry
+from calendars.sync.exporting import integration_export
+from calendars.sync.runs import formation_export, integration_sync
 from core.timezones import windows_zone
 from formations.models import Enrollment, Formation
 from tests.calendars.connect_helpers import connect
@@ -32,7 +33,7 @@ def no_waiting(settings, monkeypatch):
     settings.CALENDAR_IMPORT_DAYS_AHEAD = 800
     settings.SITE_URL = "https://formations.example.com"
     waits: list[float] = []
-    monkeypatch.setattr(sync, "sleep", waits.append)
+    monkeypatch.setattr(retry, "sleep", waits.append)
     return waits
 
 
@@ -241,7 +242,7 @@ def test_with_export_off_only_formations_added_by_hand_are_kept_up_to_date(
 def test_the_receiving_calendar_changed_moves_the_events_there(
     sandbox_settings, learner, make_formation
 ):
-    from calendars.services import integration_choose_calendars
+    from calendars.services.connection import integration_choose_calendars
 
     integration, account, old = _setup(sandbox_settings, learner, "google")
     formation = make_formation(learners=(learner,))
@@ -270,7 +271,7 @@ def test_a_crash_between_the_providers_write_and_ours_leaves_one_event(
         raise SystemExit("worker killed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(sync, "_apply_outcome", crash)
+        patch.setattr(exporting, "_apply_outcome", crash)
         with pytest.raises(SystemExit):
             integration_export(integration=integration)
     for formation in formations:  # written at the provider, unknown to us
@@ -439,7 +440,7 @@ def test_a_deletion_seen_only_when_writing_is_recognised(
 def test_after_reconnecting_the_events_already_there_are_adopted_not_duplicated(
     sandbox_settings, learner, make_formation, provider
 ):
-    from calendars.services import integration_disconnect
+    from calendars.services.lifecycle import integration_disconnect
 
     integration, _account, remote = _setup(sandbox_settings, learner, provider)
     formations = [make_formation(learners=(learner,)) for _ in range(2)]
@@ -458,7 +459,7 @@ def test_after_reconnecting_the_events_already_there_are_adopted_not_duplicated(
 def test_disconnecting_can_take_every_exported_formation_back(
     sandbox_settings, learner, make_formation, provider
 ):
-    from calendars.services import integration_disconnect
+    from calendars.services.lifecycle import integration_disconnect
 
     integration, _account, remote = _setup(sandbox_settings, learner, provider)
     formations = [make_formation(learners=(learner,)) for _ in range(3)]
@@ -475,7 +476,7 @@ def test_a_receiving_calendar_listed_only_for_exports_is_imported_whole_once_cho
     sandbox_settings, learner, make_formation
 ):
     from calendars.models import CalendarEvent
-    from calendars.services import integration_choose_calendars
+    from calendars.services.connection import integration_choose_calendars
 
     integration, _account, _remote = _setup(sandbox_settings, learner, "google")
     target = integration.calendars.get(is_export_target=True)

@@ -8,9 +8,10 @@ import threading
 import pytest
 from django.db import connection
 
-from calendars import sync
+from calendars import locking
 from calendars.models import CalendarIntegration, FormationExport
-from calendars.sync import formation_export, integration_export
+from calendars.sync.exporting import integration_export
+from calendars.sync.runs import formation_export
 from formations.models import Formation
 from tests.calendars.connect_helpers import connect
 from tests.calendars.test_export import _events_of
@@ -83,7 +84,7 @@ def test_an_export_waits_for_the_running_one_and_gives_up_after_the_lock_wait(
 
     def hold() -> None:
         try:
-            with sync._integration_lock(integration.pk) as acquired:
+            with locking.integration_lock(integration.pk) as acquired:
                 assert acquired
                 locked.set()
                 release.wait(timeout=30)

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from accounts.services import api_token_create
 from calendars.models import CalendarIntegration, FormationExport
-from calendars.sync import integration_export
+from calendars.sync.exporting import integration_export
 from tests.calendars.connect_helpers import connect
 from tests.calendars.test_api import BASE, call, error_of
 from tests.calendars.test_export import _events_of, _one_event

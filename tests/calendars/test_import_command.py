@@ -5,14 +5,14 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from calendars import sync
 from calendars.models import CalendarEvent, CalendarIntegration
+from calendars.sync import retry
 from tests.calendars.connect_helpers import connect
 
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch, settings):
-    monkeypatch.setattr(sync, "sleep", lambda seconds: None)
+    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
     settings.CALENDAR_RETRY_ATTEMPTS = 2
 
 

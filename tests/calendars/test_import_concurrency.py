@@ -8,9 +8,9 @@ import threading
 import pytest
 from django.db import connection
 
-from calendars import sync
+from calendars import locking
 from calendars.models import Calendar, CalendarEvent
-from calendars.sync import calendar_import
+from calendars.sync.importing import calendar_import
 from tests.calendars.connect_helpers import connect
 
 
@@ -24,7 +24,7 @@ def _hold_lock(calendar_id: int, locked: threading.Event, release: threading.Eve
     """Holds the calendar's import lock from another thread (and, on PostgreSQL, another
     database session: advisory locks are re-entrant within one)."""
     try:
-        with sync._calendar_lock(calendar_id) as acquired:
+        with locking.calendar_import_lock(calendar_id) as acquired:
             assert acquired
             locked.set()
             release.wait(timeout=30)

@@ -8,15 +8,15 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from calendars import sync
 from calendars.models import CalendarEvent
 from calendars.sandbox.store import Event, new_google_id
+from calendars.sync import retry
 from tests.calendars.connect_helpers import connect
 
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch, settings):
-    monkeypatch.setattr(sync, "sleep", lambda seconds: None)
+    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
     settings.CALENDAR_RETRY_ATTEMPTS = 2
 
 

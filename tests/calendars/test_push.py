@@ -15,8 +15,9 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from calendars import push, sync, tasks
+from calendars import push, tasks
 from calendars.models import CalendarEvent, PushChannel, SyncRun
+from calendars.sync import retry
 from tests.calendars.connect_helpers import connect
 
 GOOGLE_HOOK = reverse("calendars:webhook_google")
@@ -25,7 +26,7 @@ OUTLOOK_HOOK = reverse("calendars:webhook_outlook")
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
-    monkeypatch.setattr(sync, "sleep", lambda seconds: None)
+    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
 
 
 def _channel(integration, *, secret="s3cret-of-the-channel", channel_id="chan-1", resource="res-1"):
@@ -228,7 +229,7 @@ def live_push_address(sandbox, provider):
 
 @pytest.mark.django_db(transaction=True)
 def test_disconnecting_closes_the_channels(live_push, learner):
-    from calendars.services import integration_disconnect
+    from calendars.services.lifecycle import integration_disconnect
 
     google = connect(live_push, learner, "google")
     outlook = connect(live_push, learner, "outlook")
@@ -247,7 +248,7 @@ def test_disconnecting_closes_the_channels(live_push, learner):
 
 @pytest.mark.django_db(transaction=True)
 def test_turning_automatic_sync_off_closes_the_channels(live_push, learner):
-    from calendars.services import integration_update_settings
+    from calendars.services.connection import integration_update_settings
 
     integration = connect(live_push, learner, "google")
     tasks.sync_integration(integration.pk, SyncRun.Trigger.CONNECT)

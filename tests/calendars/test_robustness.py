@@ -8,9 +8,12 @@ import time
 import pytest
 from django.urls import reverse
 
+from calendars.errors import ProviderError, ReconnectRequired
 from calendars.models import CalendarIntegration
-from calendars.providers.base import ProviderError, ReconnectRequired
-from calendars.services import integration_access_token, integration_mark_needs_reconnect
+from calendars.services.credentials import (
+    integration_access_token,
+    integration_mark_needs_reconnect,
+)
 from tests.calendars.connect_helpers import connect
 
 TOKEN_ENDPOINT = {"google": "google.token", "outlook": "microsoft.token"}

@@ -12,8 +12,9 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from calendars import sync, tasks
+from calendars import locking, tasks
 from calendars.models import CalendarIntegration, SyncRun
+from calendars.sync import retry, runs
 from tests.calendars.connect_helpers import connect
 
 LIST_ENDPOINT = {"google": "google.events.list", "outlook": "graph.delta"}
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("forget_exported_events")
 def no_waiting(monkeypatch):
     """The engine's own retries are recorded, not slept."""
     waits: list[float] = []
-    monkeypatch.setattr(sync, "sleep", waits.append)
+    monkeypatch.setattr(retry, "sleep", waits.append)
     return waits
 
 
@@ -105,10 +106,10 @@ def test_a_retry_waits_at_least_what_the_provider_asks(sandbox_settings, learner
 
 def test_retry_delays_are_jittered_and_capped(settings):
     settings.CALENDAR_SYNC_RETRY_MAX = 3600
-    delays = {sync.retry_delay(30) for _ in range(50)}
+    delays = {retry.retry_delay(30) for _ in range(50)}
     assert all(1800 <= d <= 3600 for d in delays)
     assert len(delays) > 40  # spread, so that syncs failing together do not retry together
-    assert sync.retry_delay(1, retry_after=7200) == 7200
+    assert retry.retry_delay(1, retry_after=7200) == 7200
 
 
 def test_a_lost_grant_waits_for_the_learner(sandbox_settings, learner, settings):
@@ -131,7 +132,7 @@ def test_a_request_while_a_run_holds_the_integration_is_left_to_it(sandbox_setti
     held, release = threading.Event(), threading.Event()
 
     def running_sync():
-        with sync._integration_lock(integration.pk, wait=0) as acquired:
+        with locking.integration_lock(integration.pk, wait=0) as acquired:
             assert acquired
             held.set()
             release.wait(10)
@@ -141,7 +142,7 @@ def test_a_request_while_a_run_holds_the_integration_is_left_to_it(sandbox_setti
     try:
         assert held.wait(10)
         tasks.dispatch_sync(integration.pk, SyncRun.Trigger.PUSH)
-        assert sync.integration_run(integration_id=integration.pk, trigger="push") is None
+        assert runs.integration_run(integration_id=integration.pk, trigger="push") is None
     finally:
         release.set()
         holder.join()
@@ -161,18 +162,18 @@ def test_a_request_made_during_a_run_makes_it_go_round_again(
     sandbox_settings, learner, monkeypatch
 ):
     integration = connect(sandbox_settings, learner, "google")
-    real_sync = sync.integration_sync
+    real_sync = runs.integration_sync
     calls = []
 
     def sync_then_request(**kwargs):
         calls.append(kwargs)
         if len(calls) == 1:  # a notification arrives while the first round runs
-            sync.integration_sync_request(integration_id=integration.pk)
+            runs.integration_sync_request(integration_id=integration.pk)
         return real_sync(**kwargs)
 
-    monkeypatch.setattr(sync, "integration_sync", sync_then_request)
+    monkeypatch.setattr(runs, "integration_sync", sync_then_request)
     pending = []
-    run = sync.integration_run(
+    run = runs.integration_run(
         integration_id=integration.pk, trigger="push", on_pending=lambda: pending.append(1)
     )
     assert len(calls) == 2 and run is not None
@@ -185,7 +186,7 @@ def test_exporting_some_formations_then_covers_a_request_made_meanwhile(
 ):
     integration = connect(sandbox_settings, learner, "outlook")
     formation = make_formation(learners=(learner,))
-    sync.integration_sync_request(integration_id=integration.pk)
+    runs.integration_sync_request(integration_id=integration.pk)
     tasks.sync_integration(
         integration.pk, SyncRun.Trigger.FORMATION, formation_uids=[str(formation.uid)]
     )
@@ -240,7 +241,7 @@ def test_formation_changes_are_exported_by_tasks(
 def test_the_add_to_my_calendar_button_is_recorded(sandbox_settings, learner, make_formation):
     integration = connect(sandbox_settings, learner, "outlook")
     formation = make_formation(learners=(learner,))
-    sync.formation_export(integration=integration, formation=formation)
+    runs.formation_export(integration=integration, formation=formation)
     run = integration.sync_runs.get()
     assert (run.trigger, run.direction, run.created, run.error) == ("manual", "export", 1, "")
 

@@ -11,9 +11,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from calendars.crypto import UndecryptableError
+from calendars.errors import UndecryptableError
 from calendars.models import CalendarIntegration
-from calendars.services import integration_access_token
+from calendars.services.credentials import integration_access_token
 from tests.calendars.connect_helpers import connect
 
 

@@ -9,18 +9,18 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from calendars import sync
+from calendars.errors import ProviderError, ReconnectRequired
 from calendars.models import Calendar, CalendarEvent, CalendarIntegration
-from calendars.providers import google as google_provider
-from calendars.providers import outlook as outlook_provider
-from calendars.providers.base import ProviderError, ReconnectRequired
-from calendars.providers.google import IMPORTED_TYPES
+from calendars.providers.google import api as google_api
+from calendars.providers.google.normalize import IMPORTED_TYPES
+from calendars.providers.outlook import api as outlook_api
 from calendars.sandbox.store import Event, new_google_id, new_graph_id
-from calendars.sync import calendar_import, integration_import
+from calendars.sync import importing, retry
+from calendars.sync.importing import calendar_import, integration_import
 from tests.calendars.connect_helpers import connect
 
 LIST_ENDPOINT = {"google": "google.events.list", "outlook": "graph.delta"}
-PAGE_SIZE = {"google": google_provider, "outlook": outlook_provider}
+PAGE_SIZE = {"google": google_api, "outlook": outlook_api}
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def wide_window_and_no_waiting(settings, monkeypatch):
     settings.CALENDAR_IMPORT_DAYS_BACK = 400
     settings.CALENDAR_IMPORT_DAYS_AHEAD = 800
     waits: list[float] = []
-    monkeypatch.setattr(sync, "sleep", waits.append)
+    monkeypatch.setattr(retry, "sleep", waits.append)
     return waits
 
 
@@ -185,7 +185,7 @@ def test_interrupted_full_import_resumes_from_its_checkpoint(
     _integration, calendar, account = _setup(sandbox_settings, learner, provider)
     monkeypatch.setattr(PAGE_SIZE[provider], "EVENTS_PAGE_SIZE", 10)
     settings.CALENDAR_RETRY_ATTEMPTS = 2
-    real_apply = sync._apply
+    real_apply = importing._apply
     applied = []
 
     def apply_then_break(*args, **kwargs):
@@ -194,7 +194,7 @@ def test_interrupted_full_import_resumes_from_its_checkpoint(
             sandbox_settings.add_fault("server_error", endpoint=LIST_ENDPOINT[provider], times=0)
         return real_apply(*args, **kwargs)
 
-    monkeypatch.setattr(sync, "_apply", apply_then_break)
+    monkeypatch.setattr(importing, "_apply", apply_then_break)
     with pytest.raises(ProviderError):
         calendar_import(calendar=calendar)
     calendar.refresh_from_db()

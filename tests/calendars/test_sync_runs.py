@@ -8,9 +8,10 @@ import threading
 import pytest
 from django.db import connection
 
-from calendars import sync
+from calendars import locking
 from calendars.models import CalendarIntegration, SyncRun
-from calendars.sync import integration_run
+from calendars.sync import results, runs
+from calendars.sync.runs import integration_run
 from tests.calendars.connect_helpers import connect
 
 
@@ -42,7 +43,7 @@ def test_a_requested_sync_whose_round_was_cut_off_runs_it_again(integration):
 
 def test_a_requested_sync_covered_by_a_finished_round_does_nothing(integration):
     finished = _open_run(integration)
-    sync._finish(finished, sync.ImportResult(), sync.ExportResult(), error="")
+    runs._finish(finished, results.ImportResult(), results.ExportResult(), error="")
 
     run = integration_run(
         integration_id=integration.pk, trigger=SyncRun.Trigger.MANUAL, requested=True
@@ -54,13 +55,13 @@ def test_a_requested_sync_covered_by_a_finished_round_does_nothing(integration):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_requested_sync_covered_by_a_round_under_way_does_nothing(integration, monkeypatch):
-    monkeypatch.setattr(sync, "CUT_OFF_LOCK_WAIT", 0.2, raising=False)
+    monkeypatch.setattr(runs, "CUT_OFF_LOCK_WAIT", 0.2, raising=False)
     under_way = _open_run(integration)
     locked, release = threading.Event(), threading.Event()
 
     def hold() -> None:  # the worker running that round, in another session
         try:
-            with sync._integration_lock(integration.pk, wait=0) as acquired:
+            with locking.integration_lock(integration.pk, wait=0) as acquired:
                 assert acquired
                 locked.set()
                 release.wait(timeout=30)

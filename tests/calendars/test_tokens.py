@@ -10,9 +10,9 @@ import requests
 from django.conf import settings
 from django.urls import reverse
 
+from calendars.errors import ReconnectRequired, Unauthorized
 from calendars.models import CalendarIntegration
-from calendars.providers.base import ReconnectRequired, Unauthorized
-from calendars.services import integration_access_token, integration_call
+from calendars.services.credentials import integration_access_token, integration_call
 from core.tls import outlook_verify
 from tests.calendars.connect_helpers import connect
 from tests.sandbox.microsoft_helpers import raw_token_request

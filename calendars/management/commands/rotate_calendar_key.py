@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from calendars.crypto import UndecryptableError
+from calendars.errors import UndecryptableError
 from calendars.models import CalendarIntegration, OAuthState
 
 ENCRYPTED = [(CalendarIntegration, "credentials"), (OAuthState, "flow")]

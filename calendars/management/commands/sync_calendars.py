@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from calendars import tasks
 from calendars.models import CalendarIntegration, SyncRun
-from calendars.providers import PROVIDERS
+from calendars.providers.names import PROVIDERS
 
 
 class Command(BaseCommand):

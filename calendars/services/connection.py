@@ -1,5 +1,5 @@
-"""Connecting, using and disconnecting calendar integrations: the verbs that views, the API,
-tasks and commands share."""
+"""Connecting a learner's calendar account: the OAuth flow, the list of calendars and the
+learner's choices among them."""
 
 from __future__ import annotations
 
@@ -8,45 +8,49 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from calendars.crypto import UndecryptableError
+from calendars.errors import ProviderError, Refused
+from calendars.locking import lock_rows
 from calendars.models import OAUTH_STATE_LIFETIME, Calendar, CalendarIntegration, OAuthState
 from calendars.providers import get_provider
-from calendars.providers.base import ProviderError, ReconnectRequired, Unauthorized
+from calendars.providers.names import PROVIDERS
+from calendars.services.credentials import integration_call
 
 logger = logging.getLogger(__name__)
 HEX_COLOUR = re.compile(r"#[0-9A-Fa-f]{3,8}")
 
 
-class ConnectError(Exception):
-    """A connect flow that cannot complete; the message is for the learner."""
-
-    def __init__(self, message: Any, *, code: str) -> None:
-        super().__init__(str(message))
-        self.message = message
-        self.code = code
+def integration_redirect_uri(*, provider_name: str, absolute: Callable[[str], str]) -> str:
+    """Where the provider sends the learner back: the configured address, else the callback
+    page on the host that started the flow (`absolute` makes a path absolute)."""
+    configured = {"google": settings.GOOGLE_REDIRECT_URI, "outlook": settings.OUTLOOK_REDIRECT_URI}
+    return configured.get(provider_name) or absolute(
+        reverse("calendars:callback", args=[provider_name])
+    )
 
 
 def integration_connect_start(
     *, user: Any, provider_name: str, redirect_uri: str, login_hint: str = ""
 ) -> str:
     """Records a new flow for `user` and returns the provider URL to send the browser to."""
+    if not PROVIDERS[provider_name].is_configured():
+        raise Refused(_("Ce fournisseur n'est pas configuré."), code="unavailable")
     provider = get_provider(provider_name)
-    if not provider.is_configured():
-        raise ConnectError(_("Ce fournisseur n'est pas configuré."), code="unavailable")
     _purge_expired_states()
     state = OAuthState(user=user, provider=provider_name, redirect_uri=redirect_uri)
     try:
-        authorization = provider.start(
+        authorization = provider.oauth.start(
             redirect_uri=redirect_uri, state=state.state, login_hint=login_hint
         )
     except ProviderError as error:
         logger.warning("Connect start failed for %s: %s", provider_name, error.message)
-        raise ConnectError(
+        raise Refused(
             _("Le service du fournisseur est injoignable. Réessayez dans un instant."),
             code="provider_error",
         ) from None
@@ -66,7 +70,7 @@ def integration_connect_finish(
     """
     with transaction.atomic():
         state = (
-            OAuthState.objects.select_for_update()
+            lock_rows(OAuthState.objects)
             .filter(state=params.get("state") or "-", provider=provider_name)
             .first()
         )
@@ -74,39 +78,35 @@ def integration_connect_finish(
         if state is not None and state.delete()[0] == 0:
             state = None
     if state is None or state.user_id != user.pk:
-        raise ConnectError(
+        raise Refused(
             _("Cette demande de connexion est inconnue ou a déjà servi. Recommencez."),
             code="invalid_state",
         )
     if state.expired:
-        raise ConnectError(
-            _("Cette demande de connexion a expiré. Recommencez."), code="expired_state"
-        )
+        raise Refused(_("Cette demande de connexion a expiré. Recommencez."), code="expired_state")
     if params.get("error"):
         message = (
             _("Vous avez refusé l'accès à votre agenda : rien n'a été connecté.")
             if params["error"] == "access_denied"
             else _("Le fournisseur a refusé la connexion. Recommencez.")
         )
-        raise ConnectError(message, code="denied")
+        raise Refused(message, code="denied")
 
     provider = get_provider(provider_name)
     try:
-        grant = provider.finish(
+        grant = provider.oauth.finish(
             flow=state.get_flow(), redirect_uri=state.redirect_uri, params=params
         )
     except ProviderError as error:
         logger.warning("Connect finish failed for %s: %s", provider_name, error.message)
-        raise ConnectError(
+        raise Refused(
             _("La connexion n'a pas abouti (%(reason)s). Recommencez.") % {"reason": error.message},
             code="provider_error",
         ) from None
 
     with transaction.atomic():
         CalendarIntegration.objects.get_or_create(user=user, provider=provider_name)
-        integration = CalendarIntegration.objects.select_for_update().get(
-            user=user, provider=provider_name
-        )
+        integration = lock_rows(CalendarIntegration.objects).get(user=user, provider=provider_name)
         _store_grant(integration, grant)
     try:
         integration_refresh_calendars(integration=integration)
@@ -129,78 +129,6 @@ def _store_grant(integration: CalendarIntegration, grant: Any) -> None:
     integration.save()
 
 
-@sensitive_variables("grant", "credentials")
-def integration_access_token(*, integration: CalendarIntegration, force: bool = False) -> str:
-    """A valid access token, refreshed when needed and saved.
-
-    Refreshes of one integration are serialized by a row lock: Microsoft rotates refresh
-    tokens, so a request must never use one that a concurrent refresh has just replaced. The
-    outcome (new credentials, a lost grant, an error) is written under that same lock, so a
-    reconnection made meanwhile is never overwritten by a stale failure.
-    """
-    failure: ProviderError | None = None
-    with transaction.atomic():
-        locked = (
-            CalendarIntegration.objects.select_for_update()
-            .defer("credentials")  # decrypted below, where a failure is handled
-            .filter(pk=integration.pk)
-            .first()
-        )
-        if locked is None:
-            raise ReconnectRequired("The integration was disconnected.")
-        if locked.needs_reconnect:
-            raise ReconnectRequired(locked.last_error or "The integration needs reconnecting.")
-        try:
-            credentials = locked.get_credentials()
-            grant = get_provider(locked.provider).access_token(credentials, force=force)
-        except UndecryptableError:
-            failure = ReconnectRequired("The stored credentials can no longer be read.")
-        except ProviderError as error:
-            failure = error
-        if failure is not None:
-            _record_failure(locked, failure)
-        else:
-            changed = grant.credentials != credentials
-            if changed:
-                locked.set_credentials(grant.credentials)
-                locked.token_expires_at = grant.expires_at
-            if changed or locked.status != CalendarIntegration.Status.CONNECTED:
-                locked.status = CalendarIntegration.Status.CONNECTED
-                locked.last_error = ""
-                locked.last_error_at = None
-                locked.save(update_fields=[*CREDENTIAL_FIELDS, *STATUS_FIELDS])
-    for name in ("status", "last_error", "last_error_at", "token_expires_at"):
-        setattr(integration, name, getattr(locked, name))
-    if failure is not None:
-        raise failure
-    return grant.access_token
-
-
-CREDENTIAL_FIELDS = ["credentials", "token_expires_at"]
-STATUS_FIELDS = ["status", "last_error", "last_error_at", "updated_at"]
-
-
-def _record_failure(integration: CalendarIntegration, failure: ProviderError) -> None:
-    """A lost grant needs the learner; a permanent error is shown; a temporary one is noted."""
-    if isinstance(failure, ReconnectRequired):
-        integration.status = CalendarIntegration.Status.NEEDS_RECONNECT
-    elif failure.permanent:
-        integration.status = CalendarIntegration.Status.ERROR
-    integration.last_error = failure.message
-    integration.last_error_at = timezone.now()
-    integration.save(update_fields=STATUS_FIELDS)
-
-
-def integration_call[T](*, integration: CalendarIntegration, call: Callable[[str], T]) -> T:
-    """Runs `call(access_token)`; on a 401, refreshes the token once and tries again."""
-    token = integration_access_token(integration=integration)
-    try:
-        return call(token)
-    except Unauthorized:
-        token = integration_access_token(integration=integration, force=True)
-        return call(token)
-
-
 def integration_refresh_calendars(*, integration: CalendarIntegration) -> list[Calendar]:
     """Brings the list of calendars up to date with the provider.
 
@@ -209,9 +137,9 @@ def integration_refresh_calendars(*, integration: CalendarIntegration) -> list[C
     the provider are forgotten.
     """
     provider = get_provider(integration.provider)
-    listed = integration_call(integration=integration, call=provider.list_calendars)
+    listed = integration_call(integration=integration, call=provider.calendars.list_calendars)
     with transaction.atomic():
-        known = {c.external_id: c for c in integration.calendars.select_for_update()}
+        known = {c.external_id: c for c in lock_rows(integration.calendars.all())}
         first_listing = not known
         kept = []
         for info in listed:
@@ -247,10 +175,13 @@ def integration_choose_calendars(
     Ids of other integrations' calendars are ignored; a read-only calendar cannot receive.
     """
     with transaction.atomic():
-        calendars = list(integration.calendars.select_for_update())
+        calendars = list(lock_rows(integration.calendars.all()))
         target = next((c for c in calendars if c.pk == export_target and c.can_edit), None)
         if export_target is not None and target is None:
-            raise ValueError("This calendar cannot receive formations.")
+            raise Refused(
+                _("Ce calendrier est en lecture seule : il ne peut pas recevoir vos formations."),
+                code="calendar_read_only",
+            )
         for calendar in calendars:
             if calendar.pk in imported and not calendar.import_enabled:
                 # Listed until now only for the formations it receives: its sync token
@@ -263,18 +194,6 @@ def integration_choose_calendars(
         )
         if target is not None:
             Calendar.objects.filter(pk=target.pk).update(is_export_target=True)
-
-
-def integration_mark_needs_reconnect(*, integration: CalendarIntegration, reason: str) -> None:
-    """The grant is gone: the learner is told on every page; their data and choices stay."""
-    CalendarIntegration.objects.filter(pk=integration.pk).exclude(
-        status=CalendarIntegration.Status.NEEDS_RECONNECT
-    ).update(
-        status=CalendarIntegration.Status.NEEDS_RECONNECT,
-        last_error=reason,
-        last_error_at=timezone.now(),
-    )
-    integration.refresh_from_db(fields=["status", "last_error", "last_error_at"])
 
 
 def integration_update_settings(
@@ -295,36 +214,6 @@ def integration_update_settings(
     if fields:
         integration.save(update_fields=[*fields, "updated_at"])
     return integration
-
-
-@sensitive_variables()
-def integration_disconnect(
-    *, integration: CalendarIntegration, remove_exported: bool = False
-) -> None:
-    """Closes the push channels, revokes the grant where the provider allows it, then erases
-    the credentials; with `remove_exported`, takes the exported formations out of the
-    learner's calendar first (best effort: the learner wants out whatever the provider
-    says)."""
-    from calendars.push import integration_channels_stop  # push builds on services
-
-    integration_channels_stop(integration=integration)
-    if remove_exported:
-        from calendars.sync import integration_export_remove_all  # sync builds on services
-
-        try:
-            integration_export_remove_all(integration=integration)
-        except ProviderError as error:
-            logger.warning(
-                "Removing exports of integration %s failed: %s", integration.pk, error.message
-            )
-    provider = get_provider(integration.provider)
-    try:
-        provider.revoke(integration.get_credentials())
-    except UndecryptableError:
-        logger.warning("Integration %s: credentials unreadable, not revoked", integration.pk)
-    except ProviderError as error:  # the learner wants out: never keep them connected
-        logger.warning("Revocation failed for integration %s: %s", integration.pk, error.message)
-    integration.delete()
 
 
 def _purge_expired_states() -> None:

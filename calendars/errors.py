@@ -1,0 +1,88 @@
+"""Every error the calendar integration raises on purpose, in one tree.
+
+    CalendarError
+    ├── Refused              what a learner asked for cannot be done; `code` and a message
+    │                        in the learner's language (pages show it, the API returns both)
+    ├── UndecryptableError   a stored credential no configured key can read
+    ├── LockTimeout          a lock (calendars.locking) stayed taken longer than allowed
+    └── ProviderError        a provider call failed: `permanent` or temporary (retried)
+        ├── ReconnectRequired    the grant is gone: only a new consent helps
+        ├── AuthorizationDenied  the learner or the provider refused the authorization
+        ├── Unauthorized         a 401: refresh the access token once, then try again
+        └── SyncTokenExpired     the sync token or delta link is refused: list everything again
+
+Messages of provider errors go to logs and the admin; they never contain a token, code or key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CalendarError(Exception):
+    """The root of the calendar integration's errors."""
+
+
+class Refused(CalendarError):
+    """A request of the learner's that cannot be carried out (a flow that cannot complete, a
+    formation that cannot be exported, a calendar that cannot receive formations).
+
+    `message` is for the learner, in their language (often a lazy translation); `code` is
+    stable and machine-readable (the API's `error.code`)."""
+
+    def __init__(self, message: Any, *, code: str) -> None:
+        super().__init__(str(message))
+        self.message = message
+        self.code = code
+
+
+class UndecryptableError(CalendarError):
+    """A stored credential that no configured key can read (the key was lost or changed)."""
+
+
+class LockTimeout(CalendarError):
+    """A lock was still held by another sync when the wait allowed for it ran out."""
+
+    def __init__(self, name: str, wait: float) -> None:
+        super().__init__(f"The {name} lock was still taken after {wait:g} s.")
+        self.name = name
+        self.wait = wait
+
+
+class ProviderError(CalendarError):
+    """A provider call failed. `permanent` failures (grant revoked, calendar gone) need the
+    learner; the others (rate limit, 5xx, timeout) are retried later. The message is shown
+    to staff and logged: it never contains a token, code or key."""
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class ReconnectRequired(ProviderError):
+    """The grant is gone (revoked, expired, too many tokens): only a new consent helps."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+class AuthorizationDenied(ProviderError):
+    """The learner refused, or the provider refused the authorization request."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+class Unauthorized(ProviderError):
+    """An API call got 401: refresh the access token once, then try again."""
+
+
+class SyncTokenExpired(ProviderError):
+    """The stored sync token or delta link is no longer valid (410): import everything again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=False)

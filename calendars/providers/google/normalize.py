@@ -1,0 +1,90 @@
+"""Google's events in our shape, and formations in Google's.
+
+https://developers.google.com/calendar/api/v3/reference/events#resource
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from calendars.providers.types import ExportedFormation, RemoteEvent, Removed
+
+# The private extended property that names the formation an exported event stands for.
+FORMATION_PROPERTY = "formationId"
+# Event types imported; others (workingLocation, birthday, types Google adds later) are not
+# calendar entries a learner means to see beside formations: skipped and counted.
+IMPORTED_TYPES = {"default", "fromGmail", "outOfOffice", "focusTime"}
+
+
+def remote_event(item: Any) -> RemoteEvent | Removed | None:
+    """A Google event in our shape; None when it cannot be understood."""
+    if not isinstance(item, dict) or not item.get("id"):
+        return None
+    if item.get("status") == "cancelled":
+        return Removed(item["id"])
+    if item.get("eventType", "default") not in IMPORTED_TYPES:
+        return None
+    try:
+        start, end = item["start"], item["end"]
+        if "date" in start:
+            start_date, end_date = (
+                date.fromisoformat(start["date"]),
+                date.fromisoformat(end["date"]),
+            )
+            if end_date <= start_date:
+                return None
+            times = {
+                "all_day": True,
+                "start_date": start_date,
+                "end_date": end_date,
+                "start": datetime.combine(start_date, datetime.min.time(), UTC),
+                "end": datetime.combine(end_date, datetime.min.time(), UTC),
+            }
+        else:
+            begins = datetime.fromisoformat(start["dateTime"])
+            ends = datetime.fromisoformat(end["dateTime"])
+            if begins.tzinfo is None or ends.tzinfo is None or ends < begins:
+                return None
+            times = {"start": begins.astimezone(UTC), "end": ends.astimezone(UTC)}
+    except (KeyError, TypeError, ValueError):
+        return None
+    entry_points = (item.get("conferenceData") or {}).get("entryPoints") or []
+    video = next((e.get("uri") for e in entry_points if e.get("entryPointType") == "video"), "")
+    private = (item.get("extendedProperties") or {}).get("private") or {}
+    return RemoteEvent(
+        external_id=item["id"],
+        title=item.get("summary") or "",
+        description=item.get("description") or "",
+        location=item.get("location") or "",
+        online_url=item.get("hangoutLink") or video or "",
+        time_zone=item["start"].get("timeZone") or "",
+        ical_uid=item.get("iCalUID") or "",
+        status=item.get("status") or "confirmed",
+        series_id=item.get("recurringEventId") or "",
+        change_marker=item.get("etag") or "",
+        html_link=item.get("htmlLink") or "",
+        formation_marker=private.get(FORMATION_PROPERTY, ""),
+        **times,
+    )
+
+
+def event_body(formation: ExportedFormation) -> dict[str, Any]:
+    """The event standing for `formation`, for events.insert and events.patch."""
+    zone = ZoneInfo(formation.time_zone)
+    return {
+        "summary": formation.title,
+        "description": formation.description,
+        "location": formation.location,
+        "start": {
+            "dateTime": formation.start.astimezone(zone).isoformat(),
+            "timeZone": formation.time_zone,
+        },
+        "end": {
+            "dateTime": formation.end.astimezone(zone).isoformat(),
+            "timeZone": formation.time_zone,
+        },
+        "source": {"title": formation.title[:200], "url": formation.url},
+        "extendedProperties": {"private": {FORMATION_PROPERTY: formation.uid}},
+    }

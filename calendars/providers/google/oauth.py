@@ -1,0 +1,181 @@
+"""Google's consent, tokens and revocation, through google-auth-oauthlib and google-auth.
+
+https://developers.google.com/identity/protocols/oauth2/web-server
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import requests
+from django.conf import settings
+from google.oauth2.credentials import Credentials
+from google_auth_oauthlib.flow import Flow
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+from calendars.errors import AuthorizationDenied, ProviderError, ReconnectRequired
+from calendars.providers.base import OAuthClient
+from calendars.providers.types import Authorization, Grant
+
+logger = logging.getLogger(__name__)
+
+EXPIRY_MARGIN = timedelta(seconds=60)  # refresh a little before Google would refuse
+CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
+# The narrowest scopes that allow reading calendars and writing events, plus the identity.
+SCOPES = [
+    "openid",
+    "https://www.googleapis.com/auth/userinfo.email",
+    CALENDAR_EVENTS,
+    "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
+]
+
+
+class _Request(google.auth.transport.requests.Request):
+    """google-auth's transport, with our timeout on every call (its default is 120 s)."""
+
+    def __call__(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        return super().__call__(*args, timeout=timeout or settings.CALENDAR_HTTP_TIMEOUT, **kwargs)
+
+
+class GoogleOAuth(OAuthClient):
+    def _flow(self, redirect_uri: str) -> Flow:
+        config = {
+            "web": {
+                "client_id": settings.GOOGLE_CLIENT_ID,
+                "client_secret": settings.GOOGLE_CLIENT_SECRET,
+                "auth_uri": settings.GOOGLE_AUTH_URI,
+                "token_uri": settings.GOOGLE_TOKEN_URI,
+                "redirect_uris": [redirect_uri],
+            }
+        }
+        return Flow.from_client_config(config, scopes=SCOPES, redirect_uri=redirect_uri)
+
+    def start(self, *, redirect_uri: str, state: str, login_hint: str = "") -> Authorization:
+        flow = self._flow(redirect_uri)
+        extra = {"login_hint": login_hint} if login_hint else {}
+        url, _state = flow.authorization_url(
+            state=state, access_type="offline", prompt="consent", **extra
+        )
+        return Authorization(url=url, flow={"code_verifier": flow.code_verifier})
+
+    def finish(self, *, flow: dict[str, Any], redirect_uri: str, params: dict[str, str]) -> Grant:
+        if params.get("error"):
+            raise AuthorizationDenied(f"Google: {params['error']}")
+        if not params.get("code"):
+            raise ProviderError("Google did not return an authorization code.", permanent=True)
+        oauth = self._flow(redirect_uri)
+        oauth.code_verifier = flow["code_verifier"]
+        try:
+            oauth.fetch_token(code=params["code"], timeout=settings.CALENDAR_HTTP_TIMEOUT)
+        except Warning as changed:
+            # Google granted other scopes than asked (the learner unticked some, or earlier
+            # grants were added): oauthlib raises, with the token attached. The one scope
+            # that matters is checked below.
+            oauth.oauth2session.token = changed.token  # type: ignore[attr-defined]
+        except OAuth2Error as error:
+            raise ProviderError(
+                f"Google refused the code ({error.error}).", permanent=True
+            ) from None
+        except requests.RequestException as error:
+            raise ProviderError(f"Google could not be reached ({type(error).__name__}).") from None
+        credentials = oauth.credentials
+        granted = sorted(credentials.granted_scopes or oauth.oauth2session.token.get("scope", []))
+        if CALENDAR_EVENTS not in granted:
+            self.revoke({"refresh_token": credentials.refresh_token, "token": credentials.token})
+            raise AuthorizationDenied("Google: calendar access was not granted.")
+        profile = self._userinfo(credentials.token)
+        expires_at = _aware(credentials.expiry)
+        return Grant(
+            credentials={
+                "token": credentials.token,
+                "refresh_token": credentials.refresh_token,
+                "expiry": expires_at.isoformat() if expires_at else None,
+            },
+            access_token=credentials.token,
+            expires_at=expires_at,
+            scopes=granted,
+            account_email=profile.get("email", ""),
+            account_name=profile.get("name", ""),
+        )
+
+    def _userinfo(self, token: str) -> dict[str, Any]:
+        try:
+            response = requests.get(
+                f"{settings.GOOGLE_API_URL}oauth2/v3/userinfo",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=settings.CALENDAR_HTTP_TIMEOUT,
+            )
+            response.raise_for_status()
+            return response.json()
+        except (requests.RequestException, ValueError) as error:
+            raise ProviderError(
+                f"Google's account details could not be read ({type(error).__name__})."
+            ) from None
+
+    def access_token(self, credentials: dict[str, Any], *, force: bool = False) -> Grant:
+        expiry = credentials.get("expiry")
+        expires_at = datetime.fromisoformat(expiry) if expiry else None
+        fresh = expires_at is not None and expires_at - EXPIRY_MARGIN > datetime.now(UTC)
+        if not force and credentials.get("token") and fresh:
+            return Grant(dict(credentials), credentials["token"], expires_at)
+        if not credentials.get("refresh_token"):
+            raise ReconnectRequired("Google gave no refresh token: the grant must be renewed.")
+        google_credentials = Credentials(
+            token=None,
+            refresh_token=credentials["refresh_token"],
+            token_uri=settings.GOOGLE_TOKEN_URI,
+            client_id=settings.GOOGLE_CLIENT_ID,
+            client_secret=settings.GOOGLE_CLIENT_SECRET,
+        )
+        try:
+            google_credentials.refresh(_Request())
+        except google.auth.exceptions.RefreshError as error:
+            if _is_invalid_grant(error):
+                raise ReconnectRequired(
+                    "Google: the authorization was revoked or expired."
+                ) from None
+            raise ProviderError("Google refused to refresh the access token.") from None
+        except google.auth.exceptions.TransportError:
+            raise ProviderError("Google could not be reached to refresh the token.") from None
+        except (ValueError, TypeError, KeyError):  # a 200 whose body is cut or not JSON
+            raise ProviderError("Google sent an answer that could not be read.") from None
+        expires_at = _aware(google_credentials.expiry)
+        stored = {
+            "token": google_credentials.token,
+            "refresh_token": google_credentials.refresh_token or credentials["refresh_token"],
+            "expiry": expires_at.isoformat() if expires_at else None,
+        }
+        return Grant(stored, google_credentials.token, expires_at)
+
+    def revoke(self, credentials: dict[str, Any]) -> None:
+        token = credentials.get("refresh_token") or credentials.get("token")
+        if not token:
+            return
+        try:
+            response = requests.post(
+                settings.GOOGLE_REVOKE_URI,
+                data={"token": token},
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                timeout=settings.CALENDAR_HTTP_TIMEOUT,
+            )
+        except requests.RequestException as error:
+            logger.warning("Google revocation failed: %s", type(error).__name__)
+            return
+        if response.status_code not in (200, 400):  # 400: already revoked or expired
+            logger.warning("Google revocation answered %s", response.status_code)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """google-auth keeps expiries as naive UTC datetimes."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _is_invalid_grant(error: google.auth.exceptions.RefreshError) -> bool:
+    details = error.args[1] if len(error.args) > 1 else None
+    if isinstance(details, dict):
+        return details.get("error") == "invalid_grant"
+    return "invalid_grant" in str(error.args[0] if error.args else "")

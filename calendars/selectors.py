@@ -1,0 +1,46 @@
+"""Read queries shared by pages, the API, tasks and commands. Every one that serves a learner
+is scoped to that learner."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from calendars.models import CalendarIntegration, PushChannel
+
+
+def learner_integration(user: Any, provider: str) -> CalendarIntegration:
+    """The learner's own integration with `provider`, or 404. Credentials stay encrypted
+    until used: one no key can read must not make the page fail."""
+    return get_object_or_404(
+        CalendarIntegration.objects.defer("credentials"), user=user, provider=provider
+    )
+
+
+def formation_integrations(*, formation_uid: str, learner_id: int | None = None) -> list[int]:
+    """The integrations whose calendars hold, or should hold, the formation: those it was
+    exported to and those of its learners who export their formations."""
+    integrations = CalendarIntegration.objects.filter(
+        Q(exports__formation_uid=formation_uid)
+        | Q(export_enabled=True, user__enrollments__formation__uid=formation_uid)
+    ).exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT)
+    if learner_id is not None:
+        integrations = integrations.filter(user_id=learner_id)
+    return sorted(set(integrations.values_list("pk", flat=True)))
+
+
+def channels_due_for_renewal() -> list[int]:
+    """Integrations with a channel that expires before the next renewal round."""
+    soon = timezone.now() + timedelta(seconds=settings.CALENDAR_PUSH_RENEW_BEFORE)
+    return sorted(
+        set(
+            PushChannel.objects.filter(expires_at__lte=soon).values_list(
+                "integration_id", flat=True
+            )
+        )
+    )

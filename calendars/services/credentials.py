@@ -1,0 +1,99 @@
+"""Access tokens: read from the encrypted credentials, refreshed when needed under the
+integration's row lock, and the integration marked when the grant is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db import transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from calendars.errors import ProviderError, ReconnectRequired, Unauthorized, UndecryptableError
+from calendars.locking import lock_rows
+from calendars.models import CalendarIntegration
+from calendars.providers import get_provider
+
+
+@sensitive_variables("grant", "credentials")
+def integration_access_token(*, integration: CalendarIntegration, force: bool = False) -> str:
+    """A valid access token, refreshed when needed and saved.
+
+    Refreshes of one integration are serialized by a row lock: Microsoft rotates refresh
+    tokens, so a request must never use one that a concurrent refresh has just replaced. The
+    outcome (new credentials, a lost grant, an error) is written under that same lock, so a
+    reconnection made meanwhile is never overwritten by a stale failure.
+    """
+    failure: ProviderError | None = None
+    with transaction.atomic():
+        locked = (
+            lock_rows(CalendarIntegration.objects)
+            .defer("credentials")  # decrypted below, where a failure is handled
+            .filter(pk=integration.pk)
+            .first()
+        )
+        if locked is None:
+            raise ReconnectRequired("The integration was disconnected.")
+        if locked.needs_reconnect:
+            raise ReconnectRequired(locked.last_error or "The integration needs reconnecting.")
+        try:
+            credentials = locked.get_credentials()
+            grant = get_provider(locked.provider).oauth.access_token(credentials, force=force)
+        except UndecryptableError:
+            failure = ReconnectRequired("The stored credentials can no longer be read.")
+        except ProviderError as error:
+            failure = error
+        if failure is not None:
+            _record_failure(locked, failure)
+        else:
+            changed = grant.credentials != credentials
+            if changed:
+                locked.set_credentials(grant.credentials)
+                locked.token_expires_at = grant.expires_at
+            if changed or locked.status != CalendarIntegration.Status.CONNECTED:
+                locked.status = CalendarIntegration.Status.CONNECTED
+                locked.last_error = ""
+                locked.last_error_at = None
+                locked.save(update_fields=[*CREDENTIAL_FIELDS, *STATUS_FIELDS])
+    for name in ("status", "last_error", "last_error_at", "token_expires_at"):
+        setattr(integration, name, getattr(locked, name))
+    if failure is not None:
+        raise failure
+    return grant.access_token
+
+
+CREDENTIAL_FIELDS = ["credentials", "token_expires_at"]
+STATUS_FIELDS = ["status", "last_error", "last_error_at", "updated_at"]
+
+
+def _record_failure(integration: CalendarIntegration, failure: ProviderError) -> None:
+    """A lost grant needs the learner; a permanent error is shown; a temporary one is noted."""
+    if isinstance(failure, ReconnectRequired):
+        integration.status = CalendarIntegration.Status.NEEDS_RECONNECT
+    elif failure.permanent:
+        integration.status = CalendarIntegration.Status.ERROR
+    integration.last_error = failure.message
+    integration.last_error_at = timezone.now()
+    integration.save(update_fields=STATUS_FIELDS)
+
+
+def integration_call[T](*, integration: CalendarIntegration, call: Callable[[str], T]) -> T:
+    """Runs `call(access_token)`; on a 401, refreshes the token once and tries again."""
+    token = integration_access_token(integration=integration)
+    try:
+        return call(token)
+    except Unauthorized:
+        token = integration_access_token(integration=integration, force=True)
+        return call(token)
+
+
+def integration_mark_needs_reconnect(*, integration: CalendarIntegration, reason: str) -> None:
+    """The grant is gone: the learner is told on every page; their data and choices stay."""
+    CalendarIntegration.objects.filter(pk=integration.pk).exclude(
+        status=CalendarIntegration.Status.NEEDS_RECONNECT
+    ).update(
+        status=CalendarIntegration.Status.NEEDS_RECONNECT,
+        last_error=reason,
+        last_error_at=timezone.now(),
+    )
+    integration.refresh_from_db(fields=["status", "last_error", "last_error_at"])

@@ -1,0 +1,260 @@
+"""Importing calendars, whatever the provider: full and incremental listings applied to
+CalendarEvent rows.
+
+Idempotent at every line. Each page is applied in one transaction together with the
+checkpoint that says where to resume, so a crash leaves either the page and its checkpoint or
+neither. A full import marks every row it sees with a new generation; rows left with an older
+one after the last page are gone at the provider and are deleted. Queries are a fixed number
+per page, whatever the page's size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from calendars.errors import (
+    LockTimeout,
+    ProviderError,
+    ReconnectRequired,
+    SyncTokenExpired,
+    Unauthorized,
+)
+from calendars.locking import calendar_import_lock
+from calendars.models import Calendar, CalendarEvent, CalendarIntegration
+from calendars.providers import get_provider
+from calendars.providers.types import EventPage, RemoteEvent, Removed
+from calendars.services.connection import integration_refresh_calendars
+from calendars.services.credentials import integration_call
+from calendars.sync import retry
+from calendars.sync.reconcile import exports_reconcile
+from calendars.sync.results import ImportResult
+
+logger = logging.getLogger(__name__)
+
+# Fields copied from a RemoteEvent to a CalendarEvent.
+EVENT_FIELDS = [
+    f.name for f in fields(RemoteEvent) if f.name not in ("external_id", "formation_marker")
+]
+
+
+def import_window(now: datetime | None = None) -> tuple[datetime, datetime]:
+    now = now or timezone.now()
+    return (
+        now - timedelta(days=settings.CALENDAR_IMPORT_DAYS_BACK),
+        now + timedelta(days=settings.CALENDAR_IMPORT_DAYS_AHEAD),
+    )
+
+
+def integration_import(*, integration: CalendarIntegration) -> ImportResult:
+    """Imports every calendar the learner chose, and lists the one receiving formations for
+    what the learner did to them there. A lost grant stops everything (the integration is
+    marked 'needs reconnect'); other failures are raised after the other calendars were
+    imported."""
+    total = ImportResult()
+    failure: ProviderError | None = None
+    if not integration.calendars.exists():  # the listing failed when connecting
+        integration_refresh_calendars(integration=integration)
+    listed = Q(import_enabled=True)
+    if integration.exports.exists():
+        listed |= Q(is_export_target=True)
+    for calendar in integration.calendars.filter(listed):
+        try:
+            total.add(calendar_import(calendar=calendar))
+        except ReconnectRequired:
+            raise
+        except ProviderError as error:
+            logger.warning("Import of calendar %s failed: %s", calendar.pk, error.message)
+            failure = failure or error
+    if total.created or total.updated or total.deleted:
+        CalendarIntegration.objects.filter(pk=integration.pk).update(last_synced_at=timezone.now())
+    if failure is not None:
+        raise failure
+    return total
+
+
+def calendar_import(*, calendar: Calendar) -> ImportResult:
+    """Brings one calendar's events up to date: incrementally from its sync token, or by a
+    full listing (resumed from its checkpoint) when it has none or the provider refuses it.
+
+    One import at a time per calendar: a second one finds the lock taken and returns at once
+    (busy=1), since the running one brings the calendar up to date anyway.
+    """
+    try:
+        held = calendar_import_lock(calendar.pk)
+    except LockTimeout:
+        return ImportResult(busy=1)
+    with held:
+        calendar.refresh_from_db()
+        return _import(calendar)
+
+
+def _import(calendar: Calendar) -> ImportResult:
+    result = ImportResult()
+    if calendar.sync_token and not calendar.resume_from:
+        try:
+            _incremental(calendar, result)
+            return result
+        except SyncTokenExpired:
+            logger.info("Calendar %s: sync token refused, importing everything again", calendar.pk)
+            calendar.sync_token = ""
+            calendar.save(update_fields=["sync_token", "updated_at"])
+    _full(calendar, result)
+    return result
+
+
+def _incremental(calendar: Calendar, result: ImportResult) -> None:
+    page_token = ""
+    while True:
+        page = _fetch(calendar, result, sync_token=calendar.sync_token, page=page_token)
+        with transaction.atomic():
+            result.add(_apply(calendar, page, generation=None))
+            if page.next_page:
+                page_token = page.next_page
+                continue
+            if page.sync_token and page.sync_token != calendar.sync_token:
+                calendar.sync_token = page.sync_token
+                calendar.last_imported_at = timezone.now()
+                calendar.save(update_fields=["sync_token", "last_imported_at", "updated_at"])
+            return
+
+
+def _full(calendar: Calendar, result: ImportResult) -> None:
+    """The checkpoint keeps the listing's window with its next page: providers bind a page to
+    the exact query that started the listing."""
+    result.full = True
+    if calendar.resume_from:  # resume the interrupted listing
+        checkpoint = json.loads(calendar.resume_from)
+        window = (
+            datetime.fromisoformat(checkpoint["from"]),
+            datetime.fromisoformat(checkpoint["to"]),
+        )
+        next_page = checkpoint["page"]
+    else:  # a new full import
+        calendar.generation += 1
+        calendar.save(update_fields=["generation", "updated_at"])
+        window, next_page = import_window(), ""
+    while True:
+        page = _fetch(calendar, result, window=window, page=next_page)
+        with transaction.atomic():
+            result.add(_apply(calendar, page, generation=calendar.generation))
+            if page.next_page:
+                next_page = page.next_page
+                calendar.resume_from = json.dumps(
+                    {"page": next_page, "from": window[0].isoformat(), "to": window[1].isoformat()}
+                )
+                calendar.save(update_fields=["resume_from", "updated_at"])
+                continue
+            stale = calendar.events.filter(generation__lt=calendar.generation)
+            result.deleted += stale.delete()[0]
+            calendar.resume_from = ""
+            calendar.sync_token = page.sync_token
+            calendar.last_imported_at = timezone.now()
+            calendar.save(
+                update_fields=["resume_from", "sync_token", "last_imported_at", "updated_at"]
+            )
+            return
+
+
+def _fetch(calendar: Calendar, result: ImportResult, **listing: Any) -> EventPage:
+    """One page, retried through rate limits, 5xx and timeouts (bounded), with a token
+    refresh on a 401. The access token is asked for once per import, not once per page."""
+    integration = calendar.integration
+    provider = get_provider(integration.provider)
+
+    def call(token: str) -> EventPage:
+        result.requests += 1
+        return provider.calendars.list_events(
+            token, calendar.external_id, window=listing.get("window") or import_window(),
+            sync_token=listing.get("sync_token", ""), page=listing.get("page", ""),
+        )  # fmt: skip
+
+    for attempt in range(settings.CALENDAR_RETRY_ATTEMPTS):
+        try:
+            if result.access_token:
+                try:
+                    return call(result.access_token)
+                except Unauthorized:
+                    result.access_token = ""
+            page, result.access_token = integration_call(
+                integration=integration, call=lambda token: (call(token), token)
+            )
+            return page
+        except SyncTokenExpired:
+            raise
+        except ProviderError as error:
+            if error.permanent or attempt + 1 == settings.CALENDAR_RETRY_ATTEMPTS:
+                raise
+            retry.sleep(retry.backoff(error, attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _apply(calendar: Calendar, page: EventPage, *, generation: int | None) -> ImportResult:
+    """Applies one page: a fixed number of queries whatever its size."""
+    counts = ImportResult(skipped=page.skipped)
+    ours = exports_reconcile(calendar, page)
+    # An event of ours (an exported formation) is not imported back as a duplicate.
+    listed = {item.external_id: item for item in page.items
+              if isinstance(item, RemoteEvent) and not item.formation_marker
+              and item.external_id not in ours and calendar.import_enabled}  # fmt: skip
+    removed = [item.external_id for item in page.items if isinstance(item, Removed)]
+    existing = {
+        event.external_id: event
+        for event in CalendarEvent.objects.filter(calendar=calendar, external_id__in=listed)
+    }
+    to_create, to_update = [], []
+    for external_id, remote in listed.items():
+        event = existing.get(external_id)
+        if event is None:
+            event = CalendarEvent(calendar=calendar, external_id=external_id)
+            _copy(remote, event)
+            event.generation = generation or calendar.generation
+            to_create.append(event)
+        elif _differs(remote, event):
+            _copy(remote, event)
+            to_update.append(event)
+    if to_create:
+        # Another import of the same calendar may have inserted some meanwhile: fine.
+        CalendarEvent.objects.bulk_create(to_create, batch_size=1000, ignore_conflicts=True)
+    if to_update:
+        now = timezone.now()
+        for event in to_update:
+            event.updated_at = now
+        CalendarEvent.objects.bulk_update(to_update, [*EVENT_FIELDS, "updated_at"], batch_size=500)
+    if generation is not None and existing:
+        # Only the bookkeeping column of rows seen unchanged: their content stays untouched.
+        CalendarEvent.objects.filter(pk__in=[e.pk for e in existing.values()]).exclude(
+            generation=generation
+        ).update(generation=generation)
+    if removed:
+        counts.deleted = CalendarEvent.objects.filter(
+            calendar=calendar, external_id__in=removed
+        ).delete()[0]
+    counts.created, counts.updated = len(to_create), len(to_update)
+    return counts
+
+
+def _copy(remote: RemoteEvent, event: CalendarEvent) -> None:
+    for name in EVENT_FIELDS:
+        setattr(event, name, _column(name, getattr(remote, name)))
+
+
+def _differs(remote: RemoteEvent, event: CalendarEvent) -> bool:
+    return any(
+        getattr(event, name) != _column(name, getattr(remote, name)) for name in EVENT_FIELDS
+    )
+
+
+def _column(name: str, value: Any) -> Any:
+    """The value as the column keeps it (URL columns have a length limit)."""
+    if name in ("online_url", "html_link") and value and len(value) > 2000:
+        return ""
+    return value

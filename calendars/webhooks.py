@@ -1,0 +1,89 @@
+"""Push notifications from Google and Microsoft.
+
+Called by the providers, not by people: no session, no CSRF token. A notification only says
+"something changed"; what changed is fetched by the sync it asks for. Anything not proven
+ours (unknown channel, wrong secret) is ignored with a success status, so that the provider
+stops sending it rather than retrying.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from calendars.models import PushChannel
+from calendars.push import channel_check
+from calendars.tasks import dispatch_push_sync, dispatch_watch
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def webhook_google(request: HttpRequest) -> HttpResponse:
+    """https://developers.google.com/calendar/api/guides/push#receiving-notifications"""
+    channel = channel_check(
+        request.headers.get("X-Goog-Channel-ID", ""),
+        request.headers.get("X-Goog-Channel-Token", ""),
+    )
+    if channel is None or request.headers.get("X-Goog-Resource-ID", "") != channel.resource_id:
+        logger.info("Google notification for an unknown channel ignored")
+        return HttpResponse(status=200)
+    # "sync" only announces a new channel; "exists" / "not_exists": something changed.
+    if request.headers.get("X-Goog-Resource-State") != "sync":
+        dispatch_push_sync(channel.integration_id)
+    return HttpResponse(status=200)
+
+
+# Graph's validation tokens are short; anything longer is not one.
+VALIDATION_TOKEN_MAX = 1024
+# Notifications read from one POST at most (Graph sends up to 100 or so).
+NOTIFICATIONS_MAX = 1000
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def webhook_outlook(request: HttpRequest) -> HttpResponse:
+    """Change and lifecycle notifications of our Graph subscriptions.
+    https://learn.microsoft.com/graph/change-notifications-delivery-webhooks and
+    https://learn.microsoft.com/graph/change-notifications-lifecycle-events"""
+    token = request.GET.get("validationToken")
+    if token is not None:  # the handshake of a new subscription: echo the token, as text
+        if len(token) > VALIDATION_TOKEN_MAX:
+            return HttpResponse(status=400)
+        return HttpResponse(token, content_type="text/plain; charset=utf-8")
+    try:
+        items = json.loads(request.body)["value"]
+        if not isinstance(items, list):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        return HttpResponse(status=400)
+    for item in items[:NOTIFICATIONS_MAX]:
+        if not isinstance(item, dict):
+            continue
+        channel = channel_check(
+            str(item.get("subscriptionId") or ""), str(item.get("clientState") or "")
+        )
+        if channel is None:
+            logger.info("Graph notification for an unknown subscription ignored")
+            continue
+        lifecycle = item.get("lifecycleEvent")
+        if lifecycle == "reauthorizationRequired":
+            # Renewing the subscription reauthorizes it.
+            PushChannel.objects.filter(pk=channel.pk).update(expires_at=timezone.now())
+            dispatch_watch(channel.integration_id)
+        elif lifecycle == "subscriptionRemoved":
+            channel.delete()
+            dispatch_watch(channel.integration_id)
+            dispatch_push_sync(channel.integration_id)  # changes since are not notified
+        else:  # a change, or "missed": notifications were lost, the delta has it all
+            dispatch_push_sync(channel.integration_id)
+    return HttpResponse(status=202)
