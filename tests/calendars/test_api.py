@@ -372,7 +372,7 @@ def test_unexpected_failures_are_a_json_500(learner_client, learner, sandbox_set
     def broken(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("calendars.api.integration_update_settings", broken)
+    monkeypatch.setattr("calendars.api.operations.integration_update_settings", broken)
     response = call(learner_client, "put", f"{BASE}/integrations/google/settings", {"sync": True})
     assert error_of(response, 500)["code"] == "server_error"
     assert "boom" not in response.text
@@ -413,7 +413,7 @@ def test_provider_failures_outside_a_connection_are_json(
     def failing(**kwargs):
         raise next(failures)
 
-    monkeypatch.setattr("calendars.api.integration_update_settings", failing)
+    monkeypatch.setattr("calendars.api.operations.integration_update_settings", failing)
     path = f"{BASE}/integrations/google/settings"
 
     gone = call(learner_client, "put", path, {"sync": True})

@@ -1,0 +1,229 @@
+"""The endpoints under /calendar-integration/."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+from ninja import Field, Router, Schema
+from pydantic import ConfigDict
+
+from calendars.agenda import (
+    agenda_items,
+    learner_zone,
+)
+from calendars.api.auth import ApiError
+from calendars.api.schemas import (
+    ERRORS,
+    EVENTS_MAX_DAYS,
+    AgendaItemOut,
+    AuthUrlOut,
+    CallbackIn,
+    ErrorOut,
+    IntegrationOut,
+    IsoDay,
+    SettingsIn,
+)
+from calendars.errors import ReconnectRequired, Refused
+from calendars.models import CalendarIntegration, SyncRun
+from calendars.providers.names import PROVIDERS
+from calendars.selectors import learner_integration
+from calendars.services.connection import (
+    integration_connect_finish,
+    integration_connect_start,
+    integration_redirect_uri,
+    integration_update_settings,
+)
+from calendars.services.lifecycle import integration_disconnect
+from calendars.sync.runs import formation_export
+from calendars.tasks import dispatch_sync, run_now
+from formations.models import Formation
+
+router = Router(tags=["calendar-integration"])
+
+
+def _provider(name: str) -> str:
+    if name not in PROVIDERS:
+        raise ApiError(404, "unknown_provider", _("Ce fournisseur de calendrier n'existe pas."))
+    return name
+
+
+def _integration(request: HttpRequest, provider: str) -> CalendarIntegration:
+    return learner_integration(request.auth, _provider(provider))
+
+
+@router.get(
+    "/{provider}/auth-url", response={200: AuthUrlOut, **ERRORS, 502: ErrorOut, 503: ErrorOut}
+)
+def auth_url(request: HttpRequest, provider: str) -> dict[str, str]:
+    """Starts a connection: send the learner's browser to `authUrl`. The flow is valid
+    10 minutes, bound to the caller and single-use."""
+    url = integration_connect_start(
+        user=request.auth,
+        provider_name=_provider(provider),
+        redirect_uri=integration_redirect_uri(
+            provider_name=provider, absolute=request.build_absolute_uri
+        ),
+    )
+    return {"authUrl": url}
+
+
+@router.post(
+    "/{provider}/callback", response={200: IntegrationOut, **ERRORS, 502: ErrorOut}, by_alias=True
+)
+def callback(request: HttpRequest, provider: str, payload: CallbackIn) -> IntegrationOut:
+    """Completes a flow started with `auth-url`, from the query the provider redirected to."""
+    integration = integration_connect_finish(
+        user=request.auth,
+        provider_name=_provider(provider),
+        params=payload.model_dump(exclude_none=True),
+    )
+    dispatch_sync(integration.pk, SyncRun.Trigger.CONNECT)
+    return IntegrationOut.of(integration)
+
+
+@router.get("/integrations", response={200: list[IntegrationOut], **ERRORS}, by_alias=True)
+def integrations(request: HttpRequest) -> list[IntegrationOut]:
+    rows = (
+        CalendarIntegration.objects.filter(user=request.auth)
+        .defer("credentials")
+        .order_by("provider")
+    )
+    return [IntegrationOut.of(row) for row in rows]
+
+
+@router.put(
+    "/integrations/{type}/settings", response={200: IntegrationOut, **ERRORS}, by_alias=True
+)
+def update_settings(request: HttpRequest, type: str, payload: SettingsIn) -> IntegrationOut:
+    integration = integration_update_settings(
+        integration=_integration(request, type),
+        import_enabled=payload.import_,
+        export_enabled=payload.export,
+        sync_enabled=payload.sync,
+    )
+    dispatch_sync(integration.pk, SyncRun.Trigger.SETTINGS)
+    return IntegrationOut.of(integration)
+
+
+@router.delete("/integrations/{type}", response={204: None, **ERRORS})
+def disconnect(request: HttpRequest, type: str, removeExported: bool = False) -> HttpResponse:
+    """Revokes the grant where the provider allows it (Google) and forgets the credentials.
+    With `?removeExported=true`, the exported formations are first taken out of the
+    learner's calendar."""
+    integration_disconnect(integration=_integration(request, type), remove_exported=removeExported)
+    return HttpResponse(status=204)
+
+
+class ImportOut(Schema):
+    created: int
+    updated: int
+    deleted: int
+    skipped: int
+
+
+@router.post(
+    "/{provider}/import",
+    response={200: ImportOut, **ERRORS, 409: ErrorOut, 502: ErrorOut, 503: ErrorOut},
+)
+def import_now(request: HttpRequest, provider: str) -> dict[str, int]:
+    """Imports the learner's chosen calendars of this provider now; returns the counts.
+    A lost grant is a 409 (needs_reconnect), a provider failure a 502/503."""
+    integration = _integration(request, provider)
+    if integration.needs_reconnect:
+        raise ReconnectRequired(integration.last_error or "The integration needs reconnecting.")
+    run = run_now(integration.pk, SyncRun.Trigger.MANUAL, direction=SyncRun.Direction.IMPORT)
+    if run is None:
+        raise ApiError(
+            503,
+            "sync_in_progress",
+            _("Une synchronisation de cet agenda est en cours ; réessayez dans un instant."),
+        )
+    if run.failure is not None:
+        raise run.failure
+    return {name: getattr(run, name) for name in ("created", "updated", "deleted", "skipped")}
+
+
+class ExportIn(Schema):
+    """The formation to export: its number, as in its page's address, or its uid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    formationId: (  # the product's JSON name
+        Annotated[int, Field(ge=1, le=2**53)] | Annotated[str, Field(min_length=1, max_length=64)]
+    )
+
+
+class ExportOut(Schema):
+    eventId: str  # the event's id at the provider
+    calendarId: str  # the calendar that received it
+    status: str  # "created", "updated" or "unchanged"
+
+
+def _learner_formation(user: Any, reference: int | str) -> Formation:
+    formations = Formation.objects.for_learner(user)
+    text = str(reference).strip()
+    if text.isdigit():
+        found = formations.filter(pk=int(text)).first()
+    else:
+        try:
+            found = formations.filter(uid=uuid.UUID(text)).first()
+        except ValueError:
+            found = None
+    if found is None:
+        raise ApiError(
+            404, "formation_not_found", _("Aucune formation de ce numéro parmi les vôtres.")
+        )
+    return found
+
+
+@router.post(
+    "/{provider}/export-formation",
+    response={200: ExportOut, **ERRORS, 409: ErrorOut, 502: ErrorOut, 503: ErrorOut},
+)
+def export_formation(request: HttpRequest, provider: str, payload: ExportIn) -> dict[str, str]:
+    """Writes one of the learner's formations to their calendar now, or brings its event up
+    to date; sending it again changes nothing (never a second event). A formation the learner
+    had deleted from their calendar is added again."""
+    integration = _integration(request, provider)
+    formation = _learner_formation(request.auth, payload.formationId)
+    try:
+        result = formation_export(integration=integration, formation=formation)
+    except Refused as refused:
+        raise ApiError(409, refused.code, str(refused.message)) from None
+    event_id = result.event_ids.get(str(formation.uid))
+    if result.busy or not event_id:
+        raise ApiError(
+            503,
+            "export_pending",
+            _("L'export n'a pas pu aboutir pour l'instant ; il sera repris automatiquement."),
+        )
+    row = integration.exports.get(formation_uid=formation.uid)
+    status = "created" if result.created else "updated" if result.updated else "unchanged"
+    return {"eventId": event_id, "calendarId": row.calendar_external_id, "status": status}
+
+
+@router.get("/events", response={200: list[AgendaItemOut], **ERRORS}, by_alias=True)
+def events(request: HttpRequest, start: IsoDay, end: IsoDay) -> list[AgendaItemOut]:
+    """The learner's imported events and formations overlapping the days [start, end) in their
+    time zone (at most 366 days), in date order. Cancelled events and formations are left
+    out."""
+    if end <= start:
+        raise ApiError(400, "invalid_range", _("La date de fin doit suivre la date de début."))
+    if (end - start).days > EVENTS_MAX_DAYS:
+        raise ApiError(400, "range_too_long", _("La période demandée ne peut dépasser 366 jours."))
+    items = agenda_items(user=request.auth, start=start, end=end, zone=learner_zone(request.auth))
+    return [AgendaItemOut.of(item, request) for item in items if not item.cancelled]
+
+
+@router.api_operation(
+    ["GET", "POST", "PUT", "PATCH", "DELETE"],
+    "/{path:rest}",
+    auth=None,
+    include_in_schema=False,
+)
+def not_found(request: HttpRequest, rest: str) -> None:
+    """Unknown paths under the API answer in the API's format, not with an HTML page."""
+    raise Http404

@@ -1,0 +1,152 @@
+"""What the API takes and gives, with the product's JSON names. No credential, ever."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from django.http import HttpRequest
+from ninja import Field, Schema
+from pydantic import BeforeValidator, ConfigDict, StrictBool
+
+from calendars.agenda import (
+    FORMATION,
+    MAX_DAY,
+    MIN_DAY,
+    AgendaItem,
+    parse_day,
+)
+from calendars.models import CalendarIntegration, SyncRun
+
+
+class AuthUrlOut(Schema):
+    authUrl: str  # the product's JSON name
+
+
+class CallbackIn(Schema):
+    """The query the provider sent the browser back with."""
+
+    code: str | None = Field(None, max_length=4096)
+    state: str = Field(max_length=128)
+    error: str | None = Field(None, max_length=200)
+
+
+class RunOut(Schema):
+    """One sync of an integration (the latest, in IntegrationOut)."""
+
+    trigger: str  # manual, push, periodic, retry, connect, settings, formation, admin, command
+    direction: str  # both, import, export
+    started_at: datetime = Field(serialization_alias="startedAt")
+    finished_at: datetime | None = Field(serialization_alias="finishedAt")  # None: running
+    created: int
+    updated: int
+    deleted: int
+    skipped: int
+    error: str  # empty when it succeeded
+
+    @classmethod
+    def of(cls, run: SyncRun | None) -> RunOut | None:
+        if run is None:
+            return None
+        return cls(
+            trigger=run.trigger, direction=run.direction, started_at=run.started_at,
+            finished_at=run.finished_at, created=run.created, updated=run.updated,
+            deleted=run.deleted, skipped=run.skipped, error=run.error,
+        )  # fmt: skip
+
+
+class IntegrationOut(Schema):
+    """An integration as the product's clients know it. No credential, ever."""
+
+    type: str
+    account_email: str = Field(serialization_alias="accountEmail")
+    account_name: str = Field(serialization_alias="accountName")
+    status: str
+    import_: bool = Field(serialization_alias="import")
+    export: bool
+    sync: bool
+    scopes: list[str]
+    connected_at: datetime = Field(serialization_alias="connectedAt")
+    last_sync_at: datetime | None = Field(serialization_alias="lastSyncAt")
+    last_error: str = Field(serialization_alias="lastError")
+    last_run: RunOut | None = Field(serialization_alias="lastRun")
+
+    @classmethod
+    def of(cls, integration: CalendarIntegration) -> IntegrationOut:
+        return cls(
+            type=integration.provider,
+            account_email=integration.account_email,
+            account_name=integration.account_name,
+            status=integration.status,
+            import_=integration.import_enabled,
+            export=integration.export_enabled,
+            sync=integration.sync_enabled,
+            scopes=integration.scopes,
+            connected_at=integration.connected_at,
+            last_sync_at=integration.last_synced_at,
+            last_error=integration.last_error,
+            last_run=RunOut.of(integration.sync_runs.first()),
+        )
+
+
+class SettingsIn(Schema):
+    """Only the choices sent are changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    import_: StrictBool | None = Field(None, alias="import")
+    export: StrictBool | None = None
+    sync: StrictBool | None = None
+
+
+def _iso_day(value: Any) -> date:
+    day = parse_day(value) if isinstance(value, str) else None
+    if day is None:
+        raise ValueError(f"expected a date as YYYY-MM-DD, from {MIN_DAY} to {MAX_DAY}")
+    return day
+
+
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]
+EVENTS_MAX_DAYS = 366
+
+
+class AgendaItemOut(Schema):
+    """An imported event or a formation. Timed items' `start` and `end` are instants with the
+    learner's UTC offset; all-day items' are dates, `end` exclusive."""
+
+    id: str
+    title: str
+    start: datetime | date
+    end: datetime | date
+    all_day: bool = Field(serialization_alias="allDay")
+    source: str  # "formation", "google" or "outlook"
+    calendar: str | None  # the calendar's name; null for formations
+    external_id: str | None = Field(serialization_alias="externalId")  # the provider's id
+    url: str | None  # the formation's page, or the event's page at its provider
+
+    @classmethod
+    def of(cls, item: AgendaItem, request: HttpRequest) -> AgendaItemOut:
+        formation = item.source == FORMATION
+        return cls(
+            id=item.key,
+            title=item.title,
+            start=item.first_day if item.all_day else item.start,
+            end=item.end_day if item.all_day else item.end,
+            all_day=item.all_day,
+            source=item.source,
+            calendar=item.calendar,
+            external_id=item.external_id,
+            url=(request.build_absolute_uri(item.url) if formation else item.url) or None,
+        )
+
+
+class ErrorDetail(Schema):
+    code: str
+    message: str
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, Any] = {code: ErrorOut for code in (400, 401, 403, 404)}
