@@ -1,8 +1,8 @@
 """How many requests and how long exporting a learner's formations takes.
 
-Runs the provider sandbox in its own process, as benchmarks/import_benchmark.py does, connects
-a Google and an Outlook account through the real consent flow, enrols one learner in N
-formations (500 by default) and, for each provider, measures:
+Runs the provider sandbox in its own process (benchmarks/harness), connects a Google and an
+Outlook account through the real consent flow, enrols one learner in N formations (500 by
+default) and, for each provider, measures:
 
 - the first export: wall time, HTTP requests the sandbox saw (batches, and the calls inside
   them), SQL queries;
@@ -18,29 +18,10 @@ missed: it is a measurement, not a test. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import signal
-import sys
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
-import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from import_benchmark import (
-    SandboxProcess,
-    configure_django,
-    connect,
-    forget_ca_bundle,
-    free_ports,
-    progress,
-    table,
-    verdict,
-)
+import harness
 
 # Issue 6, "Speed".
 TARGET_REQUESTS = {"google": 10, "outlook": 25}
@@ -52,17 +33,13 @@ CALLS = {
 }
 
 
-def reset_counters(sandbox: SandboxProcess) -> None:
-    requests.post(f"{sandbox.http_url}/_sandbox/api/counters/reset", timeout=10).raise_for_status()
-
-
-def measure(sandbox: SandboxProcess, integration, *, label: str) -> list[str]:
+def measure(sandbox: harness.SandboxProcess, integration, *, label: str) -> list[str]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from calendars.sync import integration_export
 
-    reset_counters(sandbox)
+    sandbox.reset_counters()
     with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
         result = integration_export(integration=integration)
@@ -87,75 +64,53 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--formations", type=int, default=500)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    harness.exit_on_sigterm()
 
-    with tempfile.TemporaryDirectory(prefix="export-bench-") as scratch_name:
-        scratch = Path(scratch_name)
-        http_port, tls_port = free_ports(2)
-        database = configure_django(
-            http_port=http_port, tls_port=tls_port, state_dir=scratch / "sandbox", scratch=scratch
-        )
-        import django
-        from django.conf import settings
+    rows: list[list[str]] = []
+    checks: list[harness.Check] = []
+    with harness.bench("export-bench-") as bench:
         from django.contrib.auth import get_user_model
-        from django.db import connections
         from django.utils import timezone
 
-        from formations.models import Enrollment, Formation
+        from formations.models import Formation
 
-        settings.DEBUG = False
-        print("Export benchmark (benchmarks/export_benchmark.py)")
-        print(f"  Python {platform.python_version()}, Django {django.get_version()}, "
-              f"{os.cpu_count()} CPUs, {platform.platform()}")  # fmt: skip
-        print(f"  database: {database}; formations: {args.formations}")
-        rows: list[list[str]] = []
-        checks: list[tuple[str, str, bool]] = []
-        try:
-            with SandboxProcess(events=20, port=http_port, tls_port=tls_port,
-                                state_dir=scratch / "sandbox",
-                                log=scratch / "sandbox.log") as sandbox:  # fmt: skip
-                learner = get_user_model().objects.create_user("bench-learner")
-                start = (timezone.now() + timedelta(days=1)).replace(minute=0, second=0,
-                                                                     microsecond=0)  # fmt: skip
-                # bulk_create sends no signal: nothing is exported before the measurement.
-                formations = Formation.objects.bulk_create(
-                    Formation(title=f"Formation {n}", start=start + timedelta(hours=3 * n),
-                              end=start + timedelta(hours=3 * n + 2), location=f"Salle {n % 7}",
-                              time_zone="Europe/Paris")
-                    for n in range(args.formations)
-                )  # fmt: skip
-                Enrollment.objects.bulk_create(
-                    Enrollment(learner=learner, formation=f) for f in formations
+        harness.print_heading("Export benchmark (benchmarks/export_benchmark.py)")
+        print(f"  database: {bench.database}; formations: {args.formations}")
+        with bench.sandbox(events=20) as sandbox:
+            learner = get_user_model().objects.create_user("bench-learner")
+            start = (timezone.now() + timedelta(days=1)).replace(minute=0, second=0,
+                                                                 microsecond=0)  # fmt: skip
+            formations = harness.formations_create(
+                (start + timedelta(hours=3 * n) for n in range(args.formations)),
+                duration=timedelta(hours=2),
+                learner=learner,
+            )
+            for provider in ("google", "outlook"):
+                harness.progress(
+                    f"{provider}: connecting and exporting {args.formations} formations"
                 )
-                for provider in ("google", "outlook"):
-                    progress(f"{provider}: connecting and exporting {args.formations} formations")
-                    integration = connect(learner, provider)
-                    first = measure(sandbox, integration, label="first export")
-                    again = measure(sandbox, integration, label="re-export, no change")
-                    moved = Formation.objects.get(pk=formations[0].pk)
-                    moved.start += timedelta(hours=1)
-                    moved.end += timedelta(hours=1)
-                    Formation.objects.filter(pk=moved.pk).update(start=moved.start, end=moved.end)
-                    one = measure(sandbox, integration, label="re-export, 1 moved")
-                    for row in (first, again, one):
-                        rows.append([provider, *row])
-                    checks.append((f"{provider}: first export requests",
-                                   f"{first[5]} <= {TARGET_REQUESTS[provider]}",
-                                   int(first[5]) <= TARGET_REQUESTS[provider]))  # fmt: skip
-                    checks.append((f"{provider}: re-export requests", f"{again[5]} == 0",
-                                   int(again[5]) == TARGET_REEXPORT_REQUESTS))  # fmt: skip
-        finally:
-            connections.close_all()
-            forget_ca_bundle()
-        print()
-        print(table(["provider", "run", "created", "updated", "unchanged", "failed",
-                     "requests", "calls inside", "SQL queries", "seconds"], rows))  # fmt: skip
-        print()
-        for name, figure, ok in checks:
-            print(f"  {verdict(ok)}  {name}: {figure}")
-        missed = sum(not ok for _, _, ok in checks)
-        print(f"\n{len(checks) - missed} of {len(checks)} targets met" +
-              (f", {missed} MISSED" if missed else "") + ".")  # fmt: skip
+                integration = harness.connect(learner, provider)
+                first = measure(sandbox, integration, label="first export")
+                again = measure(sandbox, integration, label="re-export, no change")
+                moved = Formation.objects.get(pk=formations[0].pk)
+                moved.start += timedelta(hours=1)
+                moved.end += timedelta(hours=1)
+                Formation.objects.filter(pk=moved.pk).update(start=moved.start, end=moved.end)
+                one = measure(sandbox, integration, label="re-export, 1 moved")
+                for row in (first, again, one):
+                    rows.append([provider, *row])
+                checks.append((f"{provider}: first export requests",
+                               f"{first[5]} <= {TARGET_REQUESTS[provider]}",
+                               int(first[5]) <= TARGET_REQUESTS[provider]))  # fmt: skip
+                checks.append((f"{provider}: re-export requests", f"{again[5]} == 0",
+                               int(again[5]) == TARGET_REEXPORT_REQUESTS))  # fmt: skip
+    print()
+    print(harness.table(["provider", "run", "created", "updated", "unchanged", "failed",
+                         "requests", "calls inside", "SQL queries", "seconds"], rows))  # fmt: skip
+    print()
+    for name, figure, ok in checks:
+        print(f"  {harness.verdict(ok)}  {name}: {figure}")
+    harness.print_tally(checks)
     return 0
 
 

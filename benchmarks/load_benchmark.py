@@ -2,9 +2,9 @@
 
 Prepares a learner with realistic data on PostgreSQL (a database of its own, created and
 migrated here, dropped at the end): a Google and an Outlook account connected through the real
-consent flow against the provider sandbox (run in its own process, as
-benchmarks/import_benchmark.py does) and imported (--events entries in each primary calendar),
-and enrolment in --formations formations over the coming weeks, exported by the same sync.
+consent flow against the provider sandbox (run in its own process by benchmarks/harness) and
+imported (--events entries in each primary calendar), and enrolment in --formations formations
+over the coming weeks, exported by the same sync.
 The sandbox is stopped before the load: neither page calls a provider.
 
 Then it serves the site with gunicorn (--gunicorn-workers sync workers, production settings:
@@ -27,38 +27,18 @@ measurement, not a test. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import platform
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import harness
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from import_benchmark import (
-    HOST,
-    ROOT,
-    SandboxProcess,
-    configure_django,
-    connect,
-    forget_ca_bundle,
-    free_ports,
-    progress,
-    table,
-    verdict,
-)
-from sync_benchmark import check_scratch_database, drop_database, recreate_database
 
 DEFAULT_DATABASE_URL = "postgres://calendar:calendar@127.0.0.1:5432/calendar_bench_load"
 TARGET_ERRORS = 0
@@ -92,7 +72,7 @@ class Learner:
     exported: int
 
 
-def make_learner(sandbox: SandboxProcess, formations: int) -> Learner:
+def make_learner(formations: int) -> Learner:
     """A learner enrolled in `formations` formations over the coming weeks, with a Google and
     an Outlook account connected, imported and their formations exported (one sync each)."""
     from django.contrib.auth import get_user_model
@@ -103,22 +83,19 @@ def make_learner(sandbox: SandboxProcess, formations: int) -> Learner:
     from accounts.services import api_token_create
     from calendars.models import CalendarEvent, FormationExport
     from calendars.sync import integration_sync
-    from formations.models import Enrollment, Formation
 
     user = get_user_model().objects.create_user("load-learner", password=secrets.token_hex(16))
     Profile.objects.create(user=user)
     # From the start of this month, every other day or so: the month view shows most of them.
     first = timezone.localdate().replace(day=1)
     start = timezone.make_aware(datetime.combine(first, datetime.min.time())) + timedelta(hours=9)
-    created = Formation.objects.bulk_create(
-        Formation(title=f"Formation {n}", start=start + timedelta(days=n * 3 // 2),
-                  end=start + timedelta(days=n * 3 // 2, hours=3), location=f"Salle {n % 7}",
-                  time_zone="Europe/Paris")
-        for n in range(formations)
-    )  # fmt: skip
-    Enrollment.objects.bulk_create(Enrollment(learner=user, formation=f) for f in created)
+    harness.formations_create(
+        (start + timedelta(days=n * 3 // 2) for n in range(formations)),
+        duration=timedelta(hours=3),
+        learner=user,
+    )
     for provider in ("google", "outlook"):
-        integration = connect(user, provider)
+        integration = harness.connect(user, provider)
         integration_sync(integration=integration)
     client = Client()
     client.force_login(user)
@@ -140,7 +117,7 @@ def statements_per_request(targets: list[Target]) -> dict[str, int]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    client = Client(HTTP_HOST=HOST)  # one of ALLOWED_HOSTS; the cookie is in the headers
+    client = Client(HTTP_HOST=harness.HOST)  # one of ALLOWED_HOSTS; the cookie is in the headers
     counts = {}
     for target in targets:
         client.get(target.path, headers=target.headers)  # warm caches (translations, URLs)
@@ -148,63 +125,19 @@ def statements_per_request(targets: list[Target]) -> dict[str, int]:
             response = client.get(target.path, headers=target.headers)
         if response.status_code != 200:
             raise RuntimeError(f"{target.path} answered {response.status_code} in-process.")
-        counts[target.name] = sum(
-            q["sql"] not in ("BEGIN", "COMMIT") for q in captured.captured_queries
-        )
+        counts[target.name] = len(harness.statements(captured))
     return counts
 
 
 # --- gunicorn and wrk ----------------------------------------------------------------------
 
 
-class Gunicorn:
+def gunicorn(*, port: int, workers: int, log: Path) -> harness.Server:
     """`gunicorn config.wsgi` in a child process, stopped on exit whatever happens."""
-
-    def __init__(self, *, port: int, workers: int, log: Path) -> None:
-        self.url = f"http://{HOST}:{port}"
-        self.command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--workers",
-            str(workers),
-            "--bind",
-            f"{HOST}:{port}",
-            "--log-level",
-            "warning",
-        ]
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Gunicorn:
-        with self.log.open("wb") as output:
-            self.process = subprocess.Popen(  # noqa: S603 (our interpreter, our arguments)
-                self.command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited early:\n{self.tail()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/healthz", timeout=1).ok:
-                    return self
-            time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError(f"gunicorn did not answer within 60 s:\n{self.tail()}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", str(workers),
+               "--bind", f"{harness.HOST}:{port}", "--log-level", "warning"]  # fmt: skip
+    return harness.Server(command, name="gunicorn", url=f"http://{harness.HOST}:{port}",
+                          ready_path="/healthz", log=log, stop_timeout=30)  # fmt: skip
 
 
 @dataclass
@@ -315,8 +248,9 @@ def report(loads: list[Load], statements: dict[str, int], *, args: argparse.Name
             str(statements.get(load.target.name, "-")), f"{load.body_bytes / 1024:.0f}",
             str(load.items),
         ])  # fmt: skip
-    print(table(["target", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "non-2xx",
-                 "socket errors c/r/w/t", "SQL/request", "KiB", "items"], rows))  # fmt: skip
+    print(harness.table(["target", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms",
+                         "non-2xx", "socket errors c/r/w/t", "SQL/request", "KiB", "items"],
+                        rows))  # fmt: skip
     print(
         "  non-2xx: responses other than 2xx (a Lua script; wrk's own count lets 3xx pass).\n"
         "  socket errors: connect/read/write/timeout (wrk --timeout 10s). SQL/request: one\n"
@@ -329,13 +263,9 @@ def report(loads: list[Load], statements: dict[str, int], *, args: argparse.Name
          str(load.errors), load.errors <= TARGET_ERRORS)
         for load in loads
     ]  # fmt: skip
-    width = max(len(label) for label, _, _ in checks)
-    for label, value, ok in checks:
-        print(f"  {verdict(ok):<6}  {label:<{width}}  {value}")
+    harness.print_checks(checks)
     print("  (requests per second and p99 latency are reported; the issue sets no target.)")
-    missed = sum(not ok for _, _, ok in checks)
-    print(f"\n{len(checks) - missed} of {len(checks)} targets met" +
-          (f", {missed} MISSED" if missed else "") + ".")  # fmt: skip
+    harness.print_tally(checks)
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -377,86 +307,65 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--duration, --connections and --threads must be positive")
     if args.connections < args.threads:
         parser.error("wrk needs at least as many --connections as --threads")
-    problem = check_scratch_database(args.database_url)
+    problem = harness.check_scratch_database(args.database_url)
     if problem:
         parser.error(problem)
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (Debian, Ubuntu: apt-get install wrk)")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    harness.exit_on_sigterm()
 
     # gunicorn inherits this environment: production settings (DEBUG off), plain HTTP.
-    os.environ.update({
-        "DATABASE_URL": args.database_url,
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "CALENDAR_TOKEN_KEY": secrets.token_urlsafe(32),
-        "ALLOWED_HOSTS": HOST,
-        "SECURE_SSL_REDIRECT": "false",
-        "CALENDAR_PUSH_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-        "CELERY_BROKER_URL": "",  # the connect and sync above run inline
-    })  # fmt: skip
-    recreate_database(args.database_url)
-
-    with tempfile.TemporaryDirectory(prefix="load-bench-") as scratch_name:
-        scratch = Path(scratch_name)
-        http_port, tls_port, site_port = free_ports(3)
-        database = configure_django(
-            http_port=http_port, tls_port=tls_port, state_dir=scratch / "sandbox", scratch=scratch
-        )
-        import django
+    harness.use_production_settings(
+        args.database_url,
+        SECURE_SSL_REDIRECT="false",
+        CELERY_BROKER_URL="",  # the connect and sync below run inline
+    )
+    loads: list[Load] = []
+    with (
+        harness.scratch_database(args.database_url, keep=args.keep_database),
+        harness.bench("load-bench-", extra_ports=1) as bench,
+    ):
         from django.conf import settings
         from django.core.management import call_command
-        from django.db import connections
 
-        print("Load benchmark (benchmarks/load_benchmark.py)")
-        print(f"  Python {platform.python_version()}, Django {django.get_version()}, "
-              f"{os.cpu_count()} CPUs, {platform.platform()}")  # fmt: skip
-        print(f"  database: {database}; gunicorn --workers {args.gunicorn_workers} (sync), "
+        harness.print_heading("Load benchmark (benchmarks/load_benchmark.py)")
+        print(f"  database: {bench.database}; gunicorn --workers {args.gunicorn_workers} (sync), "
               f"CONN_MAX_AGE={settings.DATABASES['default']['CONN_MAX_AGE']}")  # fmt: skip
-        loads: list[Load] = []
-        try:
-            progress("Collecting static files (DEBUG off serves them from the manifest)...")
-            call_command("collectstatic", interactive=False, verbosity=0)
-            with SandboxProcess(events=args.events, port=http_port, tls_port=tls_port,
-                                state_dir=scratch / "sandbox",
-                                log=scratch / "sandbox.log") as sandbox:  # fmt: skip
-                progress("Connecting, importing and exporting the learner's calendars...")
-                learner = make_learner(sandbox, args.formations)
-            print(f"  learner: {learner.imported_events} imported events (2 calendars), "
-                  f"{learner.formations} formations ({learner.exported} exported)")  # fmt: skip
-            today = date.today()
-            month = today.replace(day=1)
-            following = (month + timedelta(days=32)).replace(day=1)
-            targets = [
-                Target("calendar page", "/calendar/",
-                       {"Cookie": f"{settings.SESSION_COOKIE_NAME}={learner.session_cookie}"},
-                       expect='class="calendar-head'),
-                Target("API events", f"/api/calendar-integration/events?start={month}"
-                       f"&end={following}", {"Authorization": f"Bearer {learner.api_token}"},
-                       expect='"source"'),
-            ]  # fmt: skip
-            statements = statements_per_request(targets)
-            script = scratch / "count.lua"
-            script.write_text(LUA)
-            with Gunicorn(port=site_port, workers=args.gunicorn_workers,
-                          log=scratch / "gunicorn.log") as site:  # fmt: skip
-                for target in targets:
-                    load = Load(target)
-                    check_answer(site.url, target, load)
-                    options = {"connections": args.connections, "threads": args.threads,
-                               "script": script}  # fmt: skip
-                    if args.warmup:
-                        run_wrk(site.url, target, duration=args.warmup, **options)
-                    progress(f"Loading {target.name} for {args.duration:g} s...")
-                    parse_wrk(run_wrk(site.url, target, duration=args.duration, **options), load)
-                    loads.append(load)
-        finally:
-            connections.close_all()
-            forget_ca_bundle()
-            if not args.keep_database:
-                drop_database(args.database_url)
-        report(loads, statements, args=args)
+        harness.progress("Collecting static files (DEBUG off serves them from the manifest)...")
+        call_command("collectstatic", interactive=False, verbosity=0)
+        with bench.sandbox(events=args.events):
+            harness.progress("Connecting, importing and exporting the learner's calendars...")
+            learner = make_learner(args.formations)
+        print(f"  learner: {learner.imported_events} imported events (2 calendars), "
+              f"{learner.formations} formations ({learner.exported} exported)")  # fmt: skip
+        today = date.today()
+        month = today.replace(day=1)
+        following = (month + timedelta(days=32)).replace(day=1)
+        targets = [
+            Target("calendar page", "/calendar/",
+                   {"Cookie": f"{settings.SESSION_COOKIE_NAME}={learner.session_cookie}"},
+                   expect='class="calendar-head'),
+            Target("API events", f"/api/calendar-integration/events?start={month}"
+                   f"&end={following}", {"Authorization": f"Bearer {learner.api_token}"},
+                   expect='"source"'),
+        ]  # fmt: skip
+        statements = statements_per_request(targets)
+        script = bench.scratch / "count.lua"
+        script.write_text(LUA)
+        (site_port,) = bench.ports
+        with gunicorn(port=site_port, workers=args.gunicorn_workers,
+                      log=bench.scratch / "gunicorn.log") as site:  # fmt: skip
+            for target in targets:
+                load = Load(target)
+                check_answer(site.url, target, load)
+                options = {"connections": args.connections, "threads": args.threads,
+                           "script": script}  # fmt: skip
+                if args.warmup:
+                    run_wrk(site.url, target, duration=args.warmup, **options)
+                harness.progress(f"Loading {target.name} for {args.duration:g} s...")
+                parse_wrk(run_wrk(site.url, target, duration=args.duration, **options), load)
+                loads.append(load)
+    report(loads, statements, args=args)
     return 0
 
 

@@ -32,38 +32,20 @@ import contextlib
 import os
 import platform
 import re
-import secrets
 import signal
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from export_benchmark import reset_counters
-from import_benchmark import (
-    HOST,
-    REDIRECT,
-    ROOT,
-    SandboxProcess,
-    configure_django,
-    consent,
-    forget_ca_bundle,
-    free_ports,
-    progress,
-    table,
-    verdict,
-)
+import harness
 
 DEFAULT_DATABASE_URL = "postgres://calendar:calendar@127.0.0.1:5432/calendar_bench_sync"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/12"
@@ -71,8 +53,6 @@ QUEUE = "sync-bench"
 PROBE_KEY = "sync-bench-probe"
 SANDBOX_PROVIDER = {"google": "google", "outlook": "microsoft"}
 DOMAIN = {"google": "gmail.test", "outlook": "contoso.test"}
-# The requests that list an imported calendar's changes: one each is the target.
-LIST_ENDPOINTS = ("google.events.list", "graph.delta")
 FORMATIONS = 20  # in the catalogue; each learner is enrolled in --enrolments of them
 # The second sync lists the events the first one exported (one incremental request, as
 # always, with a few items to recognise as ours); the third is the steady state measured.
@@ -140,7 +120,7 @@ def serve_sandbox(args: argparse.Namespace) -> int:
             sandbox_store._fill(store, account, calendars[0], rng, new_id, args.events, today)
             sandbox_store._fill(store, account, calendars[1], rng, new_id, 5, today)
             sandbox_store._fill_holidays(store, account, calendars[2], rng, new_id, today)
-    sandbox.start(HOST, args.port, args.tls_port)
+    sandbox.start(harness.HOST, args.port, args.tls_port)
     print(f"Sandbox with {len(store.accounts)} accounts ready in "
           f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
     stop = threading.Event()
@@ -151,60 +131,16 @@ def serve_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-class ManyAccountsSandbox(SandboxProcess):
-    """SandboxProcess, running `serve_sandbox` (this script again) instead of the command."""
-
-    def __init__(self, *, google: int, outlook: int, events: int, port: int, tls_port: int,
-                 state_dir: Path, log: Path) -> None:  # fmt: skip
-        super().__init__(events=events, port=port, tls_port=tls_port, state_dir=state_dir, log=log)
-        self.command = [
-            sys.executable, str(Path(__file__).resolve()), "--serve-sandbox", f"--port={port}",
-            f"--tls-port={tls_port}", f"--events={events}", f"--google={google}",
-            f"--outlook={outlook}", f"--state-dir={state_dir}",
-        ]  # fmt: skip
+def sandbox_command(bench: harness.Bench, *, google: int, outlook: int, events: int) -> list[str]:
+    """This script again, as the sandbox process (`serve_sandbox`)."""
+    return [
+        sys.executable, str(Path(__file__).resolve()), "--serve-sandbox",
+        f"--port={bench.http_port}", f"--tls-port={bench.tls_port}", f"--events={events}",
+        f"--google={google}", f"--outlook={outlook}", f"--state-dir={bench.state_dir}",
+    ]  # fmt: skip
 
 
-# --- services: PostgreSQL database, Redis broker, workers ----------------------------------
-
-
-def recreate_database(url: str) -> None:
-    """Drops and creates the database of `url` (connected to the server's `postgres`)."""
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    with psycopg.connect(
-        host=parts.hostname, port=parts.port or 5432, user=parts.username,
-        password=parts.password, dbname="postgres", autocommit=True,
-    ) as conn:  # fmt: skip
-        identifier = sql.Identifier(name)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(identifier))
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    with psycopg.connect(
-        host=parts.hostname, port=parts.port or 5432, user=parts.username,
-        password=parts.password, dbname="postgres", autocommit=True,
-    ) as conn:  # fmt: skip
-        name = sql.Identifier(parts.path.lstrip("/"))
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-
-
-def check_scratch_database(url: str) -> str | None:
-    """An error message when `url` is not a PostgreSQL database this script may drop."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-        return "the database must be PostgreSQL (postgres://...)"
-    if name == "calendar" or "bench" not in name:
-        return f"refusing to drop and recreate {name!r}: use a scratch name containing 'bench'"
-    return None
+# --- Redis broker, workers -----------------------------------------------------------------
 
 
 class Workers:
@@ -219,7 +155,7 @@ class Workers:
     def __enter__(self) -> Workers:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT / "benchmarks"), str(ROOT), env.get("PYTHONPATH", "")]
+            [str(harness.ROOT / "benchmarks"), str(harness.ROOT), env.get("PYTHONPATH", "")]
         ).rstrip(os.pathsep)
         try:
             for name in self.names:
@@ -230,7 +166,7 @@ class Workers:
                          "--concurrency", "1", "--hostname", name, "--queues", QUEUE,
                          "--include", "worker_probe", "--without-gossip", "--without-mingle",
                          "--loglevel", "WARNING"],
-                        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                        cwd=harness.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                     )
                 )  # fmt: skip
             self._wait_until_ready(timeout=60)
@@ -259,28 +195,30 @@ class Workers:
                 raise RuntimeError(f"A worker exited ({process.returncode}):\n{self.tail()}")
 
     def tail(self) -> str:
-        lines = []
-        for path in sorted(self.log_dir.glob("bench*.log")):
-            lines += [f"{path.name}: {line}" for line in path.read_text(errors="replace")
-                      .splitlines()[-10:]]  # fmt: skip
-        return "\n".join(lines)
+        return "\n".join(
+            f"{path.name}: {line}"
+            for path in sorted(self.log_dir.glob("bench*.log"))
+            for line in harness.log_tail(path, 10).splitlines()
+        )
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()  # warm shutdown
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        harness.stop_processes(self.processes, timeout=30)  # SIGTERM: a warm shutdown
 
 
 def redis_client(url: str) -> Any:
     import redis
 
     return redis.Redis.from_url(url)
+
+
+@contextlib.contextmanager
+def flushed(broker: Any) -> Iterator[None]:
+    """The broker's database emptied now and at the end."""
+    broker.flushdb()
+    try:
+        yield
+    finally:
+        broker.flushdb()
 
 
 # --- setting up learners -------------------------------------------------------------------
@@ -295,7 +233,7 @@ def make_learners(count: int, enrolments: int) -> list[tuple[int, str, str]]:
     from django.utils import timezone
 
     from accounts.models import Profile
-    from formations.models import Enrollment, Formation
+    from formations.models import Enrollment
 
     user_model = get_user_model()
     unusable = make_password(None)
@@ -304,12 +242,9 @@ def make_learners(count: int, enrolments: int) -> list[tuple[int, str, str]]:
     )
     Profile.objects.bulk_create(Profile(user=user) for user in users)
     start = (timezone.now() + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
-    formations = Formation.objects.bulk_create(
-        Formation(title=f"Formation {n}", start=start + timedelta(days=n, hours=1),
-                  end=start + timedelta(days=n, hours=4), location=f"Salle {n % 7}",
-                  time_zone="Europe/Paris")
-        for n in range(FORMATIONS)
-    )  # fmt: skip
+    formations = harness.formations_create(
+        (start + timedelta(days=n, hours=1) for n in range(FORMATIONS)), duration=timedelta(hours=3)
+    )
     Enrollment.objects.bulk_create(
         Enrollment(learner=user, formation=formations[(n + k) % FORMATIONS])
         for n, user in enumerate(users)
@@ -329,7 +264,6 @@ def connect_all(learners: list[tuple[int, str, str]], threads: int) -> float:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from calendars.services import integration_connect_finish, integration_connect_start
     from core.tls import outlook_verify
 
     users = get_user_model().objects.in_bulk([pk for pk, _, _ in learners])
@@ -341,18 +275,13 @@ def connect_all(learners: list[tuple[int, str, str]], threads: int) -> float:
     def one(item: tuple[int, str, str]) -> None:
         pk, provider, email = item
         try:
-            url = integration_connect_start(
-                user=users[pk], provider_name=provider, redirect_uri=REDIRECT.format(provider),
-                login_hint=email,
-            )  # fmt: skip
-            params = consent(provider, url, email)
-            integration_connect_finish(user=users[pk], provider_name=provider, params=params)
+            harness.connect(users[pk], provider, email=email)
         finally:
             connection.close()
         with lock:
             done["connected"] += 1
             if done["connected"] % 200 == 0:
-                progress(f"  {done['connected']:,} connected")
+                harness.progress(f"  {done['connected']:,} connected")
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -390,10 +319,10 @@ class Round:
 
     @property
     def list_requests(self) -> int:
-        return sum(self.requests[name] for name in LIST_ENDPOINTS)
+        return sum(self.requests[name] for name in harness.LIST_ENDPOINT.values())
 
 
-def sync_round(sandbox: ManyAccountsSandbox, workers: Workers, broker: Any, *, label: str,
+def sync_round(sandbox: harness.SandboxProcess, workers: Workers, broker: Any, *, label: str,
                timeout: float) -> Round:  # fmt: skip
     """Makes every integration due, runs beat's `sync_due` once here (it sends one task per
     integration to the workers), and waits for the last SyncRun to finish."""
@@ -409,7 +338,7 @@ def sync_round(sandbox: ManyAccountsSandbox, workers: Workers, broker: Any, *, l
     CalendarIntegration.objects.update(next_sync_at=timezone.now() - timedelta(seconds=1))
     for key in broker.scan_iter(f"{PROBE_KEY}:*"):
         broker.delete(key)
-    reset_counters(sandbox)
+    sandbox.reset_counters()
     tasks.DUE_SPREAD = 0.0  # beat spreads a round over 50 s; here every task goes at once
     since = timezone.now()
     started = time.perf_counter()
@@ -430,11 +359,11 @@ def sync_round(sandbox: ManyAccountsSandbox, workers: Workers, broker: Any, *, l
         if finished >= integrations:
             break
         if time.monotonic() > deadline:
-            progress(f"  timed out with {finished:,} of {integrations:,} finished")
+            harness.progress(f"  timed out with {finished:,} of {integrations:,} finished")
             break
         workers.check_alive()
         if time.monotonic() - last_report > 15:
-            progress(f"  {finished:,} of {integrations:,} finished")
+            harness.progress(f"  {finished:,} of {integrations:,} finished")
             last_report = time.monotonic()
         time.sleep(0.2)
     summary = runs.filter(finished_at__isnull=False).aggregate(
@@ -455,9 +384,7 @@ def sync_round(sandbox: ManyAccountsSandbox, workers: Workers, broker: Any, *, l
             "started_at", "finished_at"
         )
     ]
-    figures.requests = Counter(
-        {k: v for k, v in sandbox.counters().items() if not k.startswith("sandbox.")}
-    )
+    figures.requests = sandbox.provider_requests()
     name = tasks.sync_integration.name
     figures.task_queries = [int(v) for v in broker.lrange(f"{PROBE_KEY}:{name}:queries", 0, -1)]
     figures.task_seconds = [float(v) for v in broker.lrange(f"{PROBE_KEY}:{name}:seconds", 0, -1)]
@@ -466,7 +393,6 @@ def sync_round(sandbox: ManyAccountsSandbox, workers: Workers, broker: Any, *, l
 
 # --- the in-process sample -----------------------------------------------------------------
 
-MARKERS = ("BEGIN", "COMMIT", "ROLLBACK")
 _LITERALS = [
     (re.compile(r"'(?:[^']|'')*'"), "?"),
     (re.compile(r"\b\d+(?:\.\d+)?\b"), "?"),
@@ -491,7 +417,7 @@ class Sample:
     seconds: list[float] = field(default_factory=list)
 
 
-def sample_in_process(sandbox: ManyAccountsSandbox, size: int) -> Sample:
+def sample_in_process(sandbox: harness.SandboxProcess, size: int) -> Sample:
     """The task body (`sync_integration`, as a worker runs it after `sync_due` marked the
     integration) here, under CaptureQueriesContext, for `size` integrations of each
     provider; nothing changed since the round."""
@@ -510,7 +436,7 @@ def sample_in_process(sandbox: ManyAccountsSandbox, size: int) -> Sample:
             .values_list("pk", flat=True)[:size]
         )
     sample = Sample(integrations=len(ids))
-    reset_counters(sandbox)
+    sandbox.reset_counters()
     for pk in ids:
         integration_sync_request(integration_id=pk)
         with CaptureQueriesContext(connection) as captured:
@@ -518,28 +444,15 @@ def sample_in_process(sandbox: ManyAccountsSandbox, size: int) -> Sample:
             sync_integration(pk, SyncRun.Trigger.PERIODIC, requested=True)
             sample.seconds.append(time.perf_counter() - started)
         # Django logs transactions' BEGIN and COMMIT too; the workers' count has no such line.
-        statements = [q["sql"] for q in captured.captured_queries if q["sql"] not in MARKERS]
+        statements = harness.statements(captured)
         sample.queries.append(len(statements))
         sample.transactions += len(captured) - len(statements)
         sample.shapes.update(shape(sql) for sql in statements)
-    sample.requests = Counter(
-        {k: v for k, v in sandbox.counters().items() if not k.startswith("sandbox.")}
-    )
+    sample.requests = sandbox.provider_requests()
     return sample
 
 
 # --- report --------------------------------------------------------------------------------
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def report(rounds: list[Round], sample: Sample, *, interval: int, connect_seconds: float,
@@ -555,17 +468,18 @@ def report(rounds: list[Round], sample: Sample, *, interval: int, connect_second
             r.label, f"{r.finished:,}/{r.integrations:,}", str(r.failed), f"{r.seconds:.1f}",
             f"{r.rate:.1f}", f"{r.total_requests / n:.2f}", f"{r.list_requests / n:.2f}",
             f"{r.recorded_requests / n:.2f}",
-            f"{median(r.task_queries):.0f}" if r.task_queries else "-",
+            f"{harness.median(r.task_queries):.0f}" if r.task_queries else "-",
             f"{max(r.task_queries)}" if r.task_queries else "-",
-            f"{median(r.task_seconds) * 1000:.0f}" if r.task_seconds else "-",
-            f"{median(r.run_seconds) * 1000:.0f}", f"{percentile(r.run_seconds, 0.99) * 1000:.0f}",
+            f"{harness.median(r.task_seconds) * 1000:.0f}" if r.task_seconds else "-",
+            f"{harness.median(r.run_seconds) * 1000:.0f}",
+            f"{harness.percentile(r.run_seconds, 0.99) * 1000:.0f}",
             "{created}/{updated}/{deleted}".format(**r.changes),
         ])  # fmt: skip
-    print(table(["round", "synced", "failed", "wall s", "integr./s", "req/integr.",
-                 "list req/integr.", "recorded req/integr.", "queries/task (median)",
-                 "max", "task ms (median)", "run ms (median)", "p99",
-                 "created/updated/deleted"],
-                rows))  # fmt: skip
+    print(harness.table(["round", "synced", "failed", "wall s", "integr./s", "req/integr.",
+                         "list req/integr.", "recorded req/integr.", "queries/task (median)",
+                         "max", "task ms (median)", "run ms (median)", "p99",
+                         "created/updated/deleted"],
+                        rows))  # fmt: skip
     print(
         "  wall s: from sync_due's first send to the last SyncRun's finished_at.\n"
         "  req/integr.: every request the sandbox counted (token, discovery, batches...);\n"
@@ -586,10 +500,10 @@ def report(rounds: list[Round], sample: Sample, *, interval: int, connect_second
         n = sample.integrations
         print(f"\nThe unchanged sync in this process, {n} integrations "
               f"(CaptureQueriesContext around the task body)")  # fmt: skip
-        print(f"  statements per integration: median {median(sample.queries):.0f}, "
+        print(f"  statements per integration: median {harness.median(sample.queries):.0f}, "
               f"min {min(sample.queries)}, max {max(sample.queries)} (and "
               f"{sample.transactions / n:.0f} BEGIN/COMMIT lines); "
-              f"{median(sample.seconds) * 1000:.0f} ms median")  # fmt: skip
+              f"{harness.median(sample.seconds) * 1000:.0f} ms median")  # fmt: skip
         endpoints = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(sample.requests.items()))
         print(f"  requests per integration by endpoint: {endpoints or 'none'}")
         print("  statements, by shape (per integration):")
@@ -615,14 +529,11 @@ def report(rounds: list[Round], sample: Sample, *, interval: int, connect_second
     ]  # fmt: skip
     if measured.task_queries:
         print(f"\n  SQL statements per integration ({measured.label}): "
-              f"{median(measured.task_queries):.0f} (no target set; see above which)")  # fmt: skip
+              f"{harness.median(measured.task_queries):.0f} "
+              "(no target set; see above which)")  # fmt: skip
     print("\nTargets (issue 'Scale')")
-    width = max(len(label) for label, _, _ in checks)
-    for label, value, ok in checks:
-        print(f"  {verdict(ok):<6}  {label:<{width}}  {value}")
-    missed = sum(not ok for _, _, ok in checks)
-    print(f"\n{len(checks) - missed} of {len(checks)} targets met" +
-          (f", {missed} MISSED" if missed else "") + ".")  # fmt: skip
+    harness.print_checks(checks)
+    harness.print_tally(checks)
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -677,81 +588,58 @@ def main(argv: list[str] | None = None) -> int:
         return serve_sandbox(args)
     if args.integrations < 2 or args.events < 1 or args.workers < 1:
         parser.error("--integrations must be at least 2, --events and --workers at least 1")
-    problem = check_scratch_database(args.database_url)
+    problem = harness.check_scratch_database(args.database_url)
     if problem:
         parser.error(problem)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    harness.exit_on_sigterm()
 
     # The workers inherit this environment: production settings (DEBUG off), the scratch
-    # database, the broker, the sandbox (set by configure_django), no push channels (they
-    # would need a public webhook; opening them is not part of an unchanged sync).
-    os.environ.update({
-        "DATABASE_URL": args.database_url,
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "CALENDAR_TOKEN_KEY": secrets.token_urlsafe(32),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "CELERY_BROKER_URL": args.broker,
-        "CELERY_QUEUE": QUEUE,
-        "CALENDAR_PUSH_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-        "SYNC_BENCH_PROBE_KEY": PROBE_KEY,
-    })  # fmt: skip
+    # database, the broker, the sandbox (set by configure_django), no push channels (opening
+    # them is not part of an unchanged sync).
+    harness.use_production_settings(
+        args.database_url,
+        CELERY_BROKER_URL=args.broker,
+        CELERY_QUEUE=QUEUE,
+        SYNC_BENCH_PROBE_KEY=PROBE_KEY,
+    )
     broker = redis_client(args.broker)
-    broker.flushdb()
-    recreate_database(args.database_url)
     google = (args.integrations + 1) // 2
     outlook = args.integrations - google
 
-    with tempfile.TemporaryDirectory(prefix="sync-bench-") as scratch_name:
-        scratch = Path(scratch_name)
-        state_dir = scratch / "sandbox"
-        http_port, tls_port = free_ports(2)
-        database = configure_django(
-            http_port=http_port, tls_port=tls_port, state_dir=state_dir, scratch=scratch
-        )
-        import django
+    rounds: list[Round] = []
+    sample = Sample()
+    connect_seconds = 0.0
+    with (
+        flushed(broker),
+        harness.scratch_database(args.database_url, keep=args.keep_database),
+        harness.bench("sync-bench-") as bench,
+    ):
         from django.conf import settings
-        from django.db import connections
 
-        print("Sync benchmark (benchmarks/sync_benchmark.py)")
-        print(f"  Python {platform.python_version()}, Django {django.get_version()}, "
-              f"{os.cpu_count()} CPUs, {platform.platform()}")  # fmt: skip
-        print(f"  database: {database}; broker: {args.broker} (queue {QUEUE})")
+        harness.print_heading("Sync benchmark (benchmarks/sync_benchmark.py)")
+        print(f"  database: {bench.database}; broker: {args.broker} (queue {QUEUE})")
         print(f"  {args.integrations:,} integrations ({google:,} Google, {outlook:,} Outlook), "
               f"{args.events} entries per primary calendar, {args.enrolments} formations per "
               f"learner; {args.workers} worker process(es), --concurrency 1 each; "
               f"CONN_MAX_AGE={settings.DATABASES['default']['CONN_MAX_AGE']}")  # fmt: skip
-        rounds: list[Round] = []
-        sample = Sample()
-        connect_seconds = 0.0
-        try:
-            progress(f"Sandbox with {args.integrations:,} accounts...")
-            with ManyAccountsSandbox(
-                google=google, outlook=outlook, events=args.events, port=http_port,
-                tls_port=tls_port, state_dir=state_dir, log=scratch / "sandbox.log",
-            ) as sandbox:  # fmt: skip
-                progress(f"  ready in {sandbox.ready_seconds:.1f} s (pid {sandbox.pid})")
-                learners = make_learners(args.integrations, args.enrolments)
-                progress(f"Connecting {args.integrations:,} accounts...")
-                connect_seconds = connect_all(learners, args.connect_threads)
-                progress(f"Starting {args.workers} workers...")
-                with Workers(args.workers, log_dir=scratch) as workers:
-                    for label, title in ROUNDS:
-                        progress(f"Round: {title}...")
-                        rounds.append(sync_round(sandbox, workers, broker, label=label,
-                                                 timeout=args.timeout))  # fmt: skip
-                if args.sample:
-                    progress(f"In-process sample of {args.sample} per provider...")
-                    sample = sample_in_process(sandbox, args.sample)
-        finally:
-            connections.close_all()
-            forget_ca_bundle()
-            broker.flushdb()
-            if not args.keep_database:
-                drop_database(args.database_url)
-        report(rounds, sample, interval=settings.CALENDAR_SYNC_INTERVAL,
-               connect_seconds=connect_seconds, integrations=args.integrations)  # fmt: skip
+        harness.progress(f"Sandbox with {args.integrations:,} accounts...")
+        command = sandbox_command(bench, google=google, outlook=outlook, events=args.events)
+        with bench.sandbox(command=command) as sandbox:
+            harness.progress(f"  ready in {sandbox.ready_seconds:.1f} s (pid {sandbox.pid})")
+            learners = make_learners(args.integrations, args.enrolments)
+            harness.progress(f"Connecting {args.integrations:,} accounts...")
+            connect_seconds = connect_all(learners, args.connect_threads)
+            harness.progress(f"Starting {args.workers} workers...")
+            with Workers(args.workers, log_dir=bench.scratch) as workers:
+                for label, title in ROUNDS:
+                    harness.progress(f"Round: {title}...")
+                    rounds.append(sync_round(sandbox, workers, broker, label=label,
+                                             timeout=args.timeout))  # fmt: skip
+            if args.sample:
+                harness.progress(f"In-process sample of {args.sample} per provider...")
+                sample = sample_in_process(sandbox, args.sample)
+    report(rounds, sample, interval=settings.CALENDAR_SYNC_INTERVAL,
+           connect_seconds=connect_seconds, integrations=args.integrations)  # fmt: skip
     return 0
 
 

@@ -11,31 +11,21 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
 from celery.signals import task_postrun, task_prerun
 from django.db import connection
+from harness import QueryCounter
 
 KEY = os.environ.get("SYNC_BENCH_PROBE_KEY", "sync-bench")
 _client = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"])
-_running: dict[str, tuple[_Counter, float]] = {}
-
-
-class _Counter:
-    def __init__(self) -> None:
-        self.statements = 0
-
-    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool,
-                 context: Any) -> Any:  # fmt: skip
-        self.statements += 1
-        return execute(sql, params, many, context)
+_running: dict[str, tuple[QueryCounter, float]] = {}
 
 
 @task_prerun.connect
 def _started(task_id: str, **_kwargs: Any) -> None:
-    counter = _Counter()
+    counter = QueryCounter()
     connection.execute_wrappers.append(counter)
     _running[task_id] = (counter, time.perf_counter())
 
