@@ -37,7 +37,7 @@ def measure(sandbox: harness.SandboxProcess, integration, *, label: str) -> list
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from calendars.sync import integration_export
+    from calendars.sync.exporting import integration_export
 
     sandbox.reset_counters()
     with CaptureQueriesContext(connection) as queries:

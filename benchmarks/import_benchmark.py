@@ -46,11 +46,12 @@ WRITE_VERBS = {"INSERT", "UPDATE", "DELETE", "REPLACE"}
 
 @contextlib.contextmanager
 def phase_timer(provider_name: str) -> Iterator[dict[str, float]]:
-    """Time spent listing (HTTP, JSON, normalizing: provider.list_events), applying pages
-    (sync._apply: the page's queries) and getting access tokens
-    (services.integration_access_token), by wrapping the three for the run only."""
-    from calendars import services, sync
+    """Time spent listing (HTTP, JSON, normalizing: provider.calendars.list_events), applying
+    pages (importing._apply: the page's queries) and getting access tokens
+    (credentials.integration_access_token), by wrapping the three for the run only."""
     from calendars.providers import get_provider
+    from calendars.services import credentials
+    from calendars.sync import importing
 
     spent = {"fetch": 0.0, "apply": 0.0, "token": 0.0}
     provider = get_provider(provider_name)
@@ -65,16 +66,17 @@ def phase_timer(provider_name: str) -> Iterator[dict[str, float]]:
 
         return wrapper
 
-    original_apply, original_token = sync._apply, services.integration_access_token
-    provider.list_events = timed("fetch", provider.list_events)  # type: ignore[method-assign]
-    sync._apply = timed("apply", original_apply)
-    services.integration_access_token = timed("token", original_token)
+    client = provider.calendars
+    original_apply, original_token = importing._apply, credentials.integration_access_token
+    client.list_events = timed("fetch", client.list_events)  # type: ignore[method-assign]
+    importing._apply = timed("apply", original_apply)
+    credentials.integration_access_token = timed("token", original_token)
     try:
         yield spent
     finally:
-        del provider.list_events  # the class's method again
-        sync._apply = original_apply
-        services.integration_access_token = original_token
+        del client.list_events  # the class's method again
+        importing._apply = original_apply
+        credentials.integration_access_token = original_token
 
 
 @dataclass
@@ -112,7 +114,7 @@ def import_once(sandbox: harness.SandboxProcess, calendar_pk: int, provider: str
     from django.db import connection
 
     from calendars.models import Calendar
-    from calendars.sync import calendar_import
+    from calendars.sync.importing import calendar_import
 
     calendar = Calendar.objects.select_related("integration").get(pk=calendar_pk)
     before = sandbox.provider_requests()
@@ -216,7 +218,8 @@ def mib(value: int | None) -> str:
 
 
 def list_limit(provider: str, size: int) -> int:
-    from calendars.providers import google, outlook
+    from calendars.providers.google import api as google
+    from calendars.providers.outlook import api as outlook
 
     page = google.EVENTS_PAGE_SIZE if provider == "google" else outlook.EVENTS_PAGE_SIZE
     return math.ceil(size / page)

@@ -82,7 +82,7 @@ def make_learner(formations: int) -> Learner:
     from accounts.models import Profile
     from accounts.services import api_token_create
     from calendars.models import CalendarEvent, FormationExport
-    from calendars.sync import integration_sync
+    from calendars.sync.runs import integration_sync
 
     user = get_user_model().objects.create_user("load-learner", password=secrets.token_hex(16))
     Profile.objects.create(user=user)

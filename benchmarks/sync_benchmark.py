@@ -425,7 +425,7 @@ def sample_in_process(sandbox: harness.SandboxProcess, size: int) -> Sample:
     from django.test.utils import CaptureQueriesContext
 
     from calendars.models import CalendarIntegration, SyncRun
-    from calendars.sync import integration_sync_request
+    from calendars.sync.runs import integration_sync_request
     from calendars.tasks import sync_integration
 
     ids = []

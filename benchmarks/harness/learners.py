@@ -59,7 +59,7 @@ def consent(provider: str, auth_url: str, email: str) -> dict[str, str]:
 def connect(user: Any, provider: str, *, email: str | None = None) -> Any:
     """Connects `user`'s `provider` calendar through the consent flow (start, the sandbox's
     consent page, callback), as `email` (passed as login hint) or the sandbox's own account."""
-    from calendars.services import integration_connect_finish, integration_connect_start
+    from calendars.services.connection import integration_connect_finish, integration_connect_start
 
     hint = {"login_hint": email} if email else {}
     url = integration_connect_start(
