@@ -9,8 +9,8 @@ from accounts.services import api_token_create
 from calendars.models import CalendarIntegration, FormationExport
 from calendars.sync.exporting import integration_export
 from tests.calendars.connect_helpers import connect
+from tests.calendars.sync.test_exporting import _events_of, _one_event
 from tests.calendars.test_api import BASE, call, error_of
-from tests.calendars.test_export import _events_of, _one_event
 
 pytestmark = pytest.mark.usefixtures("forget_exported_events")
 PROVIDERS = ["google", "outlook"]

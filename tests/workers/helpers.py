@@ -14,8 +14,8 @@ from django.utils import timezone
 from calendars.models import CalendarIntegration, FormationExport, SyncRun
 from calendars.sandbox.core import Sandbox
 from formations.models import Formation
-from tests.calendars.test_export import _events_of
-from tests.calendars.test_sync import _expected, _imported
+from tests.calendars.sync.test_exporting import _events_of
+from tests.calendars.sync.test_importing import _expected, _imported
 
 INTERRUPTED = "Interrompue avant la fin."
 

@@ -14,7 +14,7 @@ from calendars.sync.exporting import integration_export
 from calendars.sync.runs import formation_export
 from formations.models import Formation
 from tests.calendars.connect_helpers import connect
-from tests.calendars.test_export import _events_of
+from tests.calendars.sync.test_exporting import _events_of
 
 pytestmark = pytest.mark.usefixtures("forget_exported_events")
 
