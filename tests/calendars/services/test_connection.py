@@ -1,4 +1,5 @@
-"""Connecting and disconnecting calendars through the settings pages, against the sandbox."""
+"""Connecting a calendar through the settings pages (the OAuth flow, against the sandbox),
+reconnecting, and the choices the learner saves there, for their own integrations only."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calendars.models import CalendarIntegration, OAuthState
-from tests.calendars.connect_helpers import GOOGLE_ACCOUNT, OUTLOOK_ACCOUNT, consent_redirect
+from tests.calendars.connect_helpers import (
+    GOOGLE_ACCOUNT,
+    OUTLOOK_ACCOUNT,
+    connect,
+    consent_redirect,
+)
 
 PROVIDERS = ["google", "outlook"]
 ACCOUNT = {"google": GOOGLE_ACCOUNT, "outlook": OUTLOOK_ACCOUNT}
@@ -151,3 +157,59 @@ def test_unknown_provider_is_404(learner_client):
 
 def test_connect_requires_post(learner_client):
     assert learner_client.get(reverse("calendars:connect", args=["google"])).status_code == 405
+
+
+def test_reconnecting_restores_the_integration_with_its_choices(
+    sandbox_settings, learner, learner_client
+):
+    integration = connect(sandbox_settings, learner, "google")
+    integration.sync_enabled = False
+    integration.status = CalendarIntegration.Status.NEEDS_RECONNECT
+    integration.save()
+
+    reconnected = connect(sandbox_settings, learner, "google")
+
+    assert reconnected.pk == integration.pk
+    assert reconnected.status == CalendarIntegration.Status.CONNECTED
+    assert reconnected.sync_enabled is False
+    assert "a été retiré" not in learner_client.get(reverse("formations:list")).text
+
+
+def test_settings_toggles_are_saved(sandbox_settings, learner, learner_client):
+    connect(sandbox_settings, learner, "outlook")
+    response = learner_client.post(
+        reverse("settings_calendar_update", args=["outlook"]),
+        {"outlook-import_enabled": "on", "outlook-sync_enabled": "on"},
+        follow=True,
+    )
+    assert "Vos réglages de synchronisation sont enregistrés." in response.text
+    integration = CalendarIntegration.objects.get(user=learner)
+    assert (integration.import_enabled, integration.export_enabled, integration.sync_enabled) == (
+        True,
+        False,
+        True,
+    )
+    assert 'name="outlook-export_enabled"' in response.text
+
+
+def test_another_learners_integration_cannot_be_changed(
+    sandbox_settings, learner_client, make_user
+):
+    other = make_user()
+    theirs = connect(sandbox_settings, other, "google")
+    update = learner_client.post(
+        reverse("settings_calendar_update", args=["google"]), {"google-import_enabled": ""}
+    )
+    disconnect = learner_client.post(reverse("settings_calendar_disconnect", args=["google"]))
+    assert update.status_code == disconnect.status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.import_enabled is True
+    page = learner_client.get(reverse("settings_calendars"))
+    assert theirs.account_email not in page.text
+
+
+def test_microsoft_sign_in_service_down_ends_with_a_message(learner_client, sandbox_settings):
+    sandbox_settings.add_fault("server_error", endpoint="microsoft.openid", times=0)
+    response = learner_client.post(reverse("calendars:connect", args=["outlook"]), follow=True)
+    assert response.status_code == 200
+    assert "injoignable" in response.text
