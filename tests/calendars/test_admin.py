@@ -1,11 +1,12 @@
-"""Support's admin for calendar integrations, against the sandbox."""
+"""Support's admin for calendar integrations and their sync history, against the sandbox."""
 
 from __future__ import annotations
 
 import pytest
 from django.urls import reverse
 
-from calendars.models import CalendarIntegration
+from calendars import tasks
+from calendars.models import CalendarIntegration, SyncRun
 from tests.calendars.connect_helpers import GOOGLE_ACCOUNT, OUTLOOK_ACCOUNT, connect
 
 CHANGELIST = reverse("admin:calendars_calendarintegration_changelist")
@@ -173,3 +174,44 @@ def test_disconnect_action_asks_first_then_revokes_at_google(
     assert not CalendarIntegration.objects.filter(pk=google.pk).exists()
     assert CalendarIntegration.objects.filter(pk=outlook.pk).exists()
     assert sandbox_settings.google.refresh_tokens[refresh_token].revoked
+
+
+def test_staff_sync_now_from_the_admin(
+    sandbox_settings, learner, staff_client, django_capture_on_commit_callbacks
+):
+    google = connect(sandbox_settings, learner, "google")
+    outlook = connect(sandbox_settings, learner, "outlook")
+    CalendarIntegration.objects.filter(pk=outlook.pk).update(
+        status=CalendarIntegration.Status.NEEDS_RECONNECT
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            reverse("admin:calendars_calendarintegration_changelist"),
+            {"action": "sync_now", "_selected_action": [google.pk, outlook.pk]},
+            follow=True,
+        )
+    texts = [str(m) for m in response.context["messages"]]
+    assert "Synchronisation demandée pour 1 intégration." in texts
+    assert "1 intégration à reconnecter n'a pas été synchronisée." in texts
+    assert list(SyncRun.objects.values_list("integration", "trigger")) == [(google.pk, "admin")]
+
+    history = staff_client.get(reverse("admin:calendars_syncrun_changelist"))
+    assert history.status_code == 200
+    assert "réussie" in history.content.decode()
+    change = staff_client.get(
+        reverse("admin:calendars_calendarintegration_change", args=[google.pk])
+    )
+    assert "Équipe d&#x27;assistance" in change.content.decode()
+
+
+def test_sync_history_is_read_only_for_staff(sandbox_settings, learner, staff_client):
+    integration = connect(sandbox_settings, learner, "google")
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.MANUAL)
+    run = integration.sync_runs.get()
+    url = reverse("admin:calendars_syncrun_change", args=[run.pk])
+    assert staff_client.get(url).status_code == 200  # viewable
+    staff_client.post(url, {"created": "0", "error": "changed"})
+    run.refresh_from_db()
+    assert run.error == "" and run.created > 0
+    delete = reverse("admin:calendars_syncrun_delete", args=[run.pk])
+    assert staff_client.post(delete, {"post": "yes"}).status_code == 403
