@@ -6,6 +6,9 @@ import pytest
 
 from calendars.providers.outlook.normalize import FORMATION_PROPERTY_ID
 
+# The shared helpers assert: their failures are explained as the tests' own are.
+pytest.register_assert_rewrite("tests.calendars.calendar_helpers", "tests.calendars.client_helpers")
+
 
 @pytest.fixture
 def forget_exported_events(sandbox):

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from calendars import tasks
 from calendars.models import CalendarIntegration, SyncRun
+from tests.calendars.client_helpers import messages_of
 from tests.calendars.connect_helpers import GOOGLE_ACCOUNT, OUTLOOK_ACCOUNT, connect
 
 CHANGELIST = reverse("admin:calendars_calendarintegration_changelist")
@@ -19,10 +20,6 @@ def _change_url(integration: CalendarIntegration) -> str:
 def _act(client, action: str, *integrations: CalendarIntegration, **extra):
     data = {"action": action, "_selected_action": [i.pk for i in integrations], **extra}
     return client.post(CHANGELIST, data, follow=True)
-
-
-def _messages(response) -> list[str]:
-    return [str(m) for m in response.context["messages"]]
 
 
 def _issued(sandbox) -> set[str]:
@@ -118,7 +115,7 @@ def test_refresh_action_gets_new_tokens(staff_client, integrations, sandbox_sett
 
     response = _act(staff_client, "refresh_tokens", google, outlook)
 
-    assert _messages(response) == ["2 intégrations ont de nouveaux jetons."]
+    assert messages_of(response) == ["2 intégrations ont de nouveaux jetons."]
     for integration in (google, outlook):
         integration.refresh_from_db()
         assert integration.get_credentials() != before[integration.pk]
@@ -134,7 +131,7 @@ def test_refresh_action_marks_a_revoked_grant_needs_reconnect(
 
     response = _act(staff_client, "refresh_tokens", google, outlook)
 
-    messages = _messages(response)
+    messages = messages_of(response)
     assert messages[0] == "1 intégration a de nouveaux jetons."
     assert messages[1].startswith("Échec du rafraîchissement : Google Agenda — " + GOOGLE_ACCOUNT)
     google.refresh_from_db()
@@ -148,7 +145,7 @@ def test_mark_needs_reconnect_action(staff_client, integrations):
 
     response = _act(staff_client, "mark_needs_reconnect", google)
 
-    assert _messages(response) == ["1 intégration marquée « à reconnecter »."]
+    assert messages_of(response) == ["1 intégration marquée « à reconnecter »."]
     google.refresh_from_db()
     outlook.refresh_from_db()
     assert google.status == CalendarIntegration.Status.NEEDS_RECONNECT
@@ -170,7 +167,7 @@ def test_disconnect_action_asks_first_then_revokes_at_google(
 
     done = _act(staff_client, "disconnect", google, post="yes")
 
-    assert _messages(done) == ["1 intégration déconnectée."]
+    assert messages_of(done) == ["1 intégration déconnectée."]
     assert not CalendarIntegration.objects.filter(pk=google.pk).exists()
     assert CalendarIntegration.objects.filter(pk=outlook.pk).exists()
     assert sandbox_settings.google.refresh_tokens[refresh_token].revoked

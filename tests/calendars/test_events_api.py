@@ -13,6 +13,7 @@ from django.test import Client
 from accounts.models import Profile
 from accounts.services import api_token_create
 from calendars.models import Calendar, CalendarEvent, CalendarIntegration
+from tests.calendars.client_helpers import error_of
 
 URL = "/api/calendar-integration/events"
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -67,14 +68,6 @@ def items(client: Client, start: str = "2027-04-01", end: str = "2027-05-01", **
     response = client.get(URL, {"start": start, "end": end}, headers=headers)
     assert response.status_code == 200, response.content
     return response.json()
-
-
-def error_of(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
-    return body["error"]
 
 
 # --- authentication ---------------------------------------------------------------------

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
+from tests.calendars.calendar_helpers import LIST_ENDPOINT
 from tests.calendars.connect_helpers import connect
-
-LIST_ENDPOINT = {"google": "google.events.list", "outlook": "graph.delta"}
 
 
 def test_sync_command_syncs_and_records(sandbox_settings, learner, capsys):

@@ -17,9 +17,8 @@ from calendars import locking, tasks
 from calendars.models import CalendarIntegration, SyncRun
 from calendars.sync import results, retry, runs
 from calendars.sync.runs import integration_run
+from tests.calendars.calendar_helpers import LIST_ENDPOINT
 from tests.calendars.connect_helpers import connect
-
-LIST_ENDPOINT = {"google": "google.events.list", "outlook": "graph.delta"}
 
 pytestmark = pytest.mark.usefixtures("forget_exported_events")
 
