@@ -8,7 +8,6 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.services import api_token_create
 from calendars.errors import ProviderError, ReconnectRequired
 from calendars.models import CalendarIntegration, OAuthState
 from calendars.services.connection import integration_connect_start
@@ -56,12 +55,6 @@ def csrf_client(learner) -> Client:
 
 def csrf_header(client: Client) -> dict[str, str]:
     return {"X-CSRFToken": client.cookies["csrftoken"].value}
-
-
-@pytest.fixture
-def bearer(learner) -> dict[str, str]:
-    _, token = api_token_create(user=learner, name="tests")
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- authentication ---------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from accounts.services import api_token_create
 from calendars.models import CalendarIntegration, FormationExport
 from calendars.sync.exporting import integration_export
 from tests.calendars.calendar_helpers import events_of, one_event
@@ -14,12 +13,6 @@ from tests.calendars.connect_helpers import connect
 
 pytestmark = pytest.mark.usefixtures("forget_exported_events")
 PROVIDERS = ["google", "outlook"]
-
-
-@pytest.fixture
-def bearer(learner) -> dict[str, str]:
-    _, token = api_token_create(user=learner, name="tests")
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _remote(sandbox, integration):

@@ -16,13 +16,9 @@ from django.utils import timezone
 
 from calendars import tasks
 from calendars.models import CalendarEvent, PushChannel, SyncRun
-from calendars.sync import retry
 from tests.calendars.connect_helpers import connect
 
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch):
-    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
+pytestmark = pytest.mark.usefixtures("no_waiting")
 
 
 # --- end to end, the sandbox calling a live server back ---------------------------------------

@@ -13,16 +13,12 @@ from django.utils import timezone
 
 from calendars import push
 from calendars.models import PushChannel
-from calendars.sync import retry
 from tests.calendars.connect_helpers import connect
+
+pytestmark = pytest.mark.usefixtures("no_waiting")
 
 GOOGLE_HOOK = reverse("calendars:webhook_google")
 OUTLOOK_HOOK = reverse("calendars:webhook_outlook")
-
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch):
-    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
 
 
 def _channel(integration, *, secret="s3cret-of-the-channel", channel_id="chan-1", resource="res-1"):

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from calendars.models import FormationExport
-from calendars.sync import exporting, retry
+from calendars.sync import exporting
 from calendars.sync.exporting import integration_export
 from calendars.sync.runs import formation_export, integration_sync
 from core.timezones import windows_zone
@@ -16,7 +16,7 @@ from formations.models import Enrollment, Formation
 from tests.calendars.calendar_helpers import events_of, one_event
 from tests.calendars.connect_helpers import connect
 
-pytestmark = pytest.mark.usefixtures("forget_exported_events")
+pytestmark = pytest.mark.usefixtures("forget_exported_events", "wide_window", "no_waiting")
 PROVIDERS = ["google", "outlook"]
 WRITE_ENDPOINTS = {
     "google": ("google.batch",),
@@ -27,14 +27,9 @@ UPDATE = {"google": "google.events.patch", "outlook": "graph.events.update"}
 
 
 @pytest.fixture(autouse=True)
-def no_waiting(settings, monkeypatch):
-    """The engine's waits recorded, not slept; the import window wide."""
-    settings.CALENDAR_IMPORT_DAYS_BACK = 400
-    settings.CALENDAR_IMPORT_DAYS_AHEAD = 800
+def site_url(settings):
+    """The links back to the formations in the exported events."""
     settings.SITE_URL = "https://formations.example.com"
-    waits: list[float] = []
-    monkeypatch.setattr(retry, "sleep", waits.append)
-    return waits
 
 
 def _start(days=3, hour=9):

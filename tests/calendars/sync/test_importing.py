@@ -15,27 +15,20 @@ from calendars.providers.google import api as google_api
 from calendars.providers.google.normalize import IMPORTED_TYPES
 from calendars.providers.outlook import api as outlook_api
 from calendars.sandbox.store import Event, new_google_id, new_graph_id
-from calendars.sync import importing, retry
+from calendars.sync import importing
 from calendars.sync.importing import calendar_import, integration_import
 from tests.calendars.calendar_helpers import LIST_ENDPOINT, expected_ids, imported_ids
 from tests.calendars.connect_helpers import connect
 
 PAGE_SIZE = {"google": google_api, "outlook": outlook_api}
 
-
-@pytest.fixture(autouse=True)
-def wide_window_and_no_waiting(settings, monkeypatch):
-    """Every generated event inside the window; the engine's waits recorded, not slept."""
-    settings.CALENDAR_IMPORT_DAYS_BACK = 400
-    settings.CALENDAR_IMPORT_DAYS_AHEAD = 800
-    waits: list[float] = []
-    monkeypatch.setattr(retry, "sleep", waits.append)
-    return waits
+pytestmark = pytest.mark.usefixtures("wide_window", "no_waiting")
 
 
 @pytest.fixture
-def waits(wide_window_and_no_waiting):
-    return wide_window_and_no_waiting
+def waits(no_waiting):
+    """The engine's waits, recorded."""
+    return no_waiting
 
 
 def _setup(sandbox, user, provider, email=None):

@@ -20,15 +20,7 @@ from calendars.sync.runs import integration_run
 from tests.calendars.calendar_helpers import LIST_ENDPOINT
 from tests.calendars.connect_helpers import connect
 
-pytestmark = pytest.mark.usefixtures("forget_exported_events")
-
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch):
-    """The engine's own retries are recorded, not slept."""
-    waits: list[float] = []
-    monkeypatch.setattr(retry, "sleep", waits.append)
-    return waits
+pytestmark = pytest.mark.usefixtures("forget_exported_events", "no_waiting")
 
 
 def _primary_events(integration):
