@@ -1,7 +1,9 @@
 """The learner's calendar as the tests read it: the events the sandbox holds (imports expected,
-formations exported) and the rows imported here."""
+formations exported), the rows imported here, and waiting for what arrives by itself."""
 
 from __future__ import annotations
+
+import time
 
 from calendars.models import CalendarEvent
 from calendars.providers.google.normalize import IMPORTED_TYPES
@@ -50,3 +52,13 @@ def one_event(remote_calendar, formation, provider):
     events = events_of(remote_calendar, formation, provider)
     assert len(events) == 1, f"{len(events)} events for {formation}"
     return events[0]
+
+
+def wait_for(condition, timeout=15.0):
+    """Polls `condition` until it holds, for at most `timeout` seconds; whether it did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False

@@ -5,7 +5,6 @@ calendar without anyone asking for a sync."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from calendars import tasks
 from calendars.models import CalendarEvent, PushChannel, SyncRun
+from tests.calendars.calendar_helpers import wait_for
 from tests.calendars.connect_helpers import connect
 
 pytestmark = pytest.mark.usefixtures("no_waiting")
@@ -43,16 +43,7 @@ def live_push(settings, live_server, sandbox_settings):
         sandbox_settings.google.channels.clear()
     with sandbox_settings.microsoft._lock:
         sandbox_settings.microsoft._subscriptions.clear()
-    _wait_for(sandbox_settings.microsoft._queue.empty, timeout=5)
-
-
-def _wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
+    wait_for(sandbox_settings.microsoft._queue.empty, timeout=5)
 
 
 def _rename_one_event(sandbox, integration, title):
@@ -82,7 +73,7 @@ def test_a_change_in_the_learners_calendar_arrives_by_itself(live_push, learner,
         assert channel.calendar is None
 
     event = _rename_one_event(live_push, integration, "Changé dans l'agenda")
-    assert _wait_for(
+    assert wait_for(
         lambda: CalendarEvent.objects.filter(
             external_id=event.id, title="Changé dans l'agenda"
         ).exists()
@@ -167,24 +158,24 @@ def test_graph_lifecycle_notifications_are_handled(live_push, learner):
             f"{control}/{channel_id}/lifecycle/{event}", verify=str(live_push.ca_path), timeout=10
         )
         assert response.status_code == 202
-        assert _wait_for(lambda: answered() > sent)
+        assert wait_for(lambda: answered() > sent)
 
     # Reauthorization required: renewing the subscription reauthorizes it.
     PushChannel.objects.update(expires_at=timezone.now() + timedelta(hours=1))
     lifecycle(first.channel_id, "reauthorizationRequired")
-    assert _wait_for(
+    assert wait_for(
         lambda: PushChannel.objects.get().expires_at > timezone.now() + timedelta(days=1)
     )
 
     # Missed notifications: a sync catches up.
     before = integration.sync_runs.filter(trigger="push").count()
     lifecycle(first.channel_id, "missed")
-    assert _wait_for(lambda: integration.sync_runs.filter(trigger="push").count() > before)
+    assert wait_for(lambda: integration.sync_runs.filter(trigger="push").count() > before)
 
     # Removed: a new subscription replaces it, and a sync catches up.
     before = integration.sync_runs.filter(trigger="push").count()
     lifecycle(first.channel_id, "subscriptionRemoved")
-    assert _wait_for(
+    assert wait_for(
         lambda: (
             PushChannel.objects.exclude(channel_id=first.channel_id).exists()
             and integration.sync_runs.filter(trigger="push", finished_at__isnull=False).count()
