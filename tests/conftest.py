@@ -100,6 +100,14 @@ def staff_client(staff: Any) -> Client:
     return client
 
 
+@pytest.fixture
+def wide_window(settings: Any) -> None:
+    """Every event the sandbox generates inside the import window (in workers too: they are
+    given these settings)."""
+    settings.CALENDAR_IMPORT_DAYS_BACK = 400
+    settings.CALENDAR_IMPORT_DAYS_AHEAD = 800
+
+
 @pytest.fixture(scope="session")
 def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """One provider sandbox for the session, on free loopback ports."""

@@ -1,11 +1,13 @@
-"""Support's admin for calendar integrations, against the sandbox."""
+"""Support's admin for calendar integrations and their sync history, against the sandbox."""
 
 from __future__ import annotations
 
 import pytest
 from django.urls import reverse
 
-from calendars.models import CalendarIntegration
+from calendars import tasks
+from calendars.models import CalendarIntegration, SyncRun
+from tests.calendars.client_helpers import messages_of
 from tests.calendars.connect_helpers import GOOGLE_ACCOUNT, OUTLOOK_ACCOUNT, connect
 
 CHANGELIST = reverse("admin:calendars_calendarintegration_changelist")
@@ -18,10 +20,6 @@ def _change_url(integration: CalendarIntegration) -> str:
 def _act(client, action: str, *integrations: CalendarIntegration, **extra):
     data = {"action": action, "_selected_action": [i.pk for i in integrations], **extra}
     return client.post(CHANGELIST, data, follow=True)
-
-
-def _messages(response) -> list[str]:
-    return [str(m) for m in response.context["messages"]]
 
 
 def _issued(sandbox) -> set[str]:
@@ -117,7 +115,7 @@ def test_refresh_action_gets_new_tokens(staff_client, integrations, sandbox_sett
 
     response = _act(staff_client, "refresh_tokens", google, outlook)
 
-    assert _messages(response) == ["2 intégrations ont de nouveaux jetons."]
+    assert messages_of(response) == ["2 intégrations ont de nouveaux jetons."]
     for integration in (google, outlook):
         integration.refresh_from_db()
         assert integration.get_credentials() != before[integration.pk]
@@ -133,7 +131,7 @@ def test_refresh_action_marks_a_revoked_grant_needs_reconnect(
 
     response = _act(staff_client, "refresh_tokens", google, outlook)
 
-    messages = _messages(response)
+    messages = messages_of(response)
     assert messages[0] == "1 intégration a de nouveaux jetons."
     assert messages[1].startswith("Échec du rafraîchissement : Google Agenda — " + GOOGLE_ACCOUNT)
     google.refresh_from_db()
@@ -147,7 +145,7 @@ def test_mark_needs_reconnect_action(staff_client, integrations):
 
     response = _act(staff_client, "mark_needs_reconnect", google)
 
-    assert _messages(response) == ["1 intégration marquée « à reconnecter »."]
+    assert messages_of(response) == ["1 intégration marquée « à reconnecter »."]
     google.refresh_from_db()
     outlook.refresh_from_db()
     assert google.status == CalendarIntegration.Status.NEEDS_RECONNECT
@@ -169,7 +167,48 @@ def test_disconnect_action_asks_first_then_revokes_at_google(
 
     done = _act(staff_client, "disconnect", google, post="yes")
 
-    assert _messages(done) == ["1 intégration déconnectée."]
+    assert messages_of(done) == ["1 intégration déconnectée."]
     assert not CalendarIntegration.objects.filter(pk=google.pk).exists()
     assert CalendarIntegration.objects.filter(pk=outlook.pk).exists()
     assert sandbox_settings.google.refresh_tokens[refresh_token].revoked
+
+
+def test_staff_sync_now_from_the_admin(
+    sandbox_settings, learner, staff_client, django_capture_on_commit_callbacks
+):
+    google = connect(sandbox_settings, learner, "google")
+    outlook = connect(sandbox_settings, learner, "outlook")
+    CalendarIntegration.objects.filter(pk=outlook.pk).update(
+        status=CalendarIntegration.Status.NEEDS_RECONNECT
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            reverse("admin:calendars_calendarintegration_changelist"),
+            {"action": "sync_now", "_selected_action": [google.pk, outlook.pk]},
+            follow=True,
+        )
+    texts = [str(m) for m in response.context["messages"]]
+    assert "Synchronisation demandée pour 1 intégration." in texts
+    assert "1 intégration à reconnecter n'a pas été synchronisée." in texts
+    assert list(SyncRun.objects.values_list("integration", "trigger")) == [(google.pk, "admin")]
+
+    history = staff_client.get(reverse("admin:calendars_syncrun_changelist"))
+    assert history.status_code == 200
+    assert "réussie" in history.content.decode()
+    change = staff_client.get(
+        reverse("admin:calendars_calendarintegration_change", args=[google.pk])
+    )
+    assert "Équipe d&#x27;assistance" in change.content.decode()
+
+
+def test_sync_history_is_read_only_for_staff(sandbox_settings, learner, staff_client):
+    integration = connect(sandbox_settings, learner, "google")
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.MANUAL)
+    run = integration.sync_runs.get()
+    url = reverse("admin:calendars_syncrun_change", args=[run.pk])
+    assert staff_client.get(url).status_code == 200  # viewable
+    staff_client.post(url, {"created": "0", "error": "changed"})
+    run.refresh_from_db()
+    assert run.error == "" and run.created > 0
+    delete = reverse("admin:calendars_syncrun_delete", args=[run.pk])
+    assert staff_client.post(delete, {"post": "yes"}).status_code == 403

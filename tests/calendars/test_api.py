@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.services import api_token_create
 from calendars.errors import ProviderError, ReconnectRequired
 from calendars.models import CalendarIntegration, OAuthState
 from calendars.services.connection import integration_connect_start
+from tests.calendars.client_helpers import BASE, call, error_of
 from tests.calendars.connect_helpers import (
     GOOGLE_ACCOUNT,
     OUTLOOK_ACCOUNT,
@@ -20,7 +19,6 @@ from tests.calendars.connect_helpers import (
     consent_redirect,
 )
 
-BASE = "/api/calendar-integration"
 ACCOUNT = {"google": GOOGLE_ACCOUNT, "outlook": OUTLOOK_ACCOUNT}
 PROVIDERS = ["google", "outlook"]
 ENDPOINTS = [
@@ -32,21 +30,6 @@ ENDPOINTS = [
     ("post", f"{BASE}/google/import", None),
     ("post", f"{BASE}/google/export-formation", {"formationId": 1}),
 ]
-
-
-def call(client: Client, method: str, path: str, body=None, **headers):
-    if body is None:
-        return getattr(client, method)(path, headers=headers)
-    data = body if isinstance(body, str) else json.dumps(body)
-    return getattr(client, method)(path, data, content_type="application/json", headers=headers)
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
-    return body["error"]
 
 
 def auth_url(client: Client, provider: str) -> str:
@@ -72,12 +55,6 @@ def csrf_client(learner) -> Client:
 
 def csrf_header(client: Client) -> dict[str, str]:
     return {"X-CSRFToken": client.cookies["csrftoken"].value}
-
-
-@pytest.fixture
-def bearer(learner) -> dict[str, str]:
-    _, token = api_token_create(user=learner, name="tests")
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- authentication ---------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -16,76 +15,10 @@ from django.utils import timezone
 import config.urls
 from accounts.models import Profile
 from calendars import urls as calendar_urls
-from calendars.models import Calendar, CalendarEvent, CalendarIntegration
+from calendars.models import CalendarIntegration
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 URL = reverse("calendars:calendar")
-
-
-@pytest.fixture
-def make_calendar(db: None) -> Callable[..., Calendar]:
-    def make(
-        user: Any,
-        *,
-        provider: str = "google",
-        name: str = "Agenda",
-        external_id: str = "primary",
-        import_enabled: bool = True,
-    ) -> Calendar:
-        integration, _ = CalendarIntegration.objects.get_or_create(
-            user=user, provider=provider, defaults={"account_email": f"{user.username}@example.com"}
-        )
-        return Calendar.objects.create(
-            integration=integration,
-            external_id=external_id,
-            name=name,
-            is_primary=external_id == "primary",
-            can_edit=True,
-            import_enabled=import_enabled,
-        )
-
-    return make
-
-
-@pytest.fixture
-def make_event(db: None) -> Callable[..., CalendarEvent]:
-    """A timed event from `start` (aware) for `hours`, or an all-day one from the date
-    `all_day` for `days` days (stored as the sync engine does: dates, and their midnights in
-    the event's zone)."""
-    counter = iter(range(1, 10_000))
-
-    def make(
-        calendar: Calendar,
-        *,
-        start: datetime | None = None,
-        hours: float = 1,
-        all_day: date | None = None,
-        days: int = 1,
-        zone: str = "Europe/Paris",
-        **fields: Any,
-    ) -> CalendarEvent:
-        fields.setdefault("title", f"Événement {next(counter)}")
-        fields.setdefault("external_id", f"ev-{next(counter)}")
-        fields.setdefault("html_link", f"https://calendar.example.com/{fields['external_id']}")
-        if all_day is not None:
-            end_date = all_day + timedelta(days=days)
-            tz = zoneinfo.ZoneInfo(zone)
-            return CalendarEvent.objects.create(
-                calendar=calendar,
-                all_day=True,
-                start_date=all_day,
-                end_date=end_date,
-                start=datetime(all_day.year, all_day.month, all_day.day, tzinfo=tz),
-                end=datetime(end_date.year, end_date.month, end_date.day, tzinfo=tz),
-                time_zone=zone,
-                **fields,
-            )
-        start = start or timezone.now() + timedelta(days=1)
-        return CalendarEvent.objects.create(
-            calendar=calendar, start=start, end=start + timedelta(hours=hours), **fields
-        )
-
-    return make
 
 
 def page(client: Client, **query: str) -> Any:

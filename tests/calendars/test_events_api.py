@@ -3,78 +3,23 @@
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
 from django.test import Client
 
 from accounts.models import Profile
 from accounts.services import api_token_create
-from calendars.models import Calendar, CalendarEvent, CalendarIntegration
+from tests.calendars.client_helpers import error_of
 
 URL = "/api/calendar-integration/events"
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
-
-
-@pytest.fixture
-def make_calendar(db: None) -> Callable[..., Calendar]:
-    def make(user: Any, *, provider: str = "google", name: str = "Agenda",
-             external_id: str = "primary", import_enabled: bool = True) -> Calendar:  # fmt: skip
-        integration, _ = CalendarIntegration.objects.get_or_create(
-            user=user, provider=provider, defaults={"account_email": f"{user.username}@example.com"}
-        )
-        return Calendar.objects.create(
-            integration=integration,
-            external_id=external_id,
-            name=name,
-            is_primary=external_id == "primary",
-            can_edit=True,
-            import_enabled=import_enabled,
-        )
-
-    return make
-
-
-@pytest.fixture
-def make_event(db: None) -> Callable[..., CalendarEvent]:
-    """A timed event from `start` for `hours`, or an all-day one from the date `all_day` for
-    `days` days (stored as the sync engine does: the dates and their midnights in `zone`)."""
-
-    def make(calendar: Calendar, external_id: str, *, start: datetime | None = None,
-             hours: float = 1, all_day: date | None = None, days: int = 1,
-             zone: str = "Europe/Paris", **fields: Any) -> CalendarEvent:  # fmt: skip
-        fields.setdefault("title", external_id)
-        fields.setdefault("html_link", f"https://calendar.example.com/{external_id}")
-        if all_day is not None:
-            tz = zoneinfo.ZoneInfo(zone)
-            end_date = all_day + timedelta(days=days)
-            start = datetime(all_day.year, all_day.month, all_day.day, tzinfo=tz)
-            end = datetime(end_date.year, end_date.month, end_date.day, tzinfo=tz)
-            fields.update(all_day=True, start_date=all_day, end_date=end_date, time_zone=zone)
-        else:
-            assert start is not None
-            end = start + timedelta(hours=hours)
-        return CalendarEvent.objects.create(
-            calendar=calendar, external_id=external_id, start=start, end=end, **fields
-        )
-
-    return make
 
 
 def items(client: Client, start: str = "2027-04-01", end: str = "2027-05-01", **headers: str):
     response = client.get(URL, {"start": start, "end": end}, headers=headers)
     assert response.status_code == 200, response.content
     return response.json()
-
-
-def error_of(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
-    return body["error"]
 
 
 # --- authentication ---------------------------------------------------------------------
@@ -93,9 +38,11 @@ def test_a_wrong_token_is_refused(client, db):
     assert error_of(response, 401)["code"] == "invalid_token"
 
 
-def test_a_token_reads_the_events_in_the_learners_own_time_zone(learner, make_calendar, make_event):
+def test_a_token_reads_the_events_in_the_learners_own_time_zone(
+    learner, make_calendar, make_named_event
+):
     Profile.objects.create(user=learner, time_zone="America/New_York")
-    make_event(make_calendar(learner), "ev", start=datetime(2027, 4, 8, 7, 30, tzinfo=UTC))
+    make_named_event(make_calendar(learner), "ev", start=datetime(2027, 4, 8, 7, 30, tzinfo=UTC))
     _, token = api_token_create(user=learner, name="tests")
 
     (event,) = items(Client(), Authorization=f"Bearer {token}")
@@ -110,15 +57,16 @@ def test_a_token_reads_the_events_in_the_learners_own_time_zone(learner, make_ca
 
 
 def test_events_and_formations_in_their_json_shape(
-    learner_client, learner, make_formation, make_calendar, make_event
+    learner_client, learner, make_formation, make_calendar, make_named_event
 ):
     formation = make_formation(title="Excel avancé", start=datetime(2027, 4, 8, 9, tzinfo=PARIS),
                                learners=(learner,))  # fmt: skip
-    timed = make_event(make_calendar(learner, provider="outlook", name="Travail"), "AAMk=",
-                       title="Point d'équipe", start=datetime(2027, 4, 8, 12, tzinfo=UTC),
-                       html_link="https://outlook.example.com/e/AAMk")  # fmt: skip
-    all_day = make_event(make_calendar(learner), "salon-2027", title="Salon",
-                         all_day=date(2027, 4, 7), days=3, zone="America/Los_Angeles")  # fmt: skip
+    timed = make_named_event(make_calendar(learner, provider="outlook", name="Travail"), "AAMk=",
+                             title="Point d'équipe", start=datetime(2027, 4, 8, 12, tzinfo=UTC),
+                             html_link="https://outlook.example.com/e/AAMk")  # fmt: skip
+    all_day = make_named_event(make_calendar(learner), "salon-2027", title="Salon",
+                               all_day=date(2027, 4, 7), days=3,
+                               zone="America/Los_Angeles")  # fmt: skip
 
     assert items(learner_client) == [
         {
@@ -158,11 +106,11 @@ def test_events_and_formations_in_their_json_shape(
 
 
 def test_provider_text_is_returned_as_is_and_unsafe_links_are_dropped(
-    learner_client, learner, make_calendar, make_event
+    learner_client, learner, make_calendar, make_named_event
 ):
     start = datetime(2027, 4, 8, 9, tzinfo=PARIS)
-    make_event(make_calendar(learner), "x", title="<script>alert(1)</script>", start=start,
-               html_link="javascript:alert(1)")  # fmt: skip
+    make_named_event(make_calendar(learner), "x", title="<script>alert(1)</script>", start=start,
+                     html_link="javascript:alert(1)")  # fmt: skip
 
     response = learner_client.get(URL, {"start": "2027-04-01", "end": "2027-05-01"})
 
@@ -183,15 +131,15 @@ def test_the_openapi_schema_documents_the_operation(learner_client):
 
 
 def test_another_learners_events_and_formations_are_absent(
-    learner_client, learner, make_user, make_formation, make_calendar, make_event
+    learner_client, learner, make_user, make_formation, make_calendar, make_named_event
 ):
     start = datetime(2027, 4, 8, 9, tzinfo=PARIS)
     other = make_user()
     make_formation(title="mine", start=start, learners=(learner,))
     make_formation(title="theirs", start=start, learners=(other,))
     make_formation(title="nobody's", start=start)
-    make_event(make_calendar(learner), "mine-ev", start=start)
-    make_event(make_calendar(other), "theirs-ev", start=start)
+    make_named_event(make_calendar(learner), "mine-ev", start=start)
+    make_named_event(make_calendar(other), "theirs-ev", start=start)
 
     assert sorted(item["title"] for item in items(learner_client)) == ["mine", "mine-ev"]
 
@@ -201,14 +149,14 @@ def test_another_learners_events_and_formations_are_absent(
 
 
 def test_calendars_not_imported_and_cancelled_items_are_absent(
-    learner_client, learner, make_formation, make_calendar, make_event
+    learner_client, learner, make_formation, make_calendar, make_named_event
 ):
     start = datetime(2027, 4, 8, 9, tzinfo=PARIS)
     primary = make_calendar(learner)
-    make_event(primary, "shown", start=start)
-    make_event(primary, "cancelled", start=start, status="cancelled")
-    make_event(make_calendar(learner, external_id="holidays", import_enabled=False),
-               "not-imported", start=start)  # fmt: skip
+    make_named_event(primary, "shown", start=start)
+    make_named_event(primary, "cancelled", start=start, status="cancelled")
+    make_named_event(make_calendar(learner, external_id="holidays", import_enabled=False),
+                     "not-imported", start=start)  # fmt: skip
     make_formation(title="cancelled formation", start=start, learners=(learner,),
                    status="cancelled")  # fmt: skip
 
@@ -232,17 +180,17 @@ def test_calendars_not_imported_and_cancelled_items_are_absent(
     ],
 )
 def test_the_range_keeps_what_overlaps_its_days_in_the_learners_zone(
-    learner_client, learner, make_calendar, make_event, event, shown
+    learner_client, learner, make_calendar, make_named_event, event, shown
 ):
-    make_event(make_calendar(learner), "edge", **event)
+    make_named_event(make_calendar(learner), "edge", **event)
 
     assert [item["title"] for item in items(learner_client)] == (["edge"] if shown else [])
 
 
 def test_an_event_near_midnight_belongs_to_the_learners_day(
-    learner_client, learner, make_calendar, make_event
+    learner_client, learner, make_calendar, make_named_event
 ):
-    make_event(make_calendar(learner), "late", start=datetime(2027, 4, 7, 22, 30, tzinfo=UTC))
+    make_named_event(make_calendar(learner), "late", start=datetime(2027, 4, 7, 22, 30, tzinfo=UTC))
 
     # 00:30 on 8 April in Paris, 18:30 on 7 April in New York.
     assert [i["start"] for i in items(learner_client, "2027-04-08", "2027-04-09")] == [
@@ -299,7 +247,7 @@ def test_a_range_of_366_days_is_accepted(learner_client):
 
 
 def test_the_answer_costs_a_fixed_number_of_queries(
-    learner_client, learner, make_formation, make_calendar, make_event,
+    learner_client, learner, make_formation, make_calendar, make_named_event,
     django_assert_max_num_queries,
 ):  # fmt: skip
     calendar = make_calendar(learner)
@@ -308,7 +256,7 @@ def test_the_answer_costs_a_fixed_number_of_queries(
         for n in range(first, first + added):
             start = datetime(2027, 4, 1, 8, tzinfo=PARIS) + timedelta(hours=3 * n)
             make_formation(start=start, learners=(learner,))
-            make_event(calendar, f"ev-{n}", start=start)
+            make_named_event(calendar, f"ev-{n}", start=start)
         with django_assert_max_num_queries(6) as captured:
             found = items(learner_client, "2027-04-01", "2027-07-01")
         counts.append(len(captured))

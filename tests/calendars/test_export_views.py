@@ -5,21 +5,14 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from accounts.services import api_token_create
 from calendars.models import CalendarIntegration, FormationExport
 from calendars.sync.exporting import integration_export
+from tests.calendars.calendar_helpers import events_of, one_event
+from tests.calendars.client_helpers import BASE, call, error_of
 from tests.calendars.connect_helpers import connect
-from tests.calendars.test_api import BASE, call, error_of
-from tests.calendars.test_export import _events_of, _one_event
 
 pytestmark = pytest.mark.usefixtures("forget_exported_events")
 PROVIDERS = ["google", "outlook"]
-
-
-@pytest.fixture
-def bearer(learner) -> dict[str, str]:
-    _, token = api_token_create(user=learner, name="tests")
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _remote(sandbox, integration):
@@ -49,7 +42,7 @@ def test_api_exports_a_formation_and_returns_the_providers_event_id(
     again = call(client, "post", path, {"formationId": str(formation.uid)}, **bearer)
 
     assert first.status_code == 200, first.content
-    event = _one_event(_remote(sandbox_settings, integration), formation, provider)
+    event = one_event(_remote(sandbox_settings, integration), formation, provider)
     assert first.json() == {
         "eventId": event.id,
         "calendarId": event.calendar_id,
@@ -67,7 +60,7 @@ def test_api_export_of_a_formation_that_is_not_the_learners_is_a_404(
     for reference in (other.pk, str(other.uid), "nope", 10**9):
         response = call(client, "post", path, {"formationId": reference}, **bearer)
         assert error_of(response, 404)["code"] == "formation_not_found"
-    assert _events_of(_remote(sandbox_settings, CalendarIntegration.objects.get()), other,
+    assert events_of(_remote(sandbox_settings, CalendarIntegration.objects.get()), other,
                       "google") == []  # fmt: skip
 
 
@@ -107,7 +100,7 @@ def test_api_disconnect_can_remove_the_exported_formations(
     remote = _remote(sandbox_settings, integration)
     response = call(client, "delete", f"{BASE}/integrations/outlook?removeExported=true", **bearer)
     assert response.status_code == 204
-    assert _events_of(remote, formation, "outlook") == []
+    assert events_of(remote, formation, "outlook") == []
 
 
 # --- formation page -----------------------------------------------------------------------
@@ -127,7 +120,7 @@ def test_the_formation_page_button_adds_it_to_the_calendar(
         reverse("calendars:export_formation", args=[provider, formation.pk]), follow=True
     )
 
-    _one_event(_remote(sandbox_settings, integration), formation, provider)
+    one_event(_remote(sandbox_settings, integration), formation, provider)
     page = response.content.decode()
     assert f"La formation est dans votre agenda {label}." in page
     assert f"Dans votre agenda {label}, tenue à jour automatiquement." in page
@@ -182,7 +175,7 @@ def test_connecting_syncs_both_ways_right_away(
     with django_capture_on_commit_callbacks(execute=True):
         learner_client.get(back.replace("http://testserver", ""))
     integration = CalendarIntegration.objects.get(user=learner)
-    _one_event(_remote(sandbox_settings, integration), formation, "google")
+    one_event(_remote(sandbox_settings, integration), formation, "google")
     run = integration.sync_runs.get()
     assert (run.trigger, run.direction, run.error) == ("connect", "both", "")
     assert run.created == 1 + integration.calendars.get(is_primary=True).events.count()
@@ -201,11 +194,11 @@ def test_disconnect_offers_to_take_the_exported_formations_back(
     learner_client.post(reverse("settings_calendar_disconnect", args=["google"]))  # unticked
 
     assert not CalendarIntegration.objects.exists()
-    _one_event(remote, kept, "google")
+    one_event(remote, kept, "google")
 
     integration = connect(sandbox_settings, learner, "google")
     integration_export(integration=integration)
     learner_client.post(
         reverse("settings_calendar_disconnect", args=["google"]), {"remove_exported": "on"}
     )
-    assert _events_of(remote, kept, "google") == []
+    assert events_of(remote, kept, "google") == []

@@ -10,14 +10,9 @@ from django.utils import timezone
 
 from calendars.models import CalendarEvent
 from calendars.sandbox.store import Event, new_google_id
-from calendars.sync import retry
 from tests.calendars.connect_helpers import connect
 
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch, settings):
-    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
-    settings.CALENDAR_RETRY_ATTEMPTS = 2
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 def _sandbox_event(sandbox, integration, title):

@@ -1,12 +1,10 @@
 """Push notifications: Google watch channels and Graph subscriptions opened, renewed and closed
-against the sandbox, and the webhooks' checks. End-to-end tests run the site on a live server
-that the sandbox calls back: a change made in the sandbox reaches the learner's calendar
-without anyone asking for a sync."""
+against the sandbox (the webhooks' checks: test_webhooks.py). End-to-end tests run the site on
+a live server that the sandbox calls back: a change made in the sandbox reaches the learner's
+calendar without anyone asking for a sync."""
 
 from __future__ import annotations
 
-import json
-import time
 from datetime import timedelta
 
 import pytest
@@ -15,141 +13,12 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from calendars import push, tasks
+from calendars import tasks
 from calendars.models import CalendarEvent, PushChannel, SyncRun
-from calendars.sync import retry
+from tests.calendars.calendar_helpers import wait_for
 from tests.calendars.connect_helpers import connect
 
-GOOGLE_HOOK = reverse("calendars:webhook_google")
-OUTLOOK_HOOK = reverse("calendars:webhook_outlook")
-
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch):
-    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
-
-
-def _channel(integration, *, secret="s3cret-of-the-channel", channel_id="chan-1", resource="res-1"):
-    return PushChannel.objects.create(
-        integration=integration,
-        channel_id=channel_id,
-        resource_id=resource,
-        secret_digest=push.digest(secret),
-        expires_at=timezone.now() + timedelta(days=1),
-    )
-
-
-def _google_headers(channel_id="chan-1", token="s3cret-of-the-channel", state="exists",
-                    resource="res-1"):  # fmt: skip
-    return {
-        "HTTP_X_GOOG_CHANNEL_ID": channel_id,
-        "HTTP_X_GOOG_CHANNEL_TOKEN": token,
-        "HTTP_X_GOOG_RESOURCE_ID": resource,
-        "HTTP_X_GOOG_RESOURCE_STATE": state,
-        "HTTP_X_GOOG_MESSAGE_NUMBER": "2",
-    }
-
-
-# --- the webhooks' checks ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [
-        _google_headers(token="not-the-secret"),
-        _google_headers(channel_id="someone-elses-channel"),
-        _google_headers(resource="another-resource"),
-        _google_headers(state="sync"),  # announces the channel: nothing changed yet
-        {},
-    ],
-    ids=["wrong token", "unknown channel", "other resource", "sync message", "no headers"],
-)
-def test_google_webhook_ignores_what_is_not_a_change_of_ours(
-    client, sandbox_settings, learner, headers, django_capture_on_commit_callbacks
-):
-    integration = connect(sandbox_settings, learner, "google")
-    _channel(integration)
-    with django_capture_on_commit_callbacks(execute=True) as sent:
-        response = client.post(GOOGLE_HOOK, **headers)
-    assert response.status_code == 200  # so that Google stops sending it
-    assert not sent
-    assert not integration.sync_runs.exists()
-
-
-def test_google_webhook_syncs_on_a_change(
-    client, sandbox_settings, learner, django_capture_on_commit_callbacks
-):
-    integration = connect(sandbox_settings, learner, "google")
-    _channel(integration)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(GOOGLE_HOOK, **_google_headers())
-    assert response.status_code == 200
-    run = integration.sync_runs.get()
-    assert (run.trigger, run.direction, run.error) == ("push", "both", "")
-
-
-def test_a_burst_of_notifications_makes_one_sync(
-    client, sandbox_settings, learner, django_capture_on_commit_callbacks
-):
-    integration = connect(sandbox_settings, learner, "google")
-    _channel(integration)
-    with django_capture_on_commit_callbacks() as sent:
-        for number in range(20):
-            headers = _google_headers() | {"HTTP_X_GOOG_MESSAGE_NUMBER": str(number)}
-            assert client.post(GOOGLE_HOOK, **headers).status_code == 200
-    assert len(sent) == 1  # one task, sent a little later for the whole burst
-    sent[0]()
-    assert integration.sync_runs.count() == 1
-
-
-def test_outlook_validation_handshake_echoes_the_token_as_text(client, db):
-    token = "Validation: Testing client application reachability <script>alert(1)</script>"
-    response = client.post(f"{OUTLOOK_HOOK}?validationToken={requests.utils.quote(token)}")
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/plain")
-    assert response["X-Content-Type-Options"] == "nosniff"
-    assert response.content.decode() == token
-    assert client.post(f"{OUTLOOK_HOOK}?validationToken={'x' * 5000}").status_code == 400
-
-
-@pytest.mark.parametrize(
-    "body", [b"not json", b"{}", b'{"value": 3}'], ids=["not json", "no value", "not a list"]
-)
-def test_outlook_webhook_refuses_what_is_not_a_notification(client, db, body):
-    response = client.post(OUTLOOK_HOOK, body, content_type="application/json")
-    assert response.status_code == 400
-
-
-def _graph_notification(channel_id="chan-1", client_state="s3cret-of-the-channel", **extra):
-    return json.dumps(
-        {"value": [{"subscriptionId": channel_id, "clientState": client_state,
-                    "changeType": "updated", "resource": "Users/x/Events/y", **extra}]}
-    )  # fmt: skip
-
-
-def test_outlook_webhook_checks_the_client_state(
-    client, sandbox_settings, learner, django_capture_on_commit_callbacks
-):
-    integration = connect(sandbox_settings, learner, "outlook")
-    _channel(integration)
-    with django_capture_on_commit_callbacks(execute=True) as sent:
-        for body in (_graph_notification(client_state="forged"),
-                     _graph_notification(channel_id="unknown"),
-                     _graph_notification(client_state=None)):  # fmt: skip
-            response = client.post(OUTLOOK_HOOK, body, content_type="application/json")
-            assert response.status_code == 202
-    assert not sent
-    with django_capture_on_commit_callbacks(execute=True):
-        client.post(OUTLOOK_HOOK, _graph_notification(), content_type="application/json")
-    assert integration.sync_runs.get().trigger == "push"
-
-
-def test_webhook_answers_never_show_secrets(client, sandbox_settings, learner):
-    integration = connect(sandbox_settings, learner, "outlook")
-    channel = _channel(integration)
-    response = client.post(OUTLOOK_HOOK, _graph_notification(), content_type="application/json")
-    assert channel.secret_digest not in response.content.decode()
-    assert b"s3cret" not in response.content
+pytestmark = pytest.mark.usefixtures("no_waiting")
 
 
 # --- end to end, the sandbox calling a live server back ---------------------------------------
@@ -174,16 +43,7 @@ def live_push(settings, live_server, sandbox_settings):
         sandbox_settings.google.channels.clear()
     with sandbox_settings.microsoft._lock:
         sandbox_settings.microsoft._subscriptions.clear()
-    _wait_for(sandbox_settings.microsoft._queue.empty, timeout=5)
-
-
-def _wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
+    wait_for(sandbox_settings.microsoft._queue.empty, timeout=5)
 
 
 def _rename_one_event(sandbox, integration, title):
@@ -213,7 +73,7 @@ def test_a_change_in_the_learners_calendar_arrives_by_itself(live_push, learner,
         assert channel.calendar is None
 
     event = _rename_one_event(live_push, integration, "Changé dans l'agenda")
-    assert _wait_for(
+    assert wait_for(
         lambda: CalendarEvent.objects.filter(
             external_id=event.id, title="Changé dans l'agenda"
         ).exists()
@@ -298,24 +158,24 @@ def test_graph_lifecycle_notifications_are_handled(live_push, learner):
             f"{control}/{channel_id}/lifecycle/{event}", verify=str(live_push.ca_path), timeout=10
         )
         assert response.status_code == 202
-        assert _wait_for(lambda: answered() > sent)
+        assert wait_for(lambda: answered() > sent)
 
     # Reauthorization required: renewing the subscription reauthorizes it.
     PushChannel.objects.update(expires_at=timezone.now() + timedelta(hours=1))
     lifecycle(first.channel_id, "reauthorizationRequired")
-    assert _wait_for(
+    assert wait_for(
         lambda: PushChannel.objects.get().expires_at > timezone.now() + timedelta(days=1)
     )
 
     # Missed notifications: a sync catches up.
     before = integration.sync_runs.filter(trigger="push").count()
     lifecycle(first.channel_id, "missed")
-    assert _wait_for(lambda: integration.sync_runs.filter(trigger="push").count() > before)
+    assert wait_for(lambda: integration.sync_runs.filter(trigger="push").count() > before)
 
     # Removed: a new subscription replaces it, and a sync catches up.
     before = integration.sync_runs.filter(trigger="push").count()
     lifecycle(first.channel_id, "subscriptionRemoved")
-    assert _wait_for(
+    assert wait_for(
         lambda: (
             PushChannel.objects.exclude(channel_id=first.channel_id).exists()
             and integration.sync_runs.filter(trigger="push", finished_at__isnull=False).count()

@@ -41,6 +41,19 @@ def test_debug_off_without_calendar_token_key_fails_naming_the_variable():
     assert "The environment variable CALENDAR_TOKEN_KEY is required" in result.stderr
 
 
+def test_old_keys_are_read_without_surrounding_spaces(monkeypatch):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c",
+         "from django.conf import settings; print(settings.CALENDAR_TOKEN_OLD_KEYS)"],
+        env={**__import__("os").environ, "CALENDAR_TOKEN_OLD_KEYS": "first, second,"},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert result.stdout.strip().splitlines()[-1] == "['first', 'second']"
+
+
 def test_debug_off_without_allowed_hosts_fails_naming_the_variable():
     result = _manage(
         "check",

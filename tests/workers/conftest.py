@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import kombu.pools
@@ -75,10 +74,8 @@ def unavailable(reason: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def wide_window(settings: Any) -> None:
+def every_event_in_the_window(wide_window: None) -> None:
     """Every generated sandbox event inside the import window, in the workers too."""
-    settings.CALENDAR_IMPORT_DAYS_BACK = 400
-    settings.CALENDAR_IMPORT_DAYS_AHEAD = 800
 
 
 @pytest.fixture(scope="session")

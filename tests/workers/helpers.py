@@ -14,8 +14,7 @@ from django.utils import timezone
 from calendars.models import CalendarIntegration, FormationExport, SyncRun
 from calendars.sandbox.core import Sandbox
 from formations.models import Formation
-from tests.calendars.test_export import _events_of
-from tests.calendars.test_sync import _expected, _imported
+from tests.calendars.calendar_helpers import events_of, expected_ids, imported_ids
 
 INTERRUPTED = "Interrompue avant la fin."
 
@@ -48,7 +47,7 @@ def events_by_formation(
     target = integration.calendars.get(is_export_target=True).external_id
     with sandbox.store.lock:
         remote = account.calendars[target]
-        return {str(f.uid): _events_of(remote, f, integration.provider) for f in formations}
+        return {str(f.uid): events_of(remote, f, integration.provider) for f in formations}
 
 
 def assert_each_formation_once(
@@ -78,7 +77,7 @@ def assert_imports_match(sandbox: Sandbox, integration: CalendarIntegration) -> 
     account = sandbox.store.account(integration.account_email)
     with sandbox.store.lock:
         for calendar in integration.calendars.filter(import_enabled=True):
-            assert _imported(calendar) == _expected(account, calendar, integration.provider)
+            assert imported_ids(calendar) == expected_ids(account, calendar, integration.provider)
 
 
 def assert_never_overlapping(runs: Iterable[SyncRun]) -> None:

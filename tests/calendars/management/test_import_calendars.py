@@ -6,14 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from calendars.models import CalendarEvent, CalendarIntegration
-from calendars.sync import retry
 from tests.calendars.connect_helpers import connect
 
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch, settings):
-    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
-    settings.CALENDAR_RETRY_ATTEMPTS = 2
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 def _run(*args):

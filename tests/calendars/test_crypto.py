@@ -1,11 +1,10 @@
-"""Credentials at rest: encrypted, under their own key, rotatable; refreshes serialized."""
+"""Credentials at rest: encrypted, under their own key, rotatable."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import threading
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -98,37 +97,3 @@ def test_credentials_never_appear_in_serialized_data(sandbox_settings, learner):
     call_command("dumpdata", "calendars", stdout=out)
     assert '"credentials": "[encrypted]"' in out.getvalue()
     assert not [t for t in sandbox_settings.google.issued_tokens() if t in out.getvalue()]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_refreshes_of_one_integration_are_serialized(sandbox_settings, make_user):
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks need PostgreSQL; .ci/run runs this test against it")
-    integration = connect(sandbox_settings, make_user(), "outlook")
-    start = threading.Barrier(2)
-    tokens: list[str] = []
-    errors: list[BaseException] = []
-
-    def refresh() -> None:
-        try:
-            start.wait()
-            mine = CalendarIntegration.objects.get(pk=integration.pk)
-            tokens.append(integration_access_token(integration=mine, force=True))
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=refresh) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    # Without the row lock, the second refresh would use the refresh token the first one
-    # had just rotated away, and Microsoft (the sandbox) would answer invalid_grant.
-    assert errors == []
-    assert len(set(tokens)) == 2
-    integration.refresh_from_db()
-    assert integration.status == CalendarIntegration.Status.CONNECTED
-    assert integration_access_token(integration=integration, force=True)

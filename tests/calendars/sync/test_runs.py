@@ -1,6 +1,7 @@
 """Background sync without a worker (tasks run inline): runs recorded, one at a time per
 integration, requests coalesced, failures retried after growing delays, due syncs sent by
-beat, history, the admin's "sync now", the settings page and the sync command."""
+beat, history, the settings page, and rounds cut off by a worker's death (the admin's "sync
+now": test_admin.py; the sync command: management/test_sync_calendars.py)."""
 
 from __future__ import annotations
 
@@ -8,26 +9,18 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from calendars import locking, tasks
 from calendars.models import CalendarIntegration, SyncRun
-from calendars.sync import retry, runs
+from calendars.sync import results, retry, runs
+from calendars.sync.runs import integration_run
+from tests.calendars.calendar_helpers import LIST_ENDPOINT
 from tests.calendars.connect_helpers import connect
 
-LIST_ENDPOINT = {"google": "google.events.list", "outlook": "graph.delta"}
-
-pytestmark = pytest.mark.usefixtures("forget_exported_events")
-
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch):
-    """The engine's own retries are recorded, not slept."""
-    waits: list[float] = []
-    monkeypatch.setattr(retry, "sleep", waits.append)
-    return waits
+pytestmark = pytest.mark.usefixtures("forget_exported_events", "no_waiting")
 
 
 def _primary_events(integration):
@@ -268,7 +261,7 @@ def test_a_run_cut_off_is_closed_by_the_next(sandbox_settings, learner):
     assert cut.finished_at is not None and cut.error
 
 
-# --- pages, admin, command --------------------------------------------------------------------
+# --- the settings page ------------------------------------------------------------------------
 
 
 def test_settings_page_shows_the_last_sync(sandbox_settings, learner, learner_client, settings):
@@ -302,62 +295,76 @@ def test_settings_page_shows_only_the_learners_own_runs(
     assert "987654" not in learner_client.get(reverse("settings_calendars")).content.decode()
 
 
-def test_staff_sync_now_from_the_admin(
-    sandbox_settings, learner, staff_client, django_capture_on_commit_callbacks
-):
-    google = connect(sandbox_settings, learner, "google")
-    outlook = connect(sandbox_settings, learner, "outlook")
-    CalendarIntegration.objects.filter(pk=outlook.pk).update(
-        status=CalendarIntegration.Status.NEEDS_RECONNECT
+# --- rounds cut off ---------------------------------------------------------------------------
+# A task delivered again after its worker died mid-sync (tests/workers/ kill real workers):
+# the round it had started cleared its request, yet covered nothing.
+
+
+@pytest.fixture
+def integration(sandbox_settings, learner):
+    return connect(sandbox_settings, learner, "google")
+
+
+def _open_run(integration):
+    """What a worker killed in the middle of a round leaves: its run open, the request that
+    sent its task cleared when the round began."""
+    CalendarIntegration.objects.filter(pk=integration.pk).update(sync_requested_at=None)
+    return SyncRun.objects.create(
+        integration=integration, trigger=SyncRun.Trigger.MANUAL, direction=SyncRun.Direction.BOTH
     )
-    with django_capture_on_commit_callbacks(execute=True):
-        response = staff_client.post(
-            reverse("admin:calendars_calendarintegration_changelist"),
-            {"action": "sync_now", "_selected_action": [google.pk, outlook.pk]},
-            follow=True,
+
+
+def test_a_requested_sync_whose_round_was_cut_off_runs_it_again(integration):
+    cut = _open_run(integration)
+
+    run = integration_run(
+        integration_id=integration.pk, trigger=SyncRun.Trigger.MANUAL, requested=True
+    )
+
+    assert run is not None and run.succeeded
+    cut.refresh_from_db()
+    assert cut.finished_at is not None and cut.error == "Interrompue avant la fin."
+
+
+def test_a_requested_sync_covered_by_a_finished_round_does_nothing(integration):
+    finished = _open_run(integration)
+    runs._finish(finished, results.ImportResult(), results.ExportResult(), error="")
+
+    run = integration_run(
+        integration_id=integration.pk, trigger=SyncRun.Trigger.MANUAL, requested=True
+    )
+
+    assert run is None
+    assert list(SyncRun.objects.filter(integration=integration)) == [finished]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_requested_sync_covered_by_a_round_under_way_does_nothing(integration, monkeypatch):
+    monkeypatch.setattr(runs, "CUT_OFF_LOCK_WAIT", 0.2, raising=False)
+    under_way = _open_run(integration)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # the worker running that round, in another session
+        try:
+            with locking.integration_lock(integration.pk, wait=0) as acquired:
+                assert acquired
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(timeout=10)
+    try:
+        run = integration_run(
+            integration_id=integration.pk, trigger=SyncRun.Trigger.MANUAL, requested=True
         )
-    texts = [str(m) for m in response.context["messages"]]
-    assert "Synchronisation demandée pour 1 intégration." in texts
-    assert "1 intégration à reconnecter n'a pas été synchronisée." in texts
-    assert list(SyncRun.objects.values_list("integration", "trigger")) == [(google.pk, "admin")]
+    finally:
+        release.set()
+        holder.join(timeout=10)
 
-    history = staff_client.get(reverse("admin:calendars_syncrun_changelist"))
-    assert history.status_code == 200
-    assert "réussie" in history.content.decode()
-    change = staff_client.get(
-        reverse("admin:calendars_calendarintegration_change", args=[google.pk])
-    )
-    assert "Équipe d&#x27;assistance" in change.content.decode()
-
-
-def test_sync_history_is_read_only_for_staff(sandbox_settings, learner, staff_client):
-    integration = connect(sandbox_settings, learner, "google")
-    tasks.sync_integration(integration.pk, SyncRun.Trigger.MANUAL)
-    run = integration.sync_runs.get()
-    url = reverse("admin:calendars_syncrun_change", args=[run.pk])
-    assert staff_client.get(url).status_code == 200  # viewable
-    staff_client.post(url, {"created": "0", "error": "changed"})
-    run.refresh_from_db()
-    assert run.error == "" and run.created > 0
-    delete = reverse("admin:calendars_syncrun_delete", args=[run.pk])
-    assert staff_client.post(delete, {"post": "yes"}).status_code == 403
-
-
-def test_sync_command_syncs_and_records(sandbox_settings, learner, capsys):
-    integration = connect(sandbox_settings, learner, "google")
-    call_command("sync_calendars", "--user", learner.username)
-    run = integration.sync_runs.get()
-    assert (run.trigger, run.direction) == ("command", "both")
-    assert f"{run.created} created" in capsys.readouterr().out
-
-    call_command("import_calendars", "--provider", "google")
-    assert integration.sync_runs.first().direction == "import"
-
-
-def test_sync_command_fails_when_a_sync_fails(sandbox_settings, learner, settings):
-    settings.CALENDAR_RETRY_ATTEMPTS = 1
-    connect(sandbox_settings, learner, "outlook")
-    sandbox_settings.add_fault("server_error", endpoint=LIST_ENDPOINT["outlook"], times=0)
-    with pytest.raises(SystemExit) as exit_:
-        call_command("sync_calendars")
-    assert exit_.value.code == 1
+    assert run is None
+    assert list(SyncRun.objects.filter(integration=integration)) == [under_way]
+    integration.refresh_from_db()
+    assert integration.sync_requested_at is None  # nothing more asked of the round

@@ -15,27 +15,20 @@ from calendars.providers.google import api as google_api
 from calendars.providers.google.normalize import IMPORTED_TYPES
 from calendars.providers.outlook import api as outlook_api
 from calendars.sandbox.store import Event, new_google_id, new_graph_id
-from calendars.sync import importing, retry
+from calendars.sync import importing
 from calendars.sync.importing import calendar_import, integration_import
+from tests.calendars.calendar_helpers import LIST_ENDPOINT, expected_ids, imported_ids
 from tests.calendars.connect_helpers import connect
 
-LIST_ENDPOINT = {"google": "google.events.list", "outlook": "graph.delta"}
 PAGE_SIZE = {"google": google_api, "outlook": outlook_api}
 
-
-@pytest.fixture(autouse=True)
-def wide_window_and_no_waiting(settings, monkeypatch):
-    """Every generated event inside the window; the engine's waits recorded, not slept."""
-    settings.CALENDAR_IMPORT_DAYS_BACK = 400
-    settings.CALENDAR_IMPORT_DAYS_AHEAD = 800
-    waits: list[float] = []
-    monkeypatch.setattr(retry, "sleep", waits.append)
-    return waits
+pytestmark = pytest.mark.usefixtures("wide_window", "no_waiting")
 
 
 @pytest.fixture
-def waits(wide_window_and_no_waiting):
-    return wide_window_and_no_waiting
+def waits(no_waiting):
+    """The engine's waits, recorded."""
+    return no_waiting
 
 
 def _setup(sandbox, user, provider, email=None):
@@ -43,25 +36,6 @@ def _setup(sandbox, user, provider, email=None):
     calendar = integration.calendars.get(is_primary=True)
     account = sandbox.store.account(integration.account_email)
     return integration, calendar, account
-
-
-def _expected(account, calendar, provider):
-    remote = account.calendars[calendar.external_id]
-    with_types = IMPORTED_TYPES if provider == "google" else {"default"}
-    return {
-        e.id
-        for e in remote.events.values()
-        if not e.deleted and not e.is_master and e.status != "cancelled"
-        and e.event_type in with_types and not e.private_properties
-        and e.end_utc() > e.start_utc()  # entries that end before they start are skipped
-        and not e.transaction_id.startswith("formation-")  # exported by the application
-    }  # fmt: skip
-
-
-def _imported(calendar):
-    return set(
-        CalendarEvent.objects.filter(calendar=calendar).values_list("external_id", flat=True)
-    )
 
 
 def _add_event(sandbox, account, calendar, **fields):
@@ -81,8 +55,8 @@ def test_full_import_ends_with_exactly_the_providers_events(sandbox_settings, le
     result = calendar_import(calendar=calendar)
 
     assert result.full
-    assert _imported(calendar) == _expected(account, calendar, provider)
-    assert result.created == len(_expected(account, calendar, provider))
+    assert imported_ids(calendar) == expected_ids(account, calendar, provider)
+    assert result.created == len(expected_ids(account, calendar, provider))
     calendar.refresh_from_db()
     assert calendar.sync_token and not calendar.resume_from
     sample = CalendarEvent.objects.filter(calendar=calendar, all_day=False).first()
@@ -117,11 +91,11 @@ def test_incremental_import_applies_creations_changes_and_deletions(
     calendar_import(calendar=calendar)
     remote = account.calendars[calendar.external_id]
     added = _add_event(sandbox_settings, account, calendar)
-    changed = next(e for e in remote.events.values() if e.id in _imported(calendar)
+    changed = next(e for e in remote.events.values() if e.id in imported_ids(calendar)
                    and e.id != added.id and not e.series_id)  # fmt: skip
     changed.title = "Titre changé chez le fournisseur"
     sandbox_settings.store.save(account, remote, changed)
-    gone = next(e for e in remote.events.values() if e.id in _imported(calendar)
+    gone = next(e for e in remote.events.values() if e.id in imported_ids(calendar)
                 and e.id not in (added.id, changed.id) and not e.series_id)  # fmt: skip
     sandbox_settings.store.delete(account, remote, gone)
 
@@ -132,7 +106,7 @@ def test_incremental_import_applies_creations_changes_and_deletions(
     assert CalendarEvent.objects.get(calendar=calendar, external_id=changed.id).title == (
         "Titre changé chez le fournisseur"
     )
-    assert _imported(calendar) == _expected(account, calendar, provider)
+    assert imported_ids(calendar) == expected_ids(account, calendar, provider)
 
 
 @pytest.mark.parametrize("provider", ["google", "outlook"])
@@ -164,7 +138,7 @@ def test_refused_sync_token_leads_to_a_full_import_without_duplicates_or_stale_r
     untouched = CalendarEvent.objects.filter(calendar=calendar).order_by("pk").first()
     stamp = untouched.updated_at
     # Removed at the provider while its sync state is lost: only a full listing can tell.
-    gone = next(e for e in remote.events.values() if e.id in _imported(calendar)
+    gone = next(e for e in remote.events.values() if e.id in imported_ids(calendar)
                 and e.id != untouched.external_id and not e.series_id)  # fmt: skip
     sandbox_settings.store.delete(account, remote, gone)
     sandbox_settings.store.invalidate_sync_state(account)
@@ -172,8 +146,8 @@ def test_refused_sync_token_leads_to_a_full_import_without_duplicates_or_stale_r
     result = calendar_import(calendar=calendar)
 
     assert result.full
-    assert _imported(calendar) == _expected(account, calendar, provider)
-    assert CalendarEvent.objects.filter(calendar=calendar).count() == len(_imported(calendar))
+    assert imported_ids(calendar) == expected_ids(account, calendar, provider)
+    assert CalendarEvent.objects.filter(calendar=calendar).count() == len(imported_ids(calendar))
     untouched.refresh_from_db()
     assert untouched.updated_at == stamp
 
@@ -199,14 +173,14 @@ def test_interrupted_full_import_resumes_from_its_checkpoint(
         calendar_import(calendar=calendar)
     calendar.refresh_from_db()
     assert calendar.resume_from and not calendar.sync_token
-    assert len(_imported(calendar)) == 20  # two pages committed with their checkpoint
+    assert len(imported_ids(calendar)) == 20  # two pages committed with their checkpoint
 
     sandbox_settings.clear_faults()
     sandbox_settings.reset_counters()
     result = calendar_import(calendar=calendar)
 
-    expected = _expected(account, calendar, provider)
-    assert _imported(calendar) == expected
+    expected = expected_ids(account, calendar, provider)
+    assert imported_ids(calendar) == expected
     assert CalendarEvent.objects.filter(calendar=calendar).count() == len(expected)
     pages = -(-len(expected) // 10)  # the listing's pages, rounded up
     assert sandbox_settings.count(LIST_ENDPOINT[provider]) <= pages - 2 + 1
@@ -218,7 +192,7 @@ def test_events_the_application_exported_are_not_imported_back(sandbox_settings,
     ours = _add_event(sandbox_settings, account, calendar,
                       private_properties={"formationId": "42"})  # fmt: skip
     calendar_import(calendar=calendar)
-    assert ours.id not in _imported(calendar)
+    assert ours.id not in imported_ids(calendar)
 
 
 def test_events_exported_to_outlook_are_recognised_by_their_transaction_id(
@@ -228,8 +202,8 @@ def test_events_exported_to_outlook_are_recognised_by_their_transaction_id(
     ours = _add_event(sandbox_settings, account, calendar, transaction_id="formation-3-17")
     theirs = _add_event(sandbox_settings, account, calendar, transaction_id="their-own-id")
     calendar_import(calendar=calendar)
-    assert ours.id not in _imported(calendar)
-    assert theirs.id in _imported(calendar)
+    assert ours.id not in imported_ids(calendar)
+    assert theirs.id in imported_ids(calendar)
 
 
 def test_entries_that_cannot_be_understood_are_skipped_and_counted(sandbox_settings, learner):
@@ -244,8 +218,8 @@ def test_entries_that_cannot_be_understood_are_skipped_and_counted(sandbox_setti
     result = calendar_import(calendar=calendar)
 
     assert result.skipped >= len(odd) + 1
-    assert not (odd | {broken.id}) & _imported(calendar)
-    assert _imported(calendar) == _expected(account, calendar, "google") - {broken.id}
+    assert not (odd | {broken.id}) & imported_ids(calendar)
+    assert imported_ids(calendar) == expected_ids(account, calendar, "google") - {broken.id}
 
 
 @pytest.mark.parametrize(
@@ -260,7 +234,7 @@ def test_rate_limits_wait_for_retry_after(sandbox_settings, learner, waits, prov
     calendar_import(calendar=calendar)
 
     assert waits == [7, 7]
-    assert _imported(calendar) == _expected(account, calendar, provider)
+    assert imported_ids(calendar) == expected_ids(account, calendar, provider)
 
 
 @pytest.mark.parametrize("provider", ["google", "outlook"])
@@ -290,7 +264,7 @@ def test_a_timeout_is_retried(sandbox_settings, learner, waits, provider, settin
     calendar_import(calendar=calendar)
 
     assert len(waits) == 1
-    assert _imported(calendar) == _expected(account, calendar, provider)
+    assert imported_ids(calendar) == expected_ids(account, calendar, provider)
 
 
 @pytest.mark.parametrize("provider", ["google", "outlook"])
@@ -303,7 +277,7 @@ def test_a_refused_access_token_is_refreshed_once(sandbox_settings, learner, pro
 
     token = "google.token" if provider == "google" else "microsoft.token"
     assert sandbox_settings.count(token) == 1
-    assert _imported(calendar) == _expected(account, calendar, provider)
+    assert imported_ids(calendar) == expected_ids(account, calendar, provider)
 
 
 @pytest.mark.parametrize("provider", ["google", "outlook"])
@@ -323,7 +297,7 @@ def test_only_chosen_calendars_are_imported(sandbox_settings, learner):
     integration, calendar, _account = _setup(sandbox_settings, learner, "outlook")
     team = integration.calendars.get(name="Équipe projet")
     result = integration_import(integration=integration)
-    assert result.created == len(_imported(calendar))
+    assert result.created == len(imported_ids(calendar))
     assert not CalendarEvent.objects.filter(calendar=team).exists()
     integration.refresh_from_db()
     assert integration.last_synced_at is not None

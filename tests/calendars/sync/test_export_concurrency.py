@@ -13,8 +13,8 @@ from calendars.models import CalendarIntegration, FormationExport
 from calendars.sync.exporting import integration_export
 from calendars.sync.runs import formation_export
 from formations.models import Formation
+from tests.calendars.calendar_helpers import events_of
 from tests.calendars.connect_helpers import connect
-from tests.calendars.test_export import _events_of
 
 pytestmark = pytest.mark.usefixtures("forget_exported_events")
 
@@ -63,11 +63,11 @@ def test_a_double_click_exports_once(sandbox_settings, make_user, make_formation
         ),
     )
 
-    assert len(_events_of(remote, formation, provider)) == 1
+    assert len(events_of(remote, formation, provider)) == 1
     # The second waited for the first, then found nothing left to do.
     assert sorted((r.created, r.unchanged) for r in results) == [(0, 1), (1, 0)]
     assert {r.event_ids[str(formation.uid)] for r in results} == {
-        _events_of(remote, formation, provider)[0].id
+        events_of(remote, formation, provider)[0].id
     }
 
 
@@ -129,5 +129,5 @@ def test_two_workers_exporting_many_formations_at_once_leave_one_event_each(
 
     assert sum(r.created for r in results) == 30
     for formation in formations:
-        assert len(_events_of(remote, formation, "outlook")) == 1
+        assert len(events_of(remote, formation, "outlook")) == 1
     assert FormationExport.objects.filter(integration=integration).count() == 30

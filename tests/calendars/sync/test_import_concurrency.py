@@ -13,11 +13,7 @@ from calendars.models import Calendar, CalendarEvent
 from calendars.sync.importing import calendar_import
 from tests.calendars.connect_helpers import connect
 
-
-@pytest.fixture(autouse=True)
-def wide_window(settings):
-    settings.CALENDAR_IMPORT_DAYS_BACK = 400
-    settings.CALENDAR_IMPORT_DAYS_AHEAD = 800
+pytestmark = pytest.mark.usefixtures("wide_window")
 
 
 def _hold_lock(calendar_id: int, locked: threading.Event, release: threading.Event) -> None:

@@ -8,15 +8,15 @@ from datetime import timedelta
 import pytest
 
 from calendars.models import FormationExport
-from calendars.providers.outlook.normalize import FORMATION_PROPERTY_ID
-from calendars.sync import exporting, retry
+from calendars.sync import exporting
 from calendars.sync.exporting import integration_export
 from calendars.sync.runs import formation_export, integration_sync
 from core.timezones import windows_zone
 from formations.models import Enrollment, Formation
+from tests.calendars.calendar_helpers import events_of, one_event
 from tests.calendars.connect_helpers import connect
 
-pytestmark = pytest.mark.usefixtures("forget_exported_events")
+pytestmark = pytest.mark.usefixtures("forget_exported_events", "wide_window", "no_waiting")
 PROVIDERS = ["google", "outlook"]
 WRITE_ENDPOINTS = {
     "google": ("google.batch",),
@@ -27,14 +27,9 @@ UPDATE = {"google": "google.events.patch", "outlook": "graph.events.update"}
 
 
 @pytest.fixture(autouse=True)
-def no_waiting(settings, monkeypatch):
-    """The engine's waits recorded, not slept; the import window wide."""
-    settings.CALENDAR_IMPORT_DAYS_BACK = 400
-    settings.CALENDAR_IMPORT_DAYS_AHEAD = 800
+def site_url(settings):
+    """The links back to the formations in the exported events."""
     settings.SITE_URL = "https://formations.example.com"
-    waits: list[float] = []
-    monkeypatch.setattr(retry, "sleep", waits.append)
-    return waits
 
 
 def _start(days=3, hour=9):
@@ -51,26 +46,6 @@ def _setup(sandbox, user, provider):
     account = sandbox.store.account(integration.account_email)
     target = integration.calendars.get(is_export_target=True)
     return integration, account, account.calendars[target.external_id]
-
-
-def _marker_key(provider):
-    return "formationId" if provider == "google" else FORMATION_PROPERTY_ID
-
-
-def _events_of(remote_calendar, formation, provider):
-    """The live events in the learner's calendar carrying this formation's marker."""
-    key = _marker_key(provider)
-    return [
-        e
-        for e in remote_calendar.events.values()
-        if not e.deleted and e.private_properties.get(key) == str(formation.uid)
-    ]
-
-
-def _one_event(remote_calendar, formation, provider):
-    events = _events_of(remote_calendar, formation, provider)
-    assert len(events) == 1, f"{len(events)} events for {formation}"
-    return events[0]
 
 
 def _requests(sandbox, provider):
@@ -101,14 +76,14 @@ def test_export_writes_each_enrolled_formation_once_with_its_details_and_marker(
     result = integration_export(integration=integration)
 
     assert (result.created, result.failed) == (2, 0)
-    event = _one_event(remote, paris, provider)
+    event = one_event(remote, paris, provider)
     assert event.title == "Gestion de projet <agile>"
     assert event.start_utc() == paris.start and event.end_utc() == paris.end
     assert event.time_zone == "Europe/Paris"
     assert event.location == "Paris, salle 3"
     assert "Apporter un ordinateur." in event.description
     assert f"https://formations.example.com/formations/{paris.pk}/" in event.description
-    other = _one_event(remote, online, provider)
+    other = one_event(remote, online, provider)
     # Outlook keeps Windows zone names: Montréal is "Eastern Standard Time" there.
     assert windows_zone(other.time_zone) == windows_zone("America/Montreal")
     assert other.location == "https://visio.example.com/abc"
@@ -143,7 +118,7 @@ def test_the_export_button_twice_leaves_one_event(
     formation = make_formation(learners=(learner,))
     first = formation_export(integration=integration, formation=formation)
     second = formation_export(integration=integration, formation=formation)
-    event = _one_event(remote, formation, provider)
+    event = one_event(remote, formation, provider)
     assert first.event_ids[str(formation.uid)] == event.id
     assert second.event_ids[str(formation.uid)] == event.id
     assert (second.created, second.unchanged, second.requests) == (0, 1, 0)
@@ -159,7 +134,7 @@ def test_a_moved_or_renamed_formation_moves_its_event(
     integration, _account, remote = _setup(sandbox_settings, learner, provider)
     formation = make_formation(start=_start(), learners=(learner,))
     integration_export(integration=integration)
-    event_id = _one_event(remote, formation, provider).id
+    event_id = one_event(remote, formation, provider).id
 
     with django_capture_on_commit_callbacks(execute=True):
         formation.start += timedelta(days=1, hours=2)
@@ -168,7 +143,7 @@ def test_a_moved_or_renamed_formation_moves_its_event(
         formation.location = "Lyon"
         formation.save()
 
-    event = _one_event(remote, formation, provider)
+    event = one_event(remote, formation, provider)
     assert event.id == event_id
     assert (event.title, event.location) == ("Nouveau titre", "Lyon")
     assert event.start_utc() == formation.start and event.end_utc() == formation.end
@@ -187,7 +162,7 @@ def test_a_cancelled_formation_leaves_the_calendar(
     with django_capture_on_commit_callbacks(execute=True):
         formation_cancel(formation=formation)
 
-    assert _events_of(remote, formation, provider) == []
+    assert events_of(remote, formation, provider) == []
     assert not FormationExport.objects.filter(formation_uid=formation.uid).exists()
 
 
@@ -206,9 +181,9 @@ def test_an_unenrollment_or_a_deleted_formation_leaves_the_calendar(
     with django_capture_on_commit_callbacks(execute=True):
         Formation.objects.get(pk=deleted.pk).delete()
 
-    assert _events_of(remote, left, provider) == []
-    assert _events_of(remote, deleted, provider) == []
-    _one_event(remote, kept, provider)
+    assert events_of(remote, left, provider) == []
+    assert events_of(remote, deleted, provider) == []
+    one_event(remote, kept, provider)
     assert set(FormationExport.objects.values_list("formation_uid", flat=True)) == {kept.uid}
 
 
@@ -220,7 +195,7 @@ def test_a_later_enrollment_is_exported(
     formation = make_formation()
     with django_capture_on_commit_callbacks(execute=True):
         Enrollment.objects.create(learner=learner, formation=formation)
-    _one_event(remote, formation, provider)
+    one_event(remote, formation, provider)
 
 
 def test_with_export_off_only_formations_added_by_hand_are_kept_up_to_date(
@@ -235,8 +210,8 @@ def test_with_export_off_only_formations_added_by_hand_are_kept_up_to_date(
     chosen.title = "Renommée"
     chosen.save()
     integration_export(integration=integration)
-    assert _one_event(remote, chosen, "google").title == "Renommée"
-    assert _events_of(remote, other, "google") == []
+    assert one_event(remote, chosen, "google").title == "Renommée"
+    assert events_of(remote, other, "google") == []
 
 
 def test_the_receiving_calendar_changed_moves_the_events_there(
@@ -253,8 +228,8 @@ def test_the_receiving_calendar_changed_moves_the_events_there(
     result = integration_export(integration=integration)
 
     assert (result.deleted, result.created) == (1, 1)
-    assert _events_of(old, formation, "google") == []
-    _one_event(account.calendars[other.external_id], formation, "google")
+    assert events_of(old, formation, "google") == []
+    one_event(account.calendars[other.external_id], formation, "google")
 
 
 # --- never a duplicate --------------------------------------------------------------------
@@ -275,14 +250,14 @@ def test_a_crash_between_the_providers_write_and_ours_leaves_one_event(
         with pytest.raises(SystemExit):
             integration_export(integration=integration)
     for formation in formations:  # written at the provider, unknown to us
-        _one_event(remote, formation, provider)
+        one_event(remote, formation, provider)
     assert all(r.create_sent and not r.remote_version for r in FormationExport.objects.all())
 
     result = integration_export(integration=integration)
 
     assert result.failed == 0
     for formation in formations:
-        event = _one_event(remote, formation, provider)
+        event = one_event(remote, formation, provider)
         row = FormationExport.objects.get(formation_uid=formation.uid)
         assert row.external_id == event.id and row.remote_version
     assert integration_export(integration=integration).requests == 0
@@ -300,7 +275,7 @@ def test_a_lost_answer_to_a_batch_leaves_one_event(
 
     assert result.failed == 0
     for formation in formations:
-        _one_event(remote, formation, provider)
+        one_event(remote, formation, provider)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -318,7 +293,7 @@ def test_a_rate_limited_call_inside_a_batch_waits_its_retry_after_and_only_it_is
     assert sandbox_settings.count(CREATE[provider]) == 5 + 2
     assert _requests(sandbox_settings, provider) == 2
     for formation in formations:
-        _one_event(remote, formation, provider)
+        one_event(remote, formation, provider)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -336,7 +311,7 @@ def test_a_call_failing_for_good_is_counted_and_left_for_the_next_export(
     assert FormationExport.objects.get(formation_uid=formation.uid).last_error
     sandbox_settings.clear_faults()
     assert integration_export(integration=integration).created == 1
-    _one_event(remote, formation, provider)
+    one_event(remote, formation, provider)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -356,7 +331,7 @@ def test_many_formations_go_in_full_batches_and_a_new_sync_sends_nothing(
         == (3 if provider == "google" else 6)
     )
     assert sandbox_settings.count(CREATE[provider]) == 120
-    assert len({_one_event(remote, f, provider).id for f in formations}) == 120
+    assert len({one_event(remote, f, provider).id for f in formations}) == 120
     sandbox_settings.reset_counters()
     assert integration_export(integration=integration).requests == 0
 
@@ -378,14 +353,14 @@ def test_an_exported_event_edited_by_the_learner_is_set_back_on_the_next_sync(
     integration, account, remote = _setup(sandbox_settings, learner, provider)
     formation = make_formation(start=_start(), learners=(learner,))
     integration_sync(integration=integration)
-    event = _one_event(remote, formation, provider)
+    event = one_event(remote, formation, provider)
     later = {"start": event.start + timedelta(hours=1), "end": event.end + timedelta(hours=1)}
     _edit_remote(sandbox_settings, account, remote, event, title="Mon titre à moi", **later)
 
     _imported, exported = integration_sync(integration=integration)
 
     assert exported.updated == 1
-    event = _one_event(remote, formation, provider)
+    event = one_event(remote, formation, provider)
     assert event.title == formation.title
     assert event.start_utc() == formation.start
     assert integration_sync(integration=integration)[1].requests == 0
@@ -398,22 +373,22 @@ def test_an_exported_event_deleted_by_the_learner_is_not_created_again(
     integration, account, remote = _setup(sandbox_settings, learner, provider)
     formation = make_formation(learners=(learner,))
     integration_sync(integration=integration)
-    sandbox_settings.store.delete(account, remote, _one_event(remote, formation, provider))
+    sandbox_settings.store.delete(account, remote, one_event(remote, formation, provider))
 
     _imported, exported = integration_sync(integration=integration)
 
     assert (exported.created, exported.removed) == (0, 1)
-    assert _events_of(remote, formation, provider) == []
+    assert events_of(remote, formation, provider) == []
     assert FormationExport.objects.get(formation_uid=formation.uid).removed_by_learner
     formation.title = "Changée"
     formation.save()
     assert integration_sync(integration=integration)[1].requests == 0
-    assert _events_of(remote, formation, provider) == []
+    assert events_of(remote, formation, provider) == []
 
     again = formation_export(integration=integration, formation=formation)  # "add it again"
 
     assert again.created == 1
-    assert _one_event(remote, formation, provider).title == "Changée"
+    assert one_event(remote, formation, provider).title == "Changée"
     assert not FormationExport.objects.get(formation_uid=formation.uid).removed_by_learner
 
 
@@ -426,14 +401,14 @@ def test_a_deletion_seen_only_when_writing_is_recognised(
     integration, account, remote = _setup(sandbox_settings, learner, provider)
     formation = make_formation(learners=(learner,))
     integration_export(integration=integration)
-    sandbox_settings.store.delete(account, remote, _one_event(remote, formation, provider))
+    sandbox_settings.store.delete(account, remote, one_event(remote, formation, provider))
     formation.title = "Déplacée"
     formation.save()
 
     result = integration_export(integration=integration)
 
     assert (result.updated, result.removed) == (0, 1)
-    assert _events_of(remote, formation, provider) == []
+    assert events_of(remote, formation, provider) == []
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -451,7 +426,7 @@ def test_after_reconnecting_the_events_already_there_are_adopted_not_duplicated(
     integration_sync(integration=integration)
 
     for formation in formations:
-        _one_event(remote, formation, provider)
+        one_event(remote, formation, provider)
     assert FormationExport.objects.filter(integration=integration).count() == 2
 
 
@@ -468,7 +443,7 @@ def test_disconnecting_can_take_every_exported_formation_back(
     integration_disconnect(integration=integration, remove_exported=True)
 
     for formation in formations:
-        assert _events_of(remote, formation, provider) == []
+        assert events_of(remote, formation, provider) == []
     assert not FormationExport.objects.exists()
 
 
