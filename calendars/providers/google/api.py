@@ -105,7 +105,7 @@ class GoogleCalendars(CalendarClient):
 
 
 class _AccessToken(Credentials):
-    """An access token owned by services.integration_access_token.
+    """An access token owned by services.credentials.integration_access_token.
 
     On a 401 the client library would refresh the credentials itself; the refresh must instead
     happen under the integration's row lock (Outlook-style rotation, saved tokens), so this

@@ -55,9 +55,6 @@ def write_events(service: Any, writes: list[Write]) -> tuple[list[WriteOutcome],
     return [outcomes[write.key] for write in writes], sent
 
 
-push_per_calendar = True
-
-
 def _write_request(service: Any, write: Write) -> Any:
     events = service.events()
     if write.kind == WriteKind.CREATE:
