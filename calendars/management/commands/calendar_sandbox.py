@@ -70,14 +70,23 @@ class Command(BaseCommand):
         from calendars.sandbox.core import Options, Sandbox
 
         started = time.perf_counter()
-        sandbox = Sandbox(
-            Options(
-                seed=options["seed"],
-                events=options["events"],
-                access_token_lifetime=options["token_lifetime"],
-                state_dir=options["state_dir"],
-            )
+        sandbox_options = Options(
+            seed=options["seed"],
+            events=options["events"],
+            access_token_lifetime=options["token_lifetime"],
+            state_dir=options["state_dir"],
         )
+        # The clients the site will use (the sandbox's own unless set otherwise), beside the
+        # sandbox's defaults: the site and the sandbox always agree.
+        if settings.GOOGLE_CLIENT_ID:
+            sandbox_options.google_clients[settings.GOOGLE_CLIENT_ID] = (
+                settings.GOOGLE_CLIENT_SECRET
+            )
+        if settings.OUTLOOK_CLIENT_ID:
+            sandbox_options.outlook_clients[settings.OUTLOOK_CLIENT_ID] = (
+                settings.OUTLOOK_CLIENT_SECRET
+            )
+        sandbox = Sandbox(sandbox_options)
         try:
             sandbox.start(options["host"], options["port"], options["tls_port"])
         except OSError as error:
