@@ -6,6 +6,7 @@ them; production (DEBUG off) refuses to start without the ones it cannot guess.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from pathlib import Path
@@ -210,6 +211,11 @@ CALENDAR_SANDBOX_TLS_URL = env.str(
 CALENDAR_SANDBOX_STATE_DIR = Path(
     env.str("CALENDAR_SANDBOX_STATE_DIR", default=str(VAR_DIR / "sandbox"))
 )
+# The sandbox's own app (for its command) is loaded only when the sandbox is in use: with
+# CALENDAR_SANDBOX, or in development where the package is there. A production install has no
+# `sandbox` package (pyproject.toml leaves it out).
+if CALENDAR_SANDBOX or (DEBUG and importlib.util.find_spec("sandbox") is not None):
+    INSTALLED_APPS.append("sandbox")
 
 
 def _endpoint(name: str, real: str, sandbox: str) -> str:

@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from calendars.sandbox.core import Options, Sandbox
 from formations.models import Enrollment, Formation
+from sandbox.core import Options, Sandbox
 
 User = get_user_model()
 _counter = itertools.count(1)

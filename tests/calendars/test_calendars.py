@@ -7,8 +7,8 @@ from django.urls import reverse
 
 from calendars.models import Calendar
 from calendars.providers.base import ProviderError
-from calendars.sandbox.store import Calendar as SandboxCalendar
 from calendars.services import integration_refresh_calendars
+from sandbox.store import Calendar as SandboxCalendar
 from tests.calendars.connect_helpers import connect
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from calendars import sync
 from calendars.models import CalendarEvent
-from calendars.sandbox.store import Event, new_google_id
+from sandbox.store import Event, new_google_id
 from tests.calendars.connect_helpers import connect
 
 

@@ -15,8 +15,8 @@ from calendars.providers import google as google_provider
 from calendars.providers import outlook as outlook_provider
 from calendars.providers.base import ProviderError, ReconnectRequired
 from calendars.providers.google import IMPORTED_TYPES
-from calendars.sandbox.store import Event, new_google_id, new_graph_id
 from calendars.sync import calendar_import, integration_import
+from sandbox.store import Event, new_google_id, new_graph_id
 from tests.calendars.connect_helpers import connect
 
 LIST_ENDPOINT = {"google": "google.events.list", "outlook": "graph.delta"}

@@ -10,8 +10,8 @@ import pytest
 import requests
 from googleapiclient.errors import HttpError
 
-from calendars.sandbox.google import discovery
-from calendars.sandbox.store import BASE32HEX
+from sandbox.google import discovery
+from sandbox.store import BASE32HEX
 from tests.sandbox.google_helpers import (
     ALEX,
     CAMILLE,

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 from googleapiclient.errors import HttpError
 
-from calendars.sandbox.store import BASE32HEX
+from sandbox.store import BASE32HEX
 from tests.sandbox.google_helpers import (
     ALEX,
     CAMILLE,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from calendars.sandbox.core import Options, Sandbox
+from sandbox.core import Options, Sandbox
 from tests.sandbox.google_helpers import CAMILLE, calendar_service, google_credentials
 
 

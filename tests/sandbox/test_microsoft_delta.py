@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from calendars.sandbox.core import Options, Sandbox
+from sandbox.core import Options, Sandbox
 from tests.sandbox.microsoft_helpers import WORK_2, Graph, event_body, outlook_token, wide_window
 
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post':UserWarning")

@@ -13,7 +13,7 @@ import msal
 import pytest
 import requests
 
-from calendars.sandbox.store import CONSUMERS_TENANT_ID, CONTOSO_TENANT_ID
+from sandbox.store import CONSUMERS_TENANT_ID, CONTOSO_TENANT_ID
 from tests.sandbox.microsoft_helpers import (
     PERSONAL,
     REDIRECT_URI,

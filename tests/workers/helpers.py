@@ -12,8 +12,8 @@ import pytest
 from django.utils import timezone
 
 from calendars.models import CalendarIntegration, FormationExport, SyncRun
-from calendars.sandbox.core import Sandbox
 from formations.models import Formation
+from sandbox.core import Sandbox
 from tests.calendars.test_export import _events_of
 from tests.calendars.test_sync import _expected, _imported
 

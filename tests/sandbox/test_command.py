@@ -5,13 +5,13 @@ import socket
 import pytest
 from django.core.management import CommandError, call_command
 
-from calendars.sandbox.constants import (
+from sandbox.constants import (
     GOOGLE_CLIENT_ID,
     GOOGLE_CLIENT_SECRET,
     OUTLOOK_CLIENT_ID,
     OUTLOOK_CLIENT_SECRET,
 )
-from calendars.sandbox.core import Sandbox
+from sandbox.core import Sandbox
 
 
 def _needed() -> int:

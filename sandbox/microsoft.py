@@ -49,9 +49,10 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from calendars.sandbox.core import HTTPError, Request, Response, Router
-from calendars.sandbox.pages import event_path
-from calendars.sandbox.store import (
+from core.timezones import iana_zone, windows_zone
+from sandbox.core import HTTPError, Request, Response, Router
+from sandbox.pages import event_path
+from sandbox.store import (
     CONSUMERS_TENANT_ID,
     MICROSOFT,
     Account,
@@ -62,12 +63,11 @@ from calendars.sandbox.store import (
     new_graph_id,
     utcnow,
 )
-from core.timezones import iana_zone, windows_zone
 
 if TYPE_CHECKING:
-    from calendars.sandbox.core import Sandbox
+    from sandbox.core import Sandbox
 
-logger = logging.getLogger("calendars.sandbox.microsoft")
+logger = logging.getLogger("sandbox.microsoft")
 
 # --- constants ----------------------------------------------------------------------------
 

@@ -13,11 +13,11 @@ from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-from calendars.sandbox.core import FAULT_KINDS, HTTPError, Request, Response, Router
-from calendars.sandbox.store import GOOGLE, Account, Calendar, Event, new_google_id, new_graph_id
+from sandbox.core import FAULT_KINDS, HTTPError, Request, Response, Router
+from sandbox.store import GOOGLE, Account, Calendar, Event, new_google_id, new_graph_id
 
 if TYPE_CHECKING:
-    from calendars.sandbox.core import Sandbox
+    from sandbox.core import Sandbox
 
 PAGE_SIZE = 100
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from calendars.sandbox.constants import DEFAULT_PORT, DEFAULT_TLS_PORT
+from sandbox.constants import DEFAULT_PORT, DEFAULT_TLS_PORT
 
 
 def _port(url: str, default: int) -> int:
@@ -67,7 +67,7 @@ class Command(BaseCommand):
             configured = settings.GOOGLE_CLIENT_ID or settings.OUTLOOK_CLIENT_ID
             raise SystemExit(0 if settings.CALENDAR_SANDBOX or not configured else 1)
 
-        from calendars.sandbox.core import Options, Sandbox
+        from sandbox.core import Options, Sandbox
 
         started = time.perf_counter()
         sandbox_options = Options(

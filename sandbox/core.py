@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from calendars.sandbox.constants import (
+from sandbox.constants import (
     GOOGLE_CLIENT_ID,
     GOOGLE_CLIENT_SECRET,
     OUTLOOK_CLIENT_ID,
     OUTLOOK_CLIENT_SECRET,
 )
-from calendars.sandbox.store import GOOGLE, Account, Store, generate
+from sandbox.store import GOOGLE, Account, Store, generate
 
 __all__ = [
     "GOOGLE_CLIENT_ID",
@@ -47,7 +47,7 @@ __all__ = [
     "Sandbox",
 ]
 
-logger = logging.getLogger("calendars.sandbox")
+logger = logging.getLogger("sandbox")
 
 
 class Request:
@@ -250,7 +250,7 @@ class Sandbox:
     """State plus servers. Provider modules attach themselves in `install`."""
 
     def __init__(self, options: Options | None = None, *, generate_data: bool = True) -> None:
-        from calendars.sandbox import google, microsoft, pages
+        from sandbox import google, microsoft, pages
 
         self.options = options or Options()
         self.store = Store()
@@ -362,7 +362,7 @@ class Sandbox:
     # --- servers ------------------------------------------------------------------------
 
     def start(self, host: str = "127.0.0.1", port: int = 0, tls_port: int = 0) -> Sandbox:
-        from calendars.sandbox.tls import ensure_certificates
+        from sandbox.tls import ensure_certificates
 
         state_dir = self.options.state_dir or Path.cwd() / "var" / "sandbox"
         certificates = ensure_certificates(state_dir, hosts=[host, "localhost", "127.0.0.1", "::1"])

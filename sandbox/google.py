@@ -47,8 +47,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from dateutil.rrule import rrulestr
 
-from calendars.sandbox.core import HTTPError, Request, Response, Router
-from calendars.sandbox.store import (
+from sandbox.core import HTTPError, Request, Response, Router
+from sandbox.store import (
     GOOGLE,
     Account,
     Calendar,
@@ -59,9 +59,9 @@ from calendars.sandbox.store import (
 )
 
 if TYPE_CHECKING:
-    from calendars.sandbox.core import Sandbox
+    from sandbox.core import Sandbox
 
-logger = logging.getLogger("calendars.sandbox.google")
+logger = logging.getLogger("sandbox.google")
 
 ISSUER = "https://accounts.google.com"
 SCOPE_PREFIX = "https://www.googleapis.com/auth/"
