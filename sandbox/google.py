@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from dateutil.rrule import rrulestr
 
-from sandbox.core import HTTPError, Request, Response, Router
+from sandbox.server import HTTPError, Request, Response, Router
 from sandbox.store import (
     GOOGLE,
     Account,

@@ -50,8 +50,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from core.timezones import iana_zone, windows_zone
-from sandbox.core import HTTPError, Request, Response, Router
 from sandbox.pages import event_path
+from sandbox.server import HTTPError, Request, Response, Router
 from sandbox.store import (
     CONSUMERS_TENANT_ID,
     MICROSOFT,

@@ -13,7 +13,8 @@ from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-from sandbox.core import FAULT_KINDS, HTTPError, Request, Response, Router
+from sandbox.faults import FAULT_KINDS
+from sandbox.server import HTTPError, Request, Response, Router
 from sandbox.store import GOOGLE, Account, Calendar, Event, new_google_id, new_graph_id
 
 if TYPE_CHECKING:

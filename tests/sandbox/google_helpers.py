@@ -14,7 +14,8 @@ from google_auth_oauthlib.flow import Flow
 from googleapiclient.discovery import build
 from googleapiclient.http import BatchHttpRequest
 
-from sandbox.core import GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET, Sandbox
+from sandbox.constants import GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET
+from sandbox.core import Sandbox
 
 CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
 CALENDAR_LIST = "https://www.googleapis.com/auth/calendar.calendarlist.readonly"

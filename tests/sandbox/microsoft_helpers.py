@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 import msal
 import requests
 
-from sandbox.core import OUTLOOK_CLIENT_ID, OUTLOOK_CLIENT_SECRET, Sandbox
+from sandbox.constants import OUTLOOK_CLIENT_ID, OUTLOOK_CLIENT_SECRET
+from sandbox.core import Sandbox
 
 SCOPES = ["Calendars.ReadWrite", "User.Read"]
 REDIRECT_URI = "http://localhost:8000/calendars/outlook/callback"

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from sandbox.core import HTTPError, Request, Response, Router
+from sandbox.server import HTTPError, Request, Response, Router
 
 
 def test_serves_http_and_https_with_its_own_authority(sandbox):

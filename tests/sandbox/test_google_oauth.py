@@ -13,7 +13,7 @@ from google.oauth2 import id_token
 from googleapiclient.errors import HttpError
 from oauthlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidGrantError
 
-from sandbox.core import GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET
+from sandbox.constants import GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET
 from tests.sandbox.google_helpers import (
     ALEX,
     CALENDAR_EVENTS,
