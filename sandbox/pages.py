@@ -73,28 +73,65 @@ def _html_error(error: HTTPError) -> Response:
     return response
 
 
-def install(sandbox: Sandbox) -> Router:
-    router = Router(errors=_html_error)
-    store = sandbox.store
+class Pages:
+    """The pages under /_sandbox/, for a person with a browser."""
 
-    def locate(request: Request) -> tuple[Account, Calendar]:
-        account = store.account(unquote(request.params["email"]))
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.store = sandbox.store
+        self.router = router = Router(errors=_html_error)
+        router.route("GET", r"/_sandbox/?", "sandbox.page")(self.index)
+        router.route("POST", r"/_sandbox/faults", "sandbox.page.faults")(self.add_fault)
+        router.route("POST", r"/_sandbox/faults/clear", "sandbox.page.faults")(self.clear_faults)
+        router.route("POST", r"/_sandbox/counters/reset", "sandbox.page.counters")(
+            self.reset_counters
+        )
+        router.route(
+            "POST",
+            r"/_sandbox/accounts/(?P<email>[^/]+)/(?P<action>revoke|expire-tokens|invalidate-sync)",
+            "sandbox.page.account",
+        )(self.account_action)
+        router.route(
+            "GET", r"/_sandbox/calendars/(?P<email>[^/]+)/(?P<calendar>[^/]+)/", "sandbox.page"
+        )(self.calendar_page)
+        router.route(
+            "POST",
+            r"/_sandbox/calendars/(?P<email>[^/]+)/(?P<calendar>[^/]+)/",
+            "sandbox.page.edit",
+        )(self.create_event)
+        router.route(
+            "GET",
+            r"/_sandbox/events/(?P<email>[^/]+)/(?P<calendar>[^/]+)/(?P<event>[^/]+)",
+            "sandbox.page",
+        )(self.event_page)
+        router.route(
+            "POST",
+            r"/_sandbox/events/(?P<email>[^/]+)/(?P<calendar>[^/]+)/(?P<event>[^/]+)",
+            "sandbox.page.edit",
+        )(self.update_event)
+        router.route(
+            "POST",
+            r"/_sandbox/events/(?P<email>[^/]+)/(?P<calendar>[^/]+)/(?P<event>[^/]+)/delete",
+            "sandbox.page.edit",
+        )(self.delete_event)
+
+    def locate(self, request: Request) -> tuple[Account, Calendar]:
+        account = self.store.account(unquote(request.params["email"]))
         calendar = account.calendars.get(unquote(request.params["calendar"])) if account else None
         if account is None or calendar is None:
             raise HTTPError(404, "notFound", "No such account or calendar.")
         return account, calendar
 
-    def locate_event(request: Request) -> tuple[Account, Calendar, Event]:
-        account, calendar = locate(request)
+    def locate_event(self, request: Request) -> tuple[Account, Calendar, Event]:
+        account, calendar = self.locate(request)
         event = calendar.events.get(unquote(request.params["event"]))
         if event is None:
             raise HTTPError(404, "notFound", "No such event.")
         return account, calendar, event
 
-    @router.route("GET", r"/_sandbox/?", "sandbox.page")
-    def index(request: Request) -> Response:
+    def index(self, request: Request) -> Response:
         rows = []
-        for account in store.accounts.values():
+        for account in self.store.accounts.values():
             calendars = "".join(
                 f"<li><a href='{calendar_path(account, c)}'>{escape(c.name)}</a>"
                 f"{' (primary)' if c.primary else ''}{'' if c.can_edit else ' — read-only'}: "
@@ -123,11 +160,11 @@ def install(sandbox: Sandbox) -> Router:
         faults = "".join(
             f"<tr><td>{escape(f.kind)}</td><td>{escape(f.endpoint)}</td><td>{escape(f.account)}"
             f"</td><td>{f.hits}/{f.times or '∞'}</td></tr>"
-            for f in sandbox.faults
+            for f in self.sandbox.faults
         )
         counters = "".join(
             f"<tr><td>{escape(name)}</td><td>{count}</td></tr>"
-            for name, count in sorted(sandbox.counters.items())
+            for name, count in sorted(self.sandbox.counters.items())
         )
         body = (
             "".join(rows)
@@ -158,11 +195,10 @@ def install(sandbox: Sandbox) -> Router:
         )
         return _page("Accounts", body)
 
-    @router.route("POST", r"/_sandbox/faults", "sandbox.page.faults")
-    def add_fault(request: Request) -> Response:
+    def add_fault(self, request: Request) -> Response:
         form = request.form()
         try:
-            sandbox.add_fault(
+            self.sandbox.add_fault(
                 form.get("kind", ""),
                 endpoint=form.get("endpoint") or "*",
                 account=form.get("account") or "*",
@@ -174,41 +210,31 @@ def install(sandbox: Sandbox) -> Router:
             raise HTTPError(400, "badRequest", str(error)) from error
         return Response.redirect("/_sandbox/", 303)
 
-    @router.route("POST", r"/_sandbox/faults/clear", "sandbox.page.faults")
-    def clear_faults(request: Request) -> Response:
-        sandbox.clear_faults()
+    def clear_faults(self, request: Request) -> Response:
+        self.sandbox.clear_faults()
         return Response.redirect("/_sandbox/", 303)
 
-    @router.route("POST", r"/_sandbox/counters/reset", "sandbox.page.counters")
-    def reset_counters(request: Request) -> Response:
-        sandbox.reset_counters()
+    def reset_counters(self, request: Request) -> Response:
+        self.sandbox.reset_counters()
         return Response.redirect("/_sandbox/", 303)
 
-    @router.route(
-        "POST",
-        r"/_sandbox/accounts/(?P<email>[^/]+)/(?P<action>revoke|expire-tokens|invalidate-sync)",
-        "sandbox.page.account",
-    )
-    def account_action(request: Request) -> Response:
-        account = store.account(unquote(request.params["email"]))
+    def account_action(self, request: Request) -> Response:
+        account = self.store.account(unquote(request.params["email"]))
         if account is None:
             raise HTTPError(404, "notFound", "No such account.")
-        provider = sandbox.provider_for(account)
+        provider = self.sandbox.provider_for(account)
         {
             "revoke": provider.revoke_account,
             "expire-tokens": provider.expire_access_tokens,
-            "invalidate-sync": store.invalidate_sync_state,
+            "invalidate-sync": self.store.invalidate_sync_state,
         }[request.params["action"]](account)
         return Response.redirect("/_sandbox/", 303)
 
-    @router.route(
-        "GET", r"/_sandbox/calendars/(?P<email>[^/]+)/(?P<calendar>[^/]+)/", "sandbox.page"
-    )
-    def calendar_page(request: Request) -> Response:
-        account, calendar = locate(request)
+    def calendar_page(self, request: Request) -> Response:
+        account, calendar = self.locate(request)
         query = (request.arg("q") or "").strip().lower()
         show_deleted = request.arg("deleted") == "1"
-        with store.lock:
+        with self.store.lock:
             events = [
                 e
                 for e in calendar.events.values()
@@ -261,11 +287,8 @@ def install(sandbox: Sandbox) -> Router:
             )
         return _page(calendar.name, body)
 
-    @router.route(
-        "POST", r"/_sandbox/calendars/(?P<email>[^/]+)/(?P<calendar>[^/]+)/", "sandbox.page.edit"
-    )
-    def create_event(request: Request) -> Response:
-        account, calendar = locate(request)
+    def create_event(self, request: Request) -> Response:
+        account, calendar = self.locate(request)
         if not calendar.can_edit:
             raise HTTPError(403, "forbidden", "This calendar is read-only.")
         form = request.form()
@@ -282,16 +305,11 @@ def install(sandbox: Sandbox) -> Router:
             time_zone=calendar.time_zone,
             location=form.get("location", "").strip(),
         )
-        store.save(account, calendar, event)
+        self.store.save(account, calendar, event)
         return Response.redirect(event_path(account, calendar, event), 303)
 
-    @router.route(
-        "GET",
-        r"/_sandbox/events/(?P<email>[^/]+)/(?P<calendar>[^/]+)/(?P<event>[^/]+)",
-        "sandbox.page",
-    )
-    def event_page(request: Request) -> Response:
-        account, calendar, event = locate_event(request)
+    def event_page(self, request: Request) -> Response:
+        account, calendar, event = self.locate_event(request)
         facts = [
             ("When", _when(event)),
             ("Status", escape(event.status) + (" (deleted)" if event.deleted else "")),
@@ -332,13 +350,8 @@ def install(sandbox: Sandbox) -> Router:
             )
         return _page(event.title or "(untitled)", body)
 
-    @router.route(
-        "POST",
-        r"/_sandbox/events/(?P<email>[^/]+)/(?P<calendar>[^/]+)/(?P<event>[^/]+)",
-        "sandbox.page.edit",
-    )
-    def update_event(request: Request) -> Response:
-        account, calendar, event = locate_event(request)
+    def update_event(self, request: Request) -> Response:
+        account, calendar, event = self.locate_event(request)
         if not calendar.can_edit or event.deleted:
             raise HTTPError(403, "forbidden", "This event cannot be changed.")
         form = request.form()
@@ -349,24 +362,21 @@ def install(sandbox: Sandbox) -> Router:
         event.location = form.get("location", "").strip()
         if event.series_id:
             event.is_exception = True
-        store.save(account, calendar, event)
+        self.store.save(account, calendar, event)
         return Response.redirect(event_path(account, calendar, event), 303)
 
-    @router.route(
-        "POST",
-        r"/_sandbox/events/(?P<email>[^/]+)/(?P<calendar>[^/]+)/(?P<event>[^/]+)/delete",
-        "sandbox.page.edit",
-    )
-    def delete_event(request: Request) -> Response:
-        account, calendar, event = locate_event(request)
+    def delete_event(self, request: Request) -> Response:
+        account, calendar, event = self.locate_event(request)
         if not calendar.can_edit:
             raise HTTPError(403, "forbidden", "This calendar is read-only.")
         if event.series_id:
             event.is_exception = True
-        store.delete(account, calendar, event)
+        self.store.delete(account, calendar, event)
         return Response.redirect(calendar_path(account, calendar), 303)
 
-    return router
+
+def install(sandbox: Sandbox) -> Router:
+    return Pages(sandbox).router
 
 
 def _parse_local(value: str, zone: str) -> datetime:
