@@ -10,7 +10,7 @@ import pytest
 import requests
 from googleapiclient.errors import HttpError
 
-from sandbox.google import discovery
+from sandbox.google.discovery import discovery
 from sandbox.store import BASE32HEX
 from tests.sandbox.google_helpers import (
     ALEX,
