@@ -13,6 +13,10 @@ from django.utils import timezone
 from formations.models import Enrollment, Formation
 from sandbox.core import Options, Sandbox
 
+# The sandbox's test helpers check what they get with assert: pytest rewrites them as it does
+# test modules, for the same detailed failure messages.
+pytest.register_assert_rewrite("tests.sandbox.google.helpers", "tests.sandbox.microsoft.helpers")
+
 User = get_user_model()
 _counter = itertools.count(1)
 

@@ -15,7 +15,7 @@ from calendars.providers.base import ReconnectRequired, Unauthorized
 from calendars.services import integration_access_token, integration_call
 from core.tls import outlook_verify
 from tests.calendars.connect_helpers import connect
-from tests.sandbox.microsoft_helpers import raw_token_request
+from tests.sandbox.microsoft.helpers import raw_token_request
 
 
 def _calendar_list(token: str) -> int:

@@ -14,7 +14,7 @@ from googleapiclient.errors import HttpError
 from oauthlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidGrantError
 
 from sandbox.constants import GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET
-from tests.sandbox.google_helpers import (
+from tests.sandbox.google.helpers import (
     ALEX,
     CALENDAR_EVENTS,
     CAMILLE,

@@ -12,7 +12,7 @@ import pytest
 from googleapiclient.errors import HttpError
 
 from sandbox.store import BASE32HEX
-from tests.sandbox.google_helpers import (
+from tests.sandbox.google.helpers import (
     ALEX,
     CAMILLE,
     calendar_service,

@@ -180,6 +180,13 @@ class Graph:
         return response.json()
 
 
+def error_code(response: requests.Response) -> str:
+    """Graph's error code, after checking the error has Graph's innerError fields."""
+    body = response.json()
+    assert set(body["error"]["innerError"]) >= {"date", "request-id", "client-request-id"}
+    return body["error"]["code"]
+
+
 def event_body(
     subject: str = "Formation sécurité",
     *,

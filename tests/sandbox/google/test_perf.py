@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from sandbox.core import Options, Sandbox
-from tests.sandbox.google_helpers import CAMILLE, calendar_service, google_credentials
+from tests.sandbox.google.helpers import CAMILLE, calendar_service, google_credentials
 
 
 @pytest.fixture(autouse=True)

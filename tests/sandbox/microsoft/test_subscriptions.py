@@ -9,13 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from tests.sandbox.microsoft_helpers import (
-    PERSONAL,
-    WORK,
-    Graph,
-    Receiver,
-    outlook_token,
-)
+from tests.sandbox.microsoft.helpers import PERSONAL, WORK, Graph, Receiver, outlook_token
 
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post':UserWarning")
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from googleapiclient.errors import HttpError
 
-from tests.sandbox.google_helpers import CAMILLE, calendar_service, google_credentials, timed_event
+from tests.sandbox.google.helpers import CAMILLE, calendar_service, google_credentials, timed_event
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,7 @@
-"""The sandbox's Microsoft Graph: users, calendars, calendarView, events, batching, faults."""
+"""The sandbox's Microsoft Graph: users, calendars, calendarView, events, faults."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -10,12 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.sandbox.microsoft_helpers import (
+from tests.sandbox.microsoft.helpers import (
     FORMATION_PROPERTY,
-    PERSONAL,
     WORK,
     WORK_2,
     Graph,
+    error_code,
     event_body,
     outlook_token,
     wide_window,
@@ -27,12 +26,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post':UserWa
 @pytest.fixture
 def graph(sandbox) -> Graph:
     return Graph(sandbox, outlook_token(sandbox, WORK))
-
-
-def error_code(response: requests.Response) -> str:
-    body = response.json()
-    assert set(body["error"]["innerError"]) >= {"date", "request-id", "client-request-id"}
-    return body["error"]["code"]
 
 
 def live_in_window(calendar, start: datetime, end: datetime) -> set[str]:
@@ -412,102 +405,6 @@ def test_events_list_pages_with_top(graph):
     assert {e["type"] for e in first["value"]} <= {"singleInstance", "seriesMaster"}
     second = graph.get(first["@odata.nextLink"]).json()
     assert not {e["id"] for e in first["value"]} & {e["id"] for e in second["value"]}
-
-
-def test_batch_creates_several_events(sandbox, graph):
-    requests_ = [
-        {
-            "id": str(n),
-            "method": "POST",
-            "url": "/me/events",
-            "headers": {"Content-Type": "application/json"},
-            "body": event_body(f"Session {n}"),
-        }
-        for n in range(1, 4)
-    ] + [{"id": "4", "method": "GET", "url": "me"}]
-
-    response = graph.post("/$batch", json={"requests": requests_})
-
-    assert response.status_code == 200
-    answers = {a["id"]: a for a in response.json()["responses"]}
-    assert [answers[str(n)]["status"] for n in range(1, 4)] == [201, 201, 201]
-    assert answers["2"]["body"]["subject"] == "Session 2"
-    assert answers["4"]["body"]["mail"] == WORK
-    assert sandbox.count("graph.batch") == 1
-    assert sandbox.count("graph.events.create") == 3
-
-
-def test_batch_of_more_than_twenty_requests_is_refused(graph):
-    requests_ = [{"id": str(n), "method": "GET", "url": "/me"} for n in range(21)]
-
-    response = graph.post("/$batch", json={"requests": requests_})
-
-    assert response.status_code == 400
-    assert error_code(response) == "BadRequest"
-
-
-def test_batch_request_needs_content_type_with_a_body_and_runs_dependencies(graph):
-    requests_ = [
-        {"id": "a", "method": "POST", "url": "/me/events", "body": event_body()},
-        {"id": "b", "method": "GET", "url": "/me", "dependsOn": ["a"]},
-    ]
-
-    answers = {
-        a["id"]: a for a in graph.post("/$batch", json={"requests": requests_}).json()["responses"]
-    }
-
-    assert answers["a"]["status"] == 400
-    assert answers["b"]["status"] == 424
-
-
-def test_rate_limit_inside_a_batch_shows_in_that_response(sandbox, graph):
-    sandbox.add_fault("rate_limit", endpoint="graph.events.create", retry_after=7)
-    requests_ = [
-        {
-            "id": str(n),
-            "method": "POST",
-            "url": "/me/events",
-            "headers": {"Content-Type": "application/json"},
-            "body": event_body(f"Batch {n}"),
-        }
-        for n in range(3)
-    ]
-
-    response = graph.post("/$batch", json={"requests": requests_})
-
-    answers = [a for a in response.json()["responses"]]
-    assert response.status_code == 200
-    assert [a["status"] for a in answers] == [429, 201, 201]
-    assert answers[0]["headers"]["Retry-After"] == "7"
-    assert answers[0]["body"]["error"]["code"] == "TooManyRequests"
-
-
-def test_more_than_four_concurrent_requests_for_a_mailbox_get_429(sandbox):
-    graph = Graph(sandbox, outlook_token(sandbox, PERSONAL))
-    other = Graph(sandbox, outlook_token(sandbox, WORK_2))
-    sandbox.add_fault("slow", endpoint="graph.me", account=PERSONAL, times=0, delay=0.6)
-    results: list[requests.Response] = []
-    lock = threading.Lock()
-
-    def call() -> None:
-        response = Graph(sandbox, graph.session.headers["Authorization"][7:]).get("/me")
-        with lock:
-            results.append(response)
-
-    threads = [threading.Thread(target=call) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    assert other.get("/me").status_code == 200  # another mailbox is not held up
-    for thread in threads:
-        thread.join()
-
-    statuses = sorted(r.status_code for r in results)
-    assert statuses == [200, 200, 200, 200, 429, 429]
-    throttled = next(r for r in results if r.status_code == 429)
-    assert error_code(throttled) == "ApplicationThrottled"
-    assert throttled.headers["Retry-After"] == "1"
-    sandbox.clear_faults()
-    assert graph.get("/me").status_code == 200  # every slot was given back
 
 
 @pytest.mark.parametrize(

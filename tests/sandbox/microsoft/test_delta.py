@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from sandbox.core import Options, Sandbox
-from tests.sandbox.microsoft_helpers import WORK_2, Graph, event_body, outlook_token, wide_window
+from tests.sandbox.microsoft.helpers import WORK_2, Graph, event_body, outlook_token, wide_window
 
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post':UserWarning")
 

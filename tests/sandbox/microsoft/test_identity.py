@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from sandbox.store import CONSUMERS_TENANT_ID, CONTOSO_TENANT_ID
-from tests.sandbox.microsoft_helpers import (
+from tests.sandbox.microsoft.helpers import (
     PERSONAL,
     REDIRECT_URI,
     SCOPES,
