@@ -20,7 +20,7 @@ def _port(url: str, default: int) -> int:
 class Command(BaseCommand):
     help = (
         "Runs the local Google Calendar and Microsoft Graph emulator that the application, its "
-        "tests and the demo use (see README, 'The provider sandbox')."
+        "tests and the demo use (see sandbox/README.md)."
     )
     requires_system_checks: list[str] = []
     requires_migrations_checks = False
