@@ -1,4 +1,8 @@
-"""What the application needs to know of the sandbox, importable without loading it."""
+"""The sandbox's defaults: the OAuth clients it knows and the ports it listens on.
+
+For standalone use and tests; `calendar_sandbox` also registers the clients Django's settings
+name. The application never imports this: config/settings.py writes the same values out.
+"""
 
 from __future__ import annotations
 

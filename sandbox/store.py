@@ -1,9 +1,9 @@
 """The sandbox's data: accounts, calendars and events, provider-neutral, in memory.
 
-Google and Microsoft render the same `Event` in their own JSON shapes (google.py, microsoft.py).
-Every change takes a new `seq` from one counter, so sync tokens and delta links are simply "the
-last seq seen". Deleted events stay as tombstones (`deleted=True`) so incremental listings can
-report them. All access goes through `Store.lock`.
+Google and Microsoft render the same `Event` in their own JSON shapes (google/events.py,
+microsoft/render.py). Every change takes a new `seq` from one counter, so sync tokens and delta
+links are simply "the last seq seen". Deleted events stay as tombstones (`deleted=True`) so
+incremental listings can report them. All access goes through `Store.lock`.
 """
 
 from __future__ import annotations

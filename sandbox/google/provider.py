@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 
 class GoogleSandbox:
+    """Google's endpoints, wired: the OAuth state and the push channels share `lock`."""
+
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.store = sandbox.store

@@ -77,7 +77,7 @@ class MailboxConcurrency:
 
     def release_unclaimed_slot(self) -> None:
         # The core answered from a fault rule without calling the handler: free the slot that
-        # `_identify` took for this request.
+        # `identify` took for this request.
         stack = self._local.__dict__.get("slots", [])
         if stack and not stack[-1].claimed:
             self.release(stack[-1])
