@@ -78,8 +78,8 @@ def serve_sandbox(args: argparse.Namespace) -> int:
     import uuid
     from datetime import UTC, datetime
 
-    from calendars.sandbox import store as sandbox_store
-    from calendars.sandbox.core import Options, Sandbox
+    from sandbox import store as sandbox_store
+    from sandbox.core import Options, Sandbox
 
     started = time.perf_counter()
     sandbox = Sandbox(

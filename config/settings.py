@@ -6,6 +6,7 @@ them; production (DEBUG off) refuses to start without the ones it cannot guess.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from pathlib import Path
@@ -13,8 +14,6 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
-
-from calendars.sandbox import constants as sandbox_constants
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -200,17 +199,33 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="formations@localhost
 # --- Calendar providers -------------------------------------------------------------------
 # Production defaults are the real services. CALENDAR_SANDBOX=true points every endpoint (and
 # the client credentials, unless set) at the local emulator started by
-# `python manage.py calendar_sandbox`; nothing else in the application knows about it.
+# `python manage.py calendar_sandbox`; nothing else in the application knows about it. The
+# sandbox's values (its ports here, its clients below) are written out rather than imported:
+# the application never imports the sandbox, whose command registers the clients these
+# settings end up with, so that the two cannot disagree.
 CALENDAR_SANDBOX = env.bool("CALENDAR_SANDBOX", default=False)
-CALENDAR_SANDBOX_URL = env.str(
-    "CALENDAR_SANDBOX_URL", default=f"http://127.0.0.1:{sandbox_constants.DEFAULT_PORT}"
-).rstrip("/")
+CALENDAR_SANDBOX_URL = env.str("CALENDAR_SANDBOX_URL", default="http://127.0.0.1:8400").rstrip("/")
 CALENDAR_SANDBOX_TLS_URL = env.str(
-    "CALENDAR_SANDBOX_TLS_URL", default=f"https://127.0.0.1:{sandbox_constants.DEFAULT_TLS_PORT}"
+    "CALENDAR_SANDBOX_TLS_URL", default="https://127.0.0.1:8401"
 ).rstrip("/")
 CALENDAR_SANDBOX_STATE_DIR = Path(
     env.str("CALENDAR_SANDBOX_STATE_DIR", default=str(VAR_DIR / "sandbox"))
 )
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# The sandbox's own app (for its command) is loaded only when the sandbox is in use: with
+# CALENDAR_SANDBOX, or in development, where the package is there. A production install has no
+# `sandbox` package (pyproject.toml leaves it out); pointed at a sandbox run elsewhere
+# (CALENDAR_SANDBOX_URL), it starts without the app.
+if (CALENDAR_SANDBOX or DEBUG) and _importable("sandbox"):
+    INSTALLED_APPS.append("sandbox")
 
 
 def _endpoint(name: str, real: str, sandbox: str) -> str:
@@ -307,12 +322,10 @@ if DEBUG:
 # OAuth clients. The names are the ones the product already uses; they also enable "Sign in
 # with Google / Microsoft". Signing in never stores a provider token (see the pipeline below,
 # which leaves out social_core's load_extra_data step).
-GOOGLE_CLIENT_ID = _endpoint("GOOGLE_CLIENT_ID", "", sandbox_constants.GOOGLE_CLIENT_ID)
-GOOGLE_CLIENT_SECRET = _endpoint("GOOGLE_CLIENT_SECRET", "", sandbox_constants.GOOGLE_CLIENT_SECRET)
-OUTLOOK_CLIENT_ID = _endpoint("OUTLOOK_CLIENT_ID", "", sandbox_constants.OUTLOOK_CLIENT_ID)
-OUTLOOK_CLIENT_SECRET = _endpoint(
-    "OUTLOOK_CLIENT_SECRET", "", sandbox_constants.OUTLOOK_CLIENT_SECRET
-)
+GOOGLE_CLIENT_ID = _endpoint("GOOGLE_CLIENT_ID", "", "sandbox-client.apps.googleusercontent.test")
+GOOGLE_CLIENT_SECRET = _endpoint("GOOGLE_CLIENT_SECRET", "", "sandbox-google-client-secret")
+OUTLOOK_CLIENT_ID = _endpoint("OUTLOOK_CLIENT_ID", "", "5a4d1b6e-0c1f-4f7e-9d2a-5a4d1b6e0c1f")
+OUTLOOK_CLIENT_SECRET = _endpoint("OUTLOOK_CLIENT_SECRET", "", "sandbox-outlook-client-secret")
 SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = GOOGLE_CLIENT_ID
 SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = GOOGLE_CLIENT_SECRET
 SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = OUTLOOK_CLIENT_ID

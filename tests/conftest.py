@@ -10,14 +10,12 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from calendars.sandbox.constants import (
-    GOOGLE_CLIENT_ID,
-    GOOGLE_CLIENT_SECRET,
-    OUTLOOK_CLIENT_ID,
-    OUTLOOK_CLIENT_SECRET,
-)
-from calendars.sandbox.core import Options, Sandbox
 from formations.models import Enrollment, Formation
+from sandbox.core import Options, Sandbox
+
+# The sandbox's test helpers check what they get with assert: pytest rewrites them as it does
+# test modules, for the same detailed failure messages.
+pytest.register_assert_rewrite("tests.sandbox.google.helpers", "tests.sandbox.microsoft.helpers")
 
 User = get_user_model()
 _counter = itertools.count(1)
@@ -137,12 +135,13 @@ def sandbox_settings(settings: Any, sandbox: Sandbox, monkeypatch: pytest.Monkey
     settings.OUTLOOK_AUTHORITY = f"{sandbox.https_url}/common"
     settings.OUTLOOK_GRAPH_URL = f"{sandbox.https_url}/v1.0"
     settings.OUTLOOK_CA_BUNDLE = str(sandbox.ca_path)
-    settings.GOOGLE_CLIENT_ID = settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = GOOGLE_CLIENT_ID
-    settings.GOOGLE_CLIENT_SECRET = settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = GOOGLE_CLIENT_SECRET
-    settings.OUTLOOK_CLIENT_ID = settings.SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = OUTLOOK_CLIENT_ID
-    settings.OUTLOOK_CLIENT_SECRET = settings.SOCIAL_AUTH_MICROSOFT_GRAPH_SECRET = (
-        OUTLOOK_CLIENT_SECRET
-    )
+    # The clients the running sandbox knows (the session starts it with its defaults only).
+    google_id, google_secret = next(iter(sandbox.options.google_clients.items()))
+    outlook_id, outlook_secret = next(iter(sandbox.options.outlook_clients.items()))
+    settings.GOOGLE_CLIENT_ID = settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = google_id
+    settings.GOOGLE_CLIENT_SECRET = settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = google_secret
+    settings.OUTLOOK_CLIENT_ID = settings.SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = outlook_id
+    settings.OUTLOOK_CLIENT_SECRET = settings.SOCIAL_AUTH_MICROSOFT_GRAPH_SECRET = outlook_secret
     # The app's own pages are served over plain http in tests, as in development.
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     return sandbox

@@ -13,8 +13,8 @@ from django.urls import reverse
 from social_django.models import UserSocialAuth
 
 from accounts.backends import GoogleSignIn
-from tests.sandbox.google_helpers import CAMILLE, consent
-from tests.sandbox.microsoft_helpers import WORK, open_consent, submit_consent
+from tests.sandbox.google.helpers import CAMILLE, consent
+from tests.sandbox.microsoft.helpers import WORK, open_consent, submit_consent
 
 
 def test_login_page_is_ours_and_in_french(client, db):

@@ -7,7 +7,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from calendars.models import CalendarIntegration
 from calendars.services.connection import integration_connect_finish, integration_connect_start
-from tests.sandbox import google_helpers, microsoft_helpers
+from tests.sandbox.google import helpers as google_helpers
+from tests.sandbox.microsoft import helpers as microsoft_helpers
 
 REDIRECT = "http://testserver/calendar/callback/{}"
 GOOGLE_ACCOUNT = google_helpers.CAMILLE

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calendars.models import CalendarEvent
-from calendars.sandbox.store import Event, new_google_id
+from sandbox.store import Event, new_google_id
 from tests.calendars.connect_helpers import connect
 
 pytestmark = pytest.mark.usefixtures("quick_retries")

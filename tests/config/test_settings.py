@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -151,3 +153,51 @@ def test_explicit_endpoint_wins_over_the_sandbox():
     )
     assert values[4] == "https://login.microsoftonline.us/contoso.onmicrosoft.com"
     assert values[7] == "real-id.apps.googleusercontent.com"
+
+
+PRODUCTION = {"DEBUG": "false", "ALLOWED_HOSTS": "example.com"}
+SANDBOX_INSTALLED = "from django.conf import settings; print('sandbox' in settings.INSTALLED_APPS)"
+
+
+def _sandbox_installed(**env: str) -> bool:
+    if env.get("DEBUG") == "false":
+        env.update(
+            SECRET_KEY=secrets.token_urlsafe(50), CALENDAR_TOKEN_KEY=secrets.token_urlsafe(50)
+        )
+    result = _manage("shell", "-c", SANDBOX_INSTALLED, **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_development_installs_the_sandbox_app_for_its_command():
+    assert _sandbox_installed(CALENDAR_SANDBOX="false")
+
+
+def test_production_does_not_load_the_sandbox():
+    assert not _sandbox_installed(CALENDAR_SANDBOX="false", **PRODUCTION)
+
+
+def test_calendar_sandbox_installs_the_sandbox_app_whatever_debug_says():
+    assert _sandbox_installed(CALENDAR_SANDBOX="true", **PRODUCTION)
+
+
+@pytest.mark.parametrize("calendar_sandbox", ["false", "true"])
+def test_an_install_without_the_sandbox_package_starts_without_it(calendar_sandbox):
+    # As in an install of the built package, which leaves sandbox/ out.
+    code = (
+        "import sys; sys.modules['sandbox'] = None; import django; django.setup(); "
+        "from django.conf import settings; print('sandbox' in settings.INSTALLED_APPS)"
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DEBUG"}}
+    environment.update(DJANGO_SETTINGS_MODULE="config.settings", CALENDAR_SANDBOX=calendar_sandbox)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"

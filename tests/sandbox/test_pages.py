@@ -4,8 +4,8 @@ from urllib.parse import quote
 
 import requests
 
-from calendars.sandbox.pages import calendar_path, event_path
-from calendars.sandbox.store import GOOGLE, MICROSOFT
+from sandbox.pages import calendar_path, event_path
+from sandbox.store import GOOGLE, MICROSOFT
 
 
 def _get(sandbox, path):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from calendars.sandbox.store import GOOGLE, MICROSOFT, Store, generate
+from sandbox.store import GOOGLE, MICROSOFT, Store, generate
 
 TODAY = date(2027, 1, 11)
 

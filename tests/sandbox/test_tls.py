@@ -4,7 +4,7 @@ import stat
 
 from cryptography import x509
 
-from calendars.sandbox.tls import ensure_certificates
+from sandbox.tls import ensure_certificates
 
 
 def _sans(path):

@@ -33,8 +33,8 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from calendars.models import SyncRun
-from calendars.sandbox.core import Sandbox
 from config.celery import app
+from sandbox.core import Sandbox
 from tests.calendars.conftest import forget_exported_events  # noqa: F401 (a fixture)
 
 pytest.register_assert_rewrite("tests.workers.helpers")

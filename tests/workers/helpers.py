@@ -12,8 +12,8 @@ import pytest
 from django.utils import timezone
 
 from calendars.models import CalendarIntegration, FormationExport, SyncRun
-from calendars.sandbox.core import Sandbox
 from formations.models import Formation
+from sandbox.core import Sandbox
 from tests.calendars.calendar_helpers import events_of, expected_ids, imported_ids
 
 INTERRUPTED = "Interrompue avant la fin."

@@ -12,7 +12,8 @@ from calendars.models import SyncRun
 from calendars.tasks import dispatch_sync, sync_integration
 from formations.models import Enrollment
 from tests.calendars.connect_helpers import connect
-from tests.sandbox import google_helpers, microsoft_helpers
+from tests.sandbox.google import helpers as google_helpers
+from tests.sandbox.microsoft import helpers as microsoft_helpers
 from tests.workers.helpers import (
     assert_each_formation_once,
     assert_imports_match,

@@ -16,7 +16,7 @@ from calendars.models import CalendarEvent, CalendarIntegration, PushChannel, Sy
 from calendars.push import integration_channels_stop
 from calendars.tasks import dispatch_sync
 from tests.calendars.connect_helpers import connect
-from tests.sandbox.google_helpers import calendar_service, google_credentials
+from tests.sandbox.google.helpers import calendar_service, google_credentials
 from tests.workers.helpers import assert_never_overlapping, wait_for
 
 CHANGES = 20

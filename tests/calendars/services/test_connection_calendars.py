@@ -7,8 +7,8 @@ from django.urls import reverse
 
 from calendars.errors import ProviderError
 from calendars.models import Calendar
-from calendars.sandbox.store import Calendar as SandboxCalendar
 from calendars.services.connection import integration_refresh_calendars
+from sandbox.store import Calendar as SandboxCalendar
 from tests.calendars.connect_helpers import connect
 
 

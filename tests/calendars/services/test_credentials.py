@@ -24,7 +24,7 @@ from calendars.services.credentials import (
 )
 from core.tls import outlook_verify
 from tests.calendars.connect_helpers import connect
-from tests.sandbox.microsoft_helpers import raw_token_request
+from tests.sandbox.microsoft.helpers import raw_token_request
 
 
 def _calendar_list(token: str) -> int:

@@ -14,9 +14,9 @@ from calendars.models import Calendar, CalendarEvent, CalendarIntegration
 from calendars.providers.google import api as google_api
 from calendars.providers.google.normalize import IMPORTED_TYPES
 from calendars.providers.outlook import api as outlook_api
-from calendars.sandbox.store import Event, new_google_id, new_graph_id
 from calendars.sync import importing
 from calendars.sync.importing import calendar_import, integration_import
+from sandbox.store import Event, new_google_id, new_graph_id
 from tests.calendars.calendar_helpers import LIST_ENDPOINT, expected_ids, imported_ids
 from tests.calendars.connect_helpers import connect
 

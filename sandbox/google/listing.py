@@ -1,0 +1,312 @@
+"""events.list and events.instances: pages, sync tokens, and what a listing includes.
+
+https://developers.google.com/calendar/api/guides/sync: a listing ends with a sync token
+from which a later one lists only what changed; a token the store no longer honours is a
+410. A page token resumes after the last entry's sort key, in the snapshot the listing
+began with, and is bound to the query it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zoneinfo
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sandbox.google.api import Call, calendar_of
+from sandbox.google.errors import GoogleError, full_sync_required, invalid_parameter, not_found
+from sandbox.google.events import Events
+from sandbox.google.formats import Sealer, etag, parse_rfc3339, rfc3339_ms, role
+from sandbox.server import Request, Response
+from sandbox.store import Calendar, Event, Store, utcnow
+
+MAX_PAGE_SIZE = 2500
+
+# events.list parameters Google refuses beside a syncToken (the guide on incremental sync).
+NOT_WITH_SYNC_TOKEN = [
+    "timeMin",
+    "timeMax",
+    "updatedMin",
+    "q",
+    "orderBy",
+    "iCalUID",
+    "privateExtendedProperty",
+    "sharedExtendedProperty",
+]
+# Query parameters that do not change which entries a list returns (left out of page tokens).
+COSMETIC_PARAMETERS = {
+    "pageToken",
+    "maxResults",
+    "fields",
+    "prettyPrint",
+    "key",
+    "quotaUser",
+    "userIp",
+    "alt",
+    "oauth_token",
+    "maxAttendees",
+    "alwaysIncludeEmail",
+    "timeZone",
+}
+
+
+class Listing:
+    def __init__(self, store: Store, sealer: Sealer, events: Events) -> None:
+        self.store = store
+        self.sealer = sealer
+        self.events = events
+
+    def events_list(self, call: Call) -> Response:
+        params = call.params
+        calendar = calendar_of(call)
+        if "syncToken" in params:
+            for name in NOT_WITH_SYNC_TOKEN:
+                if name in params:
+                    raise GoogleError(
+                        400,
+                        "badRequest",
+                        f"Sync token cannot be used with other query parameters: {name} is "
+                        "not allowed with syncToken.",
+                        location=name,
+                        location_type="parameter",
+                    )
+        single = params.get("singleEvents", False)
+        if params.get("orderBy") == "startTime" and not single:
+            raise GoogleError(
+                400,
+                "badRequest",
+                "The requested ordering is not available for the particular query.",
+                location="orderBy",
+            )
+        time_min, time_max = params.get("timeMin"), params.get("timeMax")
+        if time_min and time_max and time_max <= time_min:
+            raise GoogleError(
+                400,
+                "timeRangeEmpty",
+                "The specified time range is empty.",
+                location="timeMax",
+                domain="calendar",
+            )
+        for name in ("privateExtendedProperty", "sharedExtendedProperty"):
+            for constraint in params.get(name, []):
+                if "=" not in constraint:
+                    raise invalid_parameter(
+                        name, f"Invalid value '{constraint}': expected propertyName=value."
+                    )
+        calendar_key = f"{call.account.email}/{calendar.id}"
+        since = None
+        if "syncToken" in params:
+            data = self.sealer.unseal("sync", params["syncToken"])
+            if (
+                not isinstance(data, list)
+                or len(data) != 2
+                or data[0] != calendar_key
+                or not isinstance(data[1], int)
+                or data[1] < calendar.min_valid_seq
+            ):
+                raise full_sync_required()
+            since = data[1]
+        with self.store.lock:
+            entries = list(calendar.events.values())
+            snapshot = self.store.seq
+        order = "changes" if since is not None else params.get("orderBy", "id")
+        in_window = None
+        if not single and since is None and ("timeMin" in params or "timeMax" in params):
+            # A series master is in the window when one of its live occurrences is.
+            in_window = {
+                e.series_id
+                for e in entries
+                if e.is_occurrence
+                and not (e.deleted or e.status == "cancelled")
+                and _overlaps(e, params.get("timeMin"), params.get("timeMax"))
+            }
+
+        def include(event: Event) -> bool:
+            return self._matches(
+                event, calendar, params, since=since, single=single, series_in_window=in_window
+            )
+
+        return self._list_response(
+            call, calendar, entries, include, order=order, snapshot=snapshot, since=since
+        )
+
+    def _matches(
+        self,
+        event: Event,
+        calendar: Calendar,
+        params: dict[str, Any],
+        *,
+        since: int | None,
+        single: bool,
+        series_in_window: set[str] | None = None,
+    ) -> bool:
+        if since is not None and event.seq <= since:
+            return False
+        cancelled = event.deleted or event.status == "cancelled"
+        updated_min = params.get("updatedMin")
+        show_deleted = since is not None or params.get("showDeleted", False)
+        if updated_min is not None:
+            if event.updated < updated_min:
+                return False
+            show_deleted = True  # "entries deleted since this time will always be included"
+        if single:
+            if event.is_master or (cancelled and not show_deleted):
+                return False
+        elif event.is_occurrence:
+            # Only exceptions show beside their master; cancelled ones even without
+            # showDeleted, as the reference says, unless the whole series is gone.
+            master = calendar.events.get(event.series_id)
+            if not event.is_exception or master is None or master.deleted:
+                return False
+        elif cancelled and not show_deleted:
+            return False
+        if "eventTypes" in params and event.event_type not in params["eventTypes"]:
+            return False
+        if since is not None:
+            return True
+        if "iCalUID" in params and event.ical_uid != params["iCalUID"]:
+            return False
+        for constraint in params.get("privateExtendedProperty", []):
+            name, _, value = constraint.partition("=")
+            if event.private_properties.get(name) != value:
+                return False
+        for constraint in params.get("sharedExtendedProperty", []):
+            name, _, value = constraint.partition("=")
+            shared = (event.extra.get("extendedProperties") or {}).get("shared") or {}
+            if shared.get(name) != value:
+                return False
+        if "q" in params:
+            needle = params["q"].casefold()
+            haystack = f"{event.title}\n{event.description}\n{event.location}".casefold()
+            if needle not in haystack:
+                return False
+        if event.is_master and series_in_window is not None:
+            return event.id in series_in_window
+        return _overlaps(event, params.get("timeMin"), params.get("timeMax"))
+
+    def _list_response(
+        self,
+        call: Call,
+        calendar: Calendar,
+        entries: list[Event],
+        include: Callable[[Event], bool],
+        *,
+        order: str,
+        snapshot: int,
+        since: int | None,
+    ) -> Response:
+        """One page of an events collection, with page tokens that resume after a sort key."""
+        params = call.params
+        fingerprint = _fingerprint(call.request, calendar.id)
+        after: tuple[Any, ...] | None = None
+        if "pageToken" in params:
+            state = self.sealer.unseal("page", params["pageToken"])
+            if not isinstance(state, dict) or state.get("f") != fingerprint:
+                raise invalid_parameter("pageToken", "Invalid page token value.")
+            snapshot, after = state["s"], tuple(state["k"])
+        key = _sort_key(order)
+        selected = []
+        for event in entries:
+            if event.seq > snapshot:
+                continue  # changed since the listing began: the next sync token brings it
+            if include(event):
+                item_key = key(event)
+                if after is None or item_key > after:
+                    selected.append((item_key, event))
+        selected.sort(key=lambda pair: pair[0])
+        size = min(params.get("maxResults", 250), MAX_PAGE_SIZE)
+        page = selected[:size]
+        zone = params.get("timeZone")
+        body: dict[str, Any] = {
+            "kind": "calendar#events",
+            "etag": etag(f"{calendar.id}:{snapshot}"),
+            "summary": calendar.name,
+            "description": "",
+            "updated": rfc3339_ms(max((e.updated for e in entries), default=utcnow())),
+            "timeZone": calendar.time_zone,
+            "accessRole": role(calendar),
+            "defaultReminders": [{"method": "popup", "minutes": 10}] if calendar.primary else [],
+            "items": [
+                self.events.render(call.account, calendar, event, zone=zone, minimal=True)
+                for _, event in page
+            ],
+        }
+        if len(selected) > size:
+            body["nextPageToken"] = self.sealer.seal(
+                "page", {"f": fingerprint, "s": snapshot, "k": list(page[-1][0])}
+            )
+        elif call.method.id == "events.list":
+            body["nextSyncToken"] = self.sealer.seal(
+                "sync", [f"{call.account.email}/{calendar.id}", snapshot]
+            )
+        return Response.json(body)
+
+    def events_instances(self, call: Call) -> Response:
+        params = call.params
+        calendar = calendar_of(call)
+        with self.store.lock:
+            master = calendar.events.get(params["eventId"])
+            if master is None:
+                raise not_found()
+            entries = (
+                [e for e in calendar.events.values() if e.series_id == master.id]
+                if master.is_master
+                else [master]
+            )
+            snapshot = self.store.seq
+        original = params.get("originalStart")
+        wanted = parse_rfc3339(original) if original else None
+        if original and wanted is None:
+            raise invalid_parameter("originalStart", f"Invalid value '{original}'.")
+
+        def include(event: Event) -> bool:
+            if wanted is not None and (
+                event.original_start is None
+                or _as_utc(event.original_start, event.time_zone) != wanted
+            ):
+                return False
+            return self._matches(event, calendar, params, since=None, single=True)
+
+        return self._list_response(
+            call, calendar, entries, include, order="startTime", snapshot=snapshot, since=None
+        )
+
+
+def _as_utc(value: datetime | date, zone: str) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=zoneinfo.ZoneInfo(zone)).astimezone(
+        UTC
+    )
+
+
+def _overlaps(event: Event, time_min: datetime | None, time_max: datetime | None) -> bool:
+    """Whether an event meets the window [time_min, time_max) (either bound may be open)."""
+    if time_min is None and time_max is None:
+        return True
+    start, end = event.start_utc(), event.end_utc()
+    if time_min is not None and end <= time_min and not start == end == time_min:
+        return False
+    return time_max is None or start < time_max
+
+
+def _sort_key(order: str) -> Callable[[Event], tuple[Any, ...]]:
+    if order == "startTime":
+        return lambda e: (e.start_utc().timestamp(), e.id)
+    if order in {"updated", "changes"}:
+        return lambda e: (e.seq, e.id)
+    return lambda e: (e.id,)
+
+
+def _fingerprint(request: Request, calendar_id: str) -> str:
+    """What a page token is bound to: the query minus paging and presentation."""
+    items = sorted(
+        (name, value)
+        for name, values in request.query.items()
+        if name not in COSMETIC_PARAMETERS
+        for value in values
+    )
+    text = json.dumps([calendar_id, request.path, items])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
