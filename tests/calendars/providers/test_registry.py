@@ -1,0 +1,42 @@
+"""The registry names the providers without loading them: the models, pages and commands use
+it, and a provider's client libraries load when it is first used."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from calendars.providers import get_provider
+from calendars.providers.names import PROVIDER_CHOICES, PROVIDERS
+
+ROOT = Path(__file__).resolve().parents[3]
+CLIENT_LIBRARIES = ("googleapiclient", "google_auth_oauthlib", "msal")
+
+
+def test_setting_django_up_loads_no_provider_client_library():
+    code = (
+        "import sys, django; django.setup(); "
+        f"print(sorted(name for name in {CLIENT_LIBRARIES!r} if name in sys.modules))"
+    )
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_registered_provider_loads_under_its_name():
+    assert [name for name, _title in PROVIDER_CHOICES] == list(PROVIDERS)
+    for name in PROVIDERS:
+        provider = get_provider(name)
+        assert provider.name == name
+        assert provider.oauth is not None and provider.calendars is not None
