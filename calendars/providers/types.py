@@ -45,9 +45,21 @@ class Removed:
     external_id: str
 
 
+@dataclass(frozen=True)
+class SeriesUpdate:
+    """A recurring series' master, listed because it began in the window or changed: what its
+    occurrences share. The occurrences already stored take these values."""
+
+    external_id: str
+    title: str
+    description: str = ""
+    location: str = ""
+    online_url: str = ""
+
+
 @dataclass
 class EventPage:
-    items: list[RemoteEvent | Removed]
+    items: list[RemoteEvent | Removed | SeriesUpdate]
     skipped: int = 0  # entries that could not be understood (unknown type, bad dates)
     next_page: str = ""  # where to resume this listing
     sync_token: str = ""  # on the last page: where the next incremental listing starts

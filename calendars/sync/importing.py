@@ -31,7 +31,7 @@ from calendars.errors import (
 from calendars.locking import calendar_import_lock
 from calendars.models import Calendar, CalendarEvent, CalendarIntegration
 from calendars.providers import get_provider
-from calendars.providers.types import EventPage, RemoteEvent, Removed
+from calendars.providers.types import EventPage, RemoteEvent, Removed, SeriesUpdate
 from calendars.services.connection import integration_refresh_calendars
 from calendars.services.credentials import integration_call
 from calendars.sync import retry
@@ -235,11 +235,38 @@ def _apply(calendar: Calendar, page: EventPage, *, generation: int | None) -> Im
             generation=generation
         ).update(generation=generation)
     if removed:
-        counts.deleted = CalendarEvent.objects.filter(
-            calendar=calendar, external_id__in=removed
-        ).delete()[0]
+        # A series' master gone takes its occurrences with it.
+        counts.deleted = (
+            CalendarEvent.objects.filter(calendar=calendar)
+            .filter(Q(external_id__in=removed) | Q(series_id__in=removed))
+            .delete()[0]
+        )
     counts.created, counts.updated = len(to_create), len(to_update)
+    counts.updated += _apply_series(calendar, page)
     return counts
+
+
+SHARED_FIELDS = ["title", "description", "location", "online_url"]
+
+
+def _apply_series(calendar: Calendar, page: EventPage) -> int:
+    """Stored occurrences take what their series' master says they share (a master renamed or
+    moved to another room changes every occurrence, listed again or not). Two queries for the
+    page, whatever the number of series."""
+    masters = {item.external_id: item for item in page.items if isinstance(item, SeriesUpdate)}
+    if not masters:
+        return 0
+    changed = []
+    for event in CalendarEvent.objects.filter(calendar=calendar, series_id__in=masters):
+        master = masters[event.series_id]
+        shared = {name: _column(name, getattr(master, name)) for name in SHARED_FIELDS}
+        if any(getattr(event, name) != value for name, value in shared.items()):
+            for name, value in shared.items():
+                setattr(event, name, value)
+            event.updated_at = timezone.now()
+            changed.append(event)
+    CalendarEvent.objects.bulk_update(changed, [*SHARED_FIELDS, "updated_at"], batch_size=500)
+    return len(changed)
 
 
 def _copy(remote: RemoteEvent, event: CalendarEvent) -> None:

@@ -3,6 +3,13 @@
 The sync state lives in the tokens, signed: a first round lists what is in the window, page
 by page, and ends with a deltaLink; a later round from it lists what changed since, removed
 entries as `@removed`. A token the store no longer honours is a 410 SyncStateNotFound.
+
+As Graph really answers (sandbox/README.md, "Where the sandbox follows Graph rather than its
+reference pages"), an occurrence of a recurring series comes bare: `id`, `type`,
+`seriesMasterId`, `start`, `end` and the `@odata` annotations, nothing else. Its series master
+comes whole, with the first occurrence's times, in a first round when the series begins inside
+the window, and in a later round when the master itself changed; otherwise not at all (read it
+with GET /me/events/{id}). Exceptions (moved or edited occurrences) come whole.
 """
 
 from __future__ import annotations
@@ -96,6 +103,9 @@ class Delta:
         window_end = datetime.fromtimestamp(state["e"], UTC)
         size = view.page_size or DEFAULT_PAGE_SIZE
 
+        def master_in_window(e: Event) -> bool:
+            return not e.deleted and e.is_master and window_start <= e.start_utc() < window_end
+
         def in_window(e: Event) -> bool:
             return (
                 not e.deleted
@@ -113,33 +123,23 @@ class Delta:
             # the next one, since the deltaLink starts from the seq the round started at.
             cursor = state["k"]
             candidates = sorted(
-                (e for e in events if e.id > cursor and in_window(e)), key=lambda e: e.id
+                (e for e in events if e.id > cursor and (in_window(e) or master_in_window(e))),
+                key=lambda e: e.id,
             )
             page, more = candidates[:size], len(candidates) > size
             for event in page:
-                values.append(
-                    {
-                        "@odata.type": "#microsoft.graph.event",
-                        **event_json(account, event, view, self.sandbox.http_url),
-                    }
-                )
+                values.append(self._entry(account, event, view))
             if page:
                 state["k"] = page[-1].id
         else:
             cursor = int(state["k"])
             candidates = sorted(
-                (e for e in events if cursor < e.seq <= state["r"] and not e.is_master),
-                key=lambda e: e.seq,
+                (e for e in events if cursor < e.seq <= state["r"]), key=lambda e: e.seq
             )
             page, more = candidates[:size], len(candidates) > size
             for event in page:
-                if in_window(event):
-                    values.append(
-                        {
-                            "@odata.type": "#microsoft.graph.event",
-                            **event_json(account, event, view, self.sandbox.http_url),
-                        }
-                    )
+                if in_window(event) or (event.is_master and not event.deleted):
+                    values.append(self._entry(account, event, view))
                 else:
                     values.append(
                         {
@@ -170,6 +170,14 @@ class Delta:
             body["@odata.deltaLink"] = f"{view.base}{path}?$deltatoken={self._sign(end_state)}"
         applied = ["odata.track-changes", *view.applied]
         return Response.json(body, headers={"Preference-Applied": ", ".join(applied)})
+
+    def _entry(self, account: Account, event: Event, view: Any) -> dict[str, Any]:
+        whole = event_json(account, event, view, self.sandbox.http_url)
+        entry = {"@odata.type": "#microsoft.graph.event", **whole}
+        if event.is_occurrence and not event.is_exception:
+            bare = ("@odata.type", "@odata.etag", "id", "type", "seriesMasterId", "start", "end")
+            entry = {key: entry[key] for key in bare if key in entry}
+        return entry
 
 
 def _b64url_decode(text: str) -> bytes:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from calendars.providers.base import CalendarClient
-from calendars.providers.outlook import batch, normalize
+from calendars.providers.outlook import batch, normalize, series
 from calendars.providers.outlook.graph import graph_get
 from calendars.providers.types import (
     CalendarInfo,
@@ -68,12 +68,17 @@ class OutlookCalendars(CalendarClient):
         # Text bodies: Graph converts them itself, far cheaper than stripping HTML here.
         prefer = f'odata.maxpagesize={EVENTS_PAGE_SIZE}, outlook.body-content-type="text"'
         data = graph_get(access_token, url, headers={"Prefer": prefer})
-        return EventPage.of(
-            data.get("value") or [],
+        entries, masters, gone = series.hydrate(access_token, data.get("value") or [])
+        page = EventPage.of(
+            entries,
             normalize.remote_event,
             next_page=data.get("@odata.nextLink"),
             sync_token=data.get("@odata.deltaLink"),
         )
+        updates = [normalize.series_update(master) for master in masters]
+        page.items += [update for update in updates if update is not None] + gone
+        page.skipped += updates.count(None)
+        return page
 
     def export_event_id(self, *, owner: str, calendar_id: str, uid: str, copy: int) -> str:
         return ""  # Graph chooses; a retried create is recognised by its transactionId

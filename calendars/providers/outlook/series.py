@@ -1,0 +1,129 @@
+"""Recurring series in Graph's delta listings: occurrences come bare and take what they share
+with their series from its master.
+
+Graph's `calendarView/delta` gives each occurrence of a series with only `id`, `type`,
+`seriesMasterId`, `start` and `end`: no subject, place, all-day flag or body. The master comes
+whole in a first round when its series begins inside the window, and in a later round when it
+changed; otherwise it is read with GET /me/events/{id}, in one `$batch` per page for all the
+series the page lacks. Reported in microsoftgraph/microsoft-graph-docs #1716, #7632, #22197;
+https://learn.microsoft.com/graph/delta-query-events
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+
+from calendars.errors import ProviderError, Unauthorized
+from calendars.providers.base import retry_after_seconds
+from calendars.providers.outlook.graph import graph_request
+from calendars.providers.types import Removed
+
+BATCH_SIZE = 20  # Graph's limit per JSON batch
+# What an occurrence keeps of its own; everything else it takes from its master.
+OWN = {
+    "@odata.type", "@odata.etag", "@odata.id", "id", "type", "seriesMasterId", "start", "end",
+    "originalStart", "recurrence", "changeKey", "transactionId", "createdDateTime",
+    "lastModifiedDateTime",
+}  # fmt: skip
+# What an occurrence takes from its master: what the calendar page and the import keep.
+SHARED = [
+    "subject", "body", "location", "isAllDay", "isCancelled", "showAs", "sensitivity",
+    "onlineMeeting", "onlineMeetingUrl", "iCalUId", "originalStartTimeZone", "webLink",
+    "responseStatus", "categories",
+]  # fmt: skip
+
+
+def is_bare(entry: Any) -> bool:
+    """An occurrence Graph gave without its series' details."""
+    return (
+        isinstance(entry, dict)
+        and entry.get("type") == "occurrence"
+        and bool(entry.get("seriesMasterId"))
+        and "subject" not in entry
+        and "@removed" not in entry
+    )
+
+
+def is_master(entry: Any) -> bool:
+    return (
+        isinstance(entry, dict) and entry.get("type") == "seriesMaster" and "@removed" not in entry
+    )
+
+
+def hydrate(
+    access_token: str, entries: list[Any]
+) -> tuple[list[Any], list[dict[str, Any]], list[Removed]]:
+    """The page's entries with every bare occurrence completed from its master, and without
+    the masters; the masters themselves (what their stored occurrences share); and the series
+    whose master no longer exists (their occurrences go with it). Masters the page lacks are
+    read in `$batch` requests."""
+    masters = {entry["id"]: entry for entry in entries if is_master(entry)}
+    wanted = {entry["seriesMasterId"] for entry in entries if is_bare(entry)} - set(masters)
+    found, gone = read_masters(access_token, sorted(wanted)) if wanted else ({}, set())
+    known = {**found, **masters}
+    completed = []
+    for entry in entries:
+        if is_master(entry):
+            continue
+        if is_bare(entry):
+            master = known.get(entry["seriesMasterId"])
+            if master is None:
+                continue  # its series is gone: dropped with it
+            entry = {**{k: v for k, v in master.items() if k not in OWN}, **entry}
+        completed.append(entry)
+    return completed, list(masters.values()), [Removed(series) for series in sorted(gone)]
+
+
+def read_masters(access_token: str, ids: list[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """Series masters by id, read with GET /me/events/{id} in `$batch` requests sent one after
+    the other (Outlook runs at most 4 requests per mailbox at once, and one batch runs up to 4);
+    returns those found and the ids Graph no longer knows.
+    https://learn.microsoft.com/graph/api/event-get"""
+    select = ",".join(["id", "type", *SHARED])
+    found: dict[str, dict[str, Any]] = {}
+    gone: set[str] = set()
+    for start in range(0, len(ids), BATCH_SIZE):
+        chunk = ids[start : start + BATCH_SIZE]
+        requests_ = [
+            {
+                "id": str(number),
+                "method": "GET",
+                "url": f"/me/events/{quote(series, safe='')}?$select={select}",
+                "headers": {"Prefer": 'outlook.body-content-type="text"'},
+            }
+            for number, series in enumerate(chunk)
+        ]
+        data = graph_request(
+            access_token,
+            "POST",
+            f"{settings.OUTLOOK_GRAPH_URL}/$batch",
+            json={"requests": requests_},
+        )
+        try:
+            answers = {str(a.get("id")): a for a in data["responses"]}
+        except (KeyError, TypeError, AttributeError):
+            raise ProviderError("Microsoft Graph sent an answer that could not be read.") from None
+        for number, series in enumerate(chunk):
+            answer = answers.get(str(number)) or {}
+            status = answer.get("status")
+            body = answer.get("body") if isinstance(answer.get("body"), dict) else {}
+            if status == 200 and body.get("id"):
+                found[series] = body
+            elif status in (404, 410):
+                gone.add(series)
+            elif status == 401:
+                raise Unauthorized("Microsoft Graph refused the access token.")
+            else:
+                headers = answer.get("headers") if isinstance(answer.get("headers"), dict) else {}
+                retry = next(
+                    (v for k, v in headers.items() if str(k).lower() == "retry-after"), None
+                )
+                raise ProviderError(
+                    f"Microsoft Graph answered {status} reading a series.",
+                    permanent=isinstance(status, int) and status < 500 and status != 429,
+                    retry_after=retry_after_seconds(str(retry) if retry is not None else None),
+                )
+    return found, gone

@@ -1,0 +1,121 @@
+"""Recurring Outlook series as Graph really lists them: occurrences come bare from
+calendarView/delta and take their title, place and all-day flag from their series' master
+(PROVIDERS.md, "Bare occurrences in delta"; sandbox/README.md)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from calendars.models import CalendarEvent
+from calendars.sync.importing import calendar_import
+from sandbox.store import Event, expand_series, new_graph_id
+from tests.calendars.connect_helpers import connect
+
+
+@pytest.fixture
+def outlook(sandbox_settings, learner):
+    """The learner's Outlook primary calendar, and a way to add series to it that are taken
+    out again afterwards (the sandbox lives for the whole test session)."""
+    integration = connect(sandbox_settings, learner, "outlook")
+    calendar = integration.calendars.get(is_primary=True)
+    account = sandbox_settings.store.account(integration.account_email)
+    remote = account.calendars[calendar.external_id]
+    added: list[str] = []
+
+    def add_series(title: str, start: datetime | date, end: datetime | date, count: int,
+                   location: str = "") -> Event:  # fmt: skip
+        master = Event(id=new_graph_id(), calendar_id=remote.id, ical_uid=f"{title}@test",
+                       title=title, start=start, end=end, location=location,
+                       time_zone="Europe/Paris",
+                       recurrence=[f"RRULE:FREQ=WEEKLY;COUNT={count}"])  # fmt: skip
+        sandbox_settings.store.save(account, remote, master)
+        added.append(master.id)
+        for occurrence in expand_series(master):
+            occurrence.id = new_graph_id()
+            sandbox_settings.store.save(account, remote, occurrence)
+            added.append(occurrence.id)
+        return master
+
+    yield calendar, account, remote, add_series
+    with sandbox_settings.store.lock:
+        for event_id in added:
+            remote.events.pop(event_id, None)
+
+
+def _stored(calendar, master: Event) -> list[CalendarEvent]:
+    return list(CalendarEvent.objects.filter(calendar=calendar, series_id=master.id))
+
+
+def test_occurrences_take_their_series_title_place_and_all_day_flag(outlook):
+    calendar, _account, _remote, add_series = outlook
+    monday = timezone.localdate() + timedelta(days=7 - timezone.localdate().weekday())
+    start = datetime.combine(monday, datetime.min.time(), timezone.get_current_timezone())
+    timed = add_series("Cours d'anglais", start + timedelta(hours=9),
+                       start + timedelta(hours=10), 5, location="Salle Turing")  # fmt: skip
+    all_day = add_series("Télétravail", monday, monday + timedelta(days=1), 4)
+
+    calendar_import(calendar=calendar)
+
+    lessons = _stored(calendar, timed)
+    assert len(lessons) == 5
+    assert {(e.title, e.location, e.all_day) for e in lessons} == {
+        ("Cours d'anglais", "Salle Turing", False)
+    }
+    days = _stored(calendar, all_day)
+    assert len(days) == 4
+    assert all(e.title == "Télétravail" and e.all_day for e in days)
+    assert sorted(e.start_date for e in days) == [monday + timedelta(weeks=n) for n in range(4)]
+    assert all(e.end_date == e.start_date + timedelta(days=1) for e in days)
+
+
+def test_a_series_begun_before_the_window_is_read_from_its_master_in_one_batch(
+    outlook, sandbox_settings, settings
+):
+    calendar, _account, _remote, add_series = outlook
+    settings.CALENDAR_IMPORT_DAYS_BACK = 14
+    begun = timezone.now() - timedelta(weeks=10)
+    old = add_series("Point hebdo", begun, begun + timedelta(hours=1), 14, location="Salle 3")
+    sandbox_settings.reset_counters()
+
+    calendar_import(calendar=calendar)
+
+    stored = _stored(calendar, old)
+    assert len(stored) >= 3  # the weeks of the series inside the window
+    assert {(e.title, e.location) for e in stored} == {("Point hebdo", "Salle 3")}
+    assert sandbox_settings.count("graph.batch") == 1
+
+
+def test_a_renamed_master_renames_every_stored_occurrence(outlook, sandbox_settings):
+    calendar, account, remote, add_series = outlook
+    start = timezone.now() + timedelta(days=2)
+    master = add_series("Stand-up", start, start + timedelta(minutes=15), 6)
+    calendar_import(calendar=calendar)
+    calendar.refresh_from_db()
+
+    master.title, master.location = "Stand-up équipe", "Salle Lovelace"
+    sandbox_settings.store.save(account, remote, master)  # the master alone changes
+    result = calendar_import(calendar=calendar)
+
+    assert not result.full
+    assert {(e.title, e.location) for e in _stored(calendar, master)} == {
+        ("Stand-up équipe", "Salle Lovelace")
+    }
+    assert result.updated == 6
+
+
+def test_a_master_that_no_longer_exists_takes_its_occurrences_away(outlook, sandbox_settings):
+    calendar, account, remote, add_series = outlook
+    start = timezone.now() + timedelta(days=3)
+    master = add_series("Atelier", start, start + timedelta(hours=2), 4)
+    calendar_import(calendar=calendar)
+    assert len(_stored(calendar, master)) == 4
+
+    master.deleted, master.status = True, "cancelled"  # Graph removes the master only
+    sandbox_settings.store.save(account, remote, master)
+    result = calendar_import(calendar=calendar)
+
+    assert _stored(calendar, master) == []
+    assert result.deleted == 4
