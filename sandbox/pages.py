@@ -15,7 +15,15 @@ from urllib.parse import quote, unquote
 
 from sandbox.faults import FAULT_KINDS
 from sandbox.server import HTTPError, Request, Response, Router
-from sandbox.store import GOOGLE, Account, Calendar, Event, new_google_id, new_graph_id
+from sandbox.store import (
+    GOOGLE,
+    Account,
+    Calendar,
+    Event,
+    expand_series,
+    new_google_id,
+    new_graph_id,
+)
 
 if TYPE_CHECKING:
     from sandbox.core import Sandbox
@@ -283,6 +291,9 @@ class Pages:
                 "<label for='minutes'>Duration (minutes)</label>"
                 "<input id='minutes' name='minutes' type='number' min='1' value='60'>"
                 "<label for='location'>Location</label><input id='location' name='location'>"
+                "<label><input type='checkbox' name='all_day' value='1'> All day</label>"
+                "<label for='weeks'>Weeks (more than 1: a weekly series)</label>"
+                "<input id='weeks' name='weeks' type='number' min='1' max='104' value='1'>"
                 "<p><button>Create</button></p></form></section>"
             )
         return _page(calendar.name, body)
@@ -294,7 +305,8 @@ class Pages:
         form = request.form()
         start = _parse_local(form.get("start", ""), calendar.time_zone)
         minutes = int(form.get("minutes") or 60)
-        new_id = new_google_id() if account.provider == GOOGLE else new_graph_id()
+        weeks = min(max(int(form.get("weeks") or 1), 1), 104)
+        new_id = self._new_id(account)
         event = Event(
             id=new_id,
             calendar_id=calendar.id,
@@ -305,8 +317,20 @@ class Pages:
             time_zone=calendar.time_zone,
             location=form.get("location", "").strip(),
         )
+        if form.get("all_day"):
+            event.start, event.end = start.date(), start.date() + timedelta(days=1)
+        if weeks > 1:  # a series: its master, and its occurrences as the providers list them
+            event.recurrence = [f"RRULE:FREQ=WEEKLY;COUNT={weeks}"]
         self.store.save(account, calendar, event)
+        for occurrence in expand_series(event) if weeks > 1 else []:
+            if account.provider != GOOGLE:
+                occurrence.id = new_graph_id()
+            self.store.save(account, calendar, occurrence)
         return Response.redirect(event_path(account, calendar, event), 303)
+
+    @staticmethod
+    def _new_id(account: Account) -> str:
+        return new_google_id() if account.provider == GOOGLE else new_graph_id()
 
     def event_page(self, request: Request) -> Response:
         account, calendar, event = self.locate_event(request)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import quote
 
 import requests
@@ -51,6 +52,25 @@ def test_event_created_on_the_page_is_stored_with_a_new_seq(sandbox):
     assert event.start.isoformat() == "2027-02-03T10:30:00+01:00"
     assert (event.end - event.start).total_seconds() == 45 * 60
     assert response.headers["Location"] == event_path(account, account.primary, event)
+
+
+def test_a_weekly_all_day_series_created_on_the_page(sandbox):
+    account = _account(sandbox, MICROSOFT)
+    response = _post(
+        sandbox,
+        calendar_path(account, account.primary),
+        {"title": "Télétravail", "start": "2027-03-01T00:00", "all_day": "1", "weeks": "3"},
+    )
+    assert response.status_code == 303
+    series = [e for e in account.primary.events.values() if e.title == "Télétravail"]
+    master = next(e for e in series if e.is_master)
+    occurrences = sorted((e for e in series if e.series_id == master.id), key=lambda e: e.start)
+    assert master.recurrence == ["RRULE:FREQ=WEEKLY;COUNT=3"]
+    assert [o.start.isoformat() for o in occurrences] == ["2027-03-01", "2027-03-08", "2027-03-15"]
+    assert all(o.all_day and o.end - o.start == timedelta(days=1) for o in occurrences)
+    with sandbox.store.lock:
+        for event in series:
+            del account.primary.events[event.id]
 
 
 def test_event_moved_and_deleted_on_the_page(sandbox):
