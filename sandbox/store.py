@@ -195,7 +195,8 @@ class Store:
         return event
 
     def delete(self, account: Account, calendar: Calendar, event: Event) -> None:
-        """Leave a tombstone; deleting a series master deletes its occurrences too."""
+        """Leave a tombstone; deleting a series master deletes its occurrences too, and deleting
+        an occurrence changes its master (the series now skips that date)."""
         with self.lock:
             doomed = [event]
             if event.is_master:
@@ -205,6 +206,9 @@ class Store:
                     item.deleted = True
                     item.status = "cancelled"
                     self.save(account, calendar, item)
+            master = calendar.events.get(event.series_id) if event.series_id else None
+            if master is not None and not master.deleted:
+                self.save(account, calendar, master)
 
     def invalidate_sync_state(self, account: Account) -> None:
         """Every sync token / delta link issued so far for this account's calendars -> 410."""

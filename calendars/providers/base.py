@@ -19,6 +19,8 @@ from calendars.providers.types import (
     ExportedFormation,
     Grant,
     PushChannelInfo,
+    RemoteEvent,
+    Removed,
     Write,
     WriteOutcome,
 )
@@ -65,6 +67,19 @@ class CalendarClient(ABC):
         """One page of a full listing over `window` (occurrences of series expanded), or of an
         incremental one from `sync_token`; `page` resumes a listing. Raises SyncTokenExpired
         when the provider wants a full listing again."""
+
+    def list_series(
+        self,
+        access_token: str,
+        calendar_id: str,
+        series_id: str,
+        *,
+        window: tuple[datetime, datetime],
+    ) -> list[RemoteEvent | Removed] | None:
+        """Every occurrence of the series in `window`, read again after its master changed;
+        [] when the series is gone. None (the default): the provider's incremental listings
+        report every change to a series, nothing needs reading again."""
+        return None
 
     @abstractmethod
     def export_event_id(self, *, owner: str, calendar_id: str, uid: str, copy: int) -> str:

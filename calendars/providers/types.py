@@ -46,20 +46,26 @@ class Removed:
 
 
 @dataclass(frozen=True)
-class SeriesUpdate:
-    """A recurring series' master, listed because it began in the window or changed: what its
-    occurrences share. The occurrences already stored take these values."""
+class SeriesChanged:
+    """A recurring series whose master the listing gives (it began in the window, or it
+    changed): after an incremental listing, its occurrences are read again where the provider
+    says so (`CalendarClient.list_series`)."""
 
     external_id: str
-    title: str
-    description: str = ""
-    location: str = ""
-    online_url: str = ""
+
+
+@dataclass(frozen=True)
+class SeriesListed:
+    """Every occurrence of a series in the window, read again: stored occurrences of the series
+    that are not among `ids` are gone."""
+
+    series_id: str
+    ids: frozenset[str]
 
 
 @dataclass
 class EventPage:
-    items: list[RemoteEvent | Removed | SeriesUpdate]
+    items: list[RemoteEvent | Removed | SeriesChanged | SeriesListed]
     skipped: int = 0  # entries that could not be understood (unknown type, bad dates)
     next_page: str = ""  # where to resume this listing
     sync_token: str = ""  # on the last page: where the next incremental listing starts

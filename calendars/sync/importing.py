@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +32,13 @@ from calendars.errors import (
 from calendars.locking import calendar_import_lock
 from calendars.models import Calendar, CalendarEvent, CalendarIntegration
 from calendars.providers import get_provider
-from calendars.providers.types import EventPage, RemoteEvent, Removed, SeriesUpdate
+from calendars.providers.types import (
+    EventPage,
+    RemoteEvent,
+    Removed,
+    SeriesChanged,
+    SeriesListed,
+)
 from calendars.services.connection import integration_refresh_calendars
 from calendars.services.credentials import integration_call
 from calendars.sync import retry
@@ -115,6 +122,7 @@ def _incremental(calendar: Calendar, result: ImportResult) -> None:
     page_token = ""
     while True:
         page = _fetch(calendar, result, sync_token=calendar.sync_token, page=page_token)
+        _reread_changed_series(calendar, result, page)
         with transaction.atomic():
             result.add(_apply(calendar, page, generation=None))
             if page.next_page:
@@ -165,17 +173,45 @@ def _full(calendar: Calendar, result: ImportResult) -> None:
 
 
 def _fetch(calendar: Calendar, result: ImportResult, **listing: Any) -> EventPage:
-    """One page, retried through rate limits, 5xx and timeouts (bounded), with a token
-    refresh on a 401. The access token is asked for once per import, not once per page."""
-    integration = calendar.integration
-    provider = get_provider(integration.provider)
-
-    def call(token: str) -> EventPage:
-        result.requests += 1
-        return provider.calendars.list_events(
+    """One page of the calendar's listing."""
+    client = get_provider(calendar.integration.provider).calendars
+    return _call(
+        calendar,
+        result,
+        lambda token: client.list_events(
             token, calendar.external_id, window=listing.get("window") or import_window(),
             sync_token=listing.get("sync_token", ""), page=listing.get("page", ""),
-        )  # fmt: skip
+        ),
+    )  # fmt: skip
+
+
+def _reread_changed_series(calendar: Calendar, result: ImportResult, page: EventPage) -> None:
+    """A series whose master an incremental page lists has changed: some providers (Graph)
+    give no removal for its deleted occurrences, or for the old dates of a rescheduled series.
+    Its occurrences in the window are read again, and those stored but no longer there go."""
+    client = get_provider(calendar.integration.provider).calendars
+    for series_id in [item.external_id for item in page.items if isinstance(item, SeriesChanged)]:
+        occurrences = _call(
+            calendar,
+            result,
+            lambda token, series_id=series_id: client.list_series(  # type: ignore[misc]
+                token, calendar.external_id, series_id, window=import_window()
+            ),
+        )
+        if occurrences is not None:
+            ids = frozenset(o.external_id for o in occurrences if isinstance(o, RemoteEvent))
+            page.items += [*occurrences, SeriesListed(series_id, ids)]
+
+
+def _call[T](calendar: Calendar, result: ImportResult, request: Callable[[str], T]) -> T:
+    """One request for the import, retried through rate limits, 5xx and timeouts (bounded),
+    with a token refresh on a 401. The access token is asked for once per import, not once
+    per request."""
+    integration = calendar.integration
+
+    def call(token: str) -> T:
+        result.requests += 1
+        return request(token)
 
     for attempt in range(settings.CALENDAR_RETRY_ATTEMPTS):
         try:
@@ -234,6 +270,12 @@ def _apply(calendar: Calendar, page: EventPage, *, generation: int | None) -> Im
         CalendarEvent.objects.filter(pk__in=[e.pk for e in existing.values()]).exclude(
             generation=generation
         ).update(generation=generation)
+    for listed_series in (item for item in page.items if isinstance(item, SeriesListed)):
+        counts.deleted += (
+            CalendarEvent.objects.filter(calendar=calendar, series_id=listed_series.series_id)
+            .exclude(external_id__in=listed_series.ids)
+            .delete()[0]
+        )
     if removed:
         # A series' master gone takes its occurrences with it.
         counts.deleted = (
@@ -242,31 +284,7 @@ def _apply(calendar: Calendar, page: EventPage, *, generation: int | None) -> Im
             .delete()[0]
         )
     counts.created, counts.updated = len(to_create), len(to_update)
-    counts.updated += _apply_series(calendar, page)
     return counts
-
-
-SHARED_FIELDS = ["title", "description", "location", "online_url"]
-
-
-def _apply_series(calendar: Calendar, page: EventPage) -> int:
-    """Stored occurrences take what their series' master says they share (a master renamed or
-    moved to another room changes every occurrence, listed again or not). Two queries for the
-    page, whatever the number of series."""
-    masters = {item.external_id: item for item in page.items if isinstance(item, SeriesUpdate)}
-    if not masters:
-        return 0
-    changed = []
-    for event in CalendarEvent.objects.filter(calendar=calendar, series_id__in=masters):
-        master = masters[event.series_id]
-        shared = {name: _column(name, getattr(master, name)) for name in SHARED_FIELDS}
-        if any(getattr(event, name) != value for name, value in shared.items()):
-            for name, value in shared.items():
-                setattr(event, name, value)
-            event.updated_at = timezone.now()
-            changed.append(event)
-    CalendarEvent.objects.bulk_update(changed, [*SHARED_FIELDS, "updated_at"], batch_size=500)
-    return len(changed)
 
 
 def _copy(remote: RemoteEvent, event: CalendarEvent) -> None:

@@ -19,7 +19,8 @@ def exports_reconcile(calendar: Calendar, page: EventPage) -> set[str]:
     is written again by the next export, a deleted one is left deleted. An event carrying
     our marker that no row knows (an answer lost to a crash, a reconnected account) is
     adopted rather than created again. Returns the ids of our events on the page."""
-    ids = [item.external_id for item in page.items]
+    events = [item for item in page.items if isinstance(item, RemoteEvent | Removed)]
+    ids = [item.external_id for item in events]
     rows = {
         row.external_id: row
         for row in FormationExport.objects.filter(
@@ -29,7 +30,7 @@ def exports_reconcile(calendar: Calendar, page: EventPage) -> set[str]:
         )
     }
     changed = []
-    for item in page.items:
+    for item in events:
         row = rows.get(item.external_id)
         if row is None or row.removed_by_learner:
             continue

@@ -9,7 +9,9 @@ reference pages"), an occurrence of a recurring series comes bare: `id`, `type`,
 `seriesMasterId`, `start`, `end` and the `@odata` annotations, nothing else. Its series master
 comes whole, with the first occurrence's times, in a first round when the series begins inside
 the window, and in a later round when the master itself changed; otherwise not at all (read it
-with GET /me/events/{id}). Exceptions (moved or edited occurrences) come whole.
+with GET /me/events/{id}). Exceptions (moved or edited occurrences) come whole. A deleted
+occurrence, or the old dates of a rescheduled series, come with no `@removed`: only the
+master, changed, says something happened to the series.
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ class Delta:
             for event in page:
                 if in_window(event) or (event.is_master and not event.deleted):
                     values.append(self._entry(account, event, view))
+                elif event.is_occurrence and event.deleted:
+                    continue  # Graph says nothing of a deleted occurrence: its master changed
                 else:
                     values.append(
                         {

@@ -13,11 +13,14 @@ from django.conf import settings
 
 from calendars.providers.base import CalendarClient
 from calendars.providers.outlook import batch, normalize, series
-from calendars.providers.outlook.graph import graph_get
+from calendars.providers.outlook.graph import graph_get, graph_request
 from calendars.providers.types import (
     CalendarInfo,
     EventPage,
     ExportedFormation,
+    RemoteEvent,
+    Removed,
+    SeriesChanged,
     Write,
     WriteOutcome,
 )
@@ -75,10 +78,40 @@ class OutlookCalendars(CalendarClient):
             next_page=data.get("@odata.nextLink"),
             sync_token=data.get("@odata.deltaLink"),
         )
-        updates = [normalize.series_update(master) for master in masters]
-        page.items += [update for update in updates if update is not None] + gone
-        page.skipped += updates.count(None)
+        page.items += [SeriesChanged(master["id"]) for master in masters] + gone
         return page
+
+    def list_series(
+        self,
+        access_token: str,
+        calendar_id: str,
+        series_id: str,
+        *,
+        window: tuple[datetime, datetime],
+    ) -> list[RemoteEvent | Removed] | None:
+        """The series' occurrences in the window, whole; [] when the series is gone. Graph's
+        delta gives no removal for a deleted occurrence or for the old dates of a rescheduled
+        series (microsoft-graph-docs PR #4501).
+        https://learn.microsoft.com/graph/api/event-list-instances"""
+        start, end = (moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for moment in window)
+        url: str | None = (
+            f"{settings.OUTLOOK_GRAPH_URL}/me/calendars/{quote(calendar_id, safe='')}/events/"
+            f"{quote(series_id, safe='')}/instances?startDateTime={start}&endDateTime={end}"
+            f"&$top={EVENTS_PAGE_SIZE}"
+        )
+        prefer = 'outlook.body-content-type="text"'
+        items: list[RemoteEvent | Removed] = []
+        while url:
+            data = graph_request(access_token, "GET", url, headers={"Prefer": prefer},
+                                 absent_ok=True)  # fmt: skip
+            if data is None:  # the series is gone
+                return []
+            for entry in data.get("value") or []:
+                item = normalize.remote_event(entry)
+                if item is not None:
+                    items.append(item)
+            url = data.get("@odata.nextLink")
+        return items
 
     def export_event_id(self, *, owner: str, calendar_id: str, uid: str, copy: int) -> str:
         return ""  # Graph chooses; a retried create is recognised by its transactionId

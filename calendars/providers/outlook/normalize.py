@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from django.utils.html import strip_tags
 
 from calendars.providers.outlook.graph import graph_datetime
-from calendars.providers.types import ExportedFormation, RemoteEvent, Removed, SeriesUpdate
+from calendars.providers.types import ExportedFormation, RemoteEvent, Removed
 from core.timezones import iana_zone, windows_zone
 
 FORMATION_PROPERTY_NAME = "Name formationId"  # of the single-value extended property we set
@@ -94,20 +94,6 @@ def _uid_of_transaction(transaction: str) -> str:
     if not transaction.startswith(EXPORT_TRANSACTION_PREFIX):
         return ""
     return transaction[len(EXPORT_TRANSACTION_PREFIX) :].rpartition("-")[0] or transaction
-
-
-def series_update(master: dict[str, Any]) -> SeriesUpdate | None:
-    """What a series' master gives its occurrences; None when it cannot be understood."""
-    shared = remote_event({**master, "type": "singleInstance"})
-    if not isinstance(shared, RemoteEvent):
-        return None
-    return SeriesUpdate(
-        external_id=shared.external_id,
-        title=shared.title,
-        description=shared.description,
-        location=shared.location,
-        online_url=shared.online_url,
-    )
 
 
 def event_body(formation: ExportedFormation) -> dict[str, Any]:

@@ -4,7 +4,7 @@ calendarView/delta and take their title, place and all-day flag from their serie
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -13,6 +13,9 @@ from calendars.models import CalendarEvent
 from calendars.sync.importing import calendar_import
 from sandbox.store import Event, expand_series, new_graph_id
 from tests.calendars.connect_helpers import connect
+from tests.sandbox.microsoft.helpers import Graph, outlook_token
+
+pytestmark = pytest.mark.filterwarnings("ignore:response_mode=.form_post.:UserWarning")
 
 
 @pytest.fixture
@@ -88,22 +91,67 @@ def test_a_series_begun_before_the_window_is_read_from_its_master_in_one_batch(
     assert sandbox_settings.count("graph.batch") == 1
 
 
-def test_a_renamed_master_renames_every_stored_occurrence(outlook, sandbox_settings):
-    calendar, account, remote, add_series = outlook
+def test_a_series_renamed_in_outlook_is_renamed_on_every_date(outlook, sandbox_settings):
+    calendar, account, _remote, add_series = outlook
     start = timezone.now() + timedelta(days=2)
-    master = add_series("Stand-up", start, start + timedelta(minutes=15), 6)
+    master = add_series("Réunion", start, start + timedelta(minutes=30), 5)
     calendar_import(calendar=calendar)
-    calendar.refresh_from_db()
 
-    master.title, master.location = "Stand-up équipe", "Salle Lovelace"
-    sandbox_settings.store.save(account, remote, master)  # the master alone changes
+    graph = Graph(sandbox_settings, outlook_token(sandbox_settings, account.email))
+    answer = graph.patch(
+        f"/me/events/{master.id}",
+        json={"subject": "Réunion d'équipe", "location": {"displayName": "B12"}},
+    )
+    assert answer.status_code == 200
     result = calendar_import(calendar=calendar)
 
     assert not result.full
     assert {(e.title, e.location) for e in _stored(calendar, master)} == {
-        ("Stand-up équipe", "Salle Lovelace")
+        ("Réunion d'équipe", "B12")
     }
-    assert result.updated == 6
+    assert len(_stored(calendar, master)) == 5
+
+
+def test_an_occurrence_deleted_in_outlook_leaves_the_calendar(outlook, sandbox_settings):
+    calendar, account, _remote, add_series = outlook
+    start = timezone.now() + timedelta(days=1)
+    master = add_series("Yoga", start, start + timedelta(hours=1), 4)
+    calendar_import(calendar=calendar)
+    second = sorted(_stored(calendar, master), key=lambda e: e.start)[1]
+
+    graph = Graph(sandbox_settings, outlook_token(sandbox_settings, account.email))
+    assert graph.delete(f"/me/events/{second.external_id}").status_code == 204
+    result = calendar_import(calendar=calendar)
+
+    assert not result.full
+    assert second.external_id not in {e.external_id for e in _stored(calendar, master)}
+    assert len(_stored(calendar, master)) == 3
+    assert result.deleted == 1
+
+
+def test_a_rescheduled_series_keeps_only_its_new_dates(outlook, sandbox_settings):
+    calendar, account, _remote, add_series = outlook
+    start = timezone.now().replace(microsecond=0) + timedelta(days=1)
+    master = add_series("Tennis", start, start + timedelta(hours=1), 3)
+    calendar_import(calendar=calendar)
+    old_ids = {e.external_id for e in _stored(calendar, master)}
+
+    later = start + timedelta(hours=3)
+    graph = Graph(sandbox_settings, outlook_token(sandbox_settings, account.email))
+    answer = graph.patch(f"/me/events/{master.id}", json={
+        "start": {"dateTime": later.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                  "timeZone": "UTC"},
+        "end": {"dateTime": (later + timedelta(hours=1)).astimezone(UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+    })  # fmt: skip
+    assert answer.status_code == 200
+    calendar_import(calendar=calendar)
+
+    stored = _stored(calendar, master)
+    assert len(stored) == 3
+    assert not old_ids & {e.external_id for e in stored}
+    assert sorted(e.start for e in stored) == [later + timedelta(weeks=n) for n in range(3)]
+    assert {e.title for e in stored} == {"Tennis"}
 
 
 def test_a_master_that_no_longer_exists_takes_its_occurrences_away(outlook, sandbox_settings):

@@ -268,3 +268,16 @@ def test_a_changed_master_comes_whole_in_the_next_round(sandbox, graph, team, ad
     assert [(item["id"], item["type"], item["subject"]) for item in items] == [
         (master.id, "seriesMaster", "Série renommée")
     ]
+
+
+def test_a_deleted_occurrence_leaves_no_trace_but_its_changed_master(graph, team, add_series):
+    master, occurrences = add_series(datetime.now(UTC) + timedelta(days=2))
+    path = f"/me/calendars/{team.id}/calendarView/delta"
+    _, last, _ = full_round(graph, path, wide_window(), 50)
+
+    assert graph.delete(f"/me/events/{occurrences[1].id}").status_code == 204
+    items, _, _ = graph.follow(last["@odata.deltaLink"])
+
+    assert [(item["id"], item["type"]) for item in items] == [(master.id, "seriesMaster")]
+    instances = graph.get(f"/me/events/{master.id}/instances", params=wide_window()).json()
+    assert occurrences[1].id not in {item["id"] for item in instances["value"]}
