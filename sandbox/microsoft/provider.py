@@ -120,7 +120,8 @@ class MicrosoftSandbox:
         )(self.events.calendar_view)
         route(
             "GET",
-            [me + r"/calendarView/delta", me + cal + r"/calendarView/delta"],
+            # Graph also takes the function-call form that msgraph-sdk sends: delta().
+            [me + r"/calendarView/delta(?:\(\))?", me + cal + r"/calendarView/delta(?:\(\))?"],
             "graph.delta",
             needs=READ_SCOPES,
         )(self.delta.delta)

@@ -281,3 +281,15 @@ def test_a_deleted_occurrence_leaves_no_trace_but_its_changed_master(graph, team
     assert [(item["id"], item["type"]) for item in items] == [(master.id, "seriesMaster")]
     instances = graph.get(f"/me/events/{master.id}/instances", params=wide_window()).json()
     assert occurrences[1].id not in {item["id"] for item in instances["value"]}
+
+
+def test_the_function_call_form_of_delta_is_the_same_listing(graph, team):
+    """msgraph-sdk asks for `calendarView/delta()`; Graph answers it like `delta`."""
+    plain, _, _ = full_round(
+        graph, f"/me/calendars/{team.id}/calendarView/delta", wide_window(), 50
+    )
+    called, last, _ = full_round(
+        graph, f"/me/calendars/{team.id}/calendarView/delta()", wide_window(), 50
+    )
+    assert {item["id"] for item in called} == {item["id"] for item in plain}
+    assert "@odata.deltaLink" in last

@@ -486,3 +486,11 @@ def test_counters_count_each_graph_endpoint(sandbox, graph):
         "graph.events.delete": 1,
         "graph.me": 0,
     }
+
+
+def test_events_carry_no_beta_only_occurrence_id(graph):
+    """`occurrenceId` exists only in Graph's beta event model, not in v1.0."""
+    event = graph.create_event()
+    assert "occurrenceId" not in event
+    refused = graph.patch(f"/me/events/{event['id']}", json={"occurrenceId": "x"})
+    assert refused.status_code == 400
