@@ -136,6 +136,11 @@ class Calendar(models.Model):
     sync_token = models.TextField(blank=True)
     resume_from = models.TextField(blank=True)
     generation = models.PositiveIntegerField(default=0)
+    # The window of the listing the sync token continues: providers keep it (Graph's delta
+    # link) or never list beyond it again (Google's instances of a series). Once today's
+    # window has slid past it by CALENDAR_WINDOW_SLIDE_DAYS, the calendar is listed again.
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
     last_imported_at = models.DateTimeField(_("dernier import"), null=True, blank=True)
     updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
 

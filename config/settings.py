@@ -259,6 +259,9 @@ OUTLOOK_GRAPH_URL = _endpoint(
 # Import window (days before and after today) and retries of temporary provider failures.
 CALENDAR_IMPORT_DAYS_BACK = env.int("CALENDAR_IMPORT_DAYS_BACK", default=30)
 CALENDAR_IMPORT_DAYS_AHEAD = env.int("CALENDAR_IMPORT_DAYS_AHEAD", default=365)
+# A calendar is listed again with today's window once it has slid this many days past the one
+# its sync state continues (providers keep the first listing's window, or never go past it).
+CALENDAR_WINDOW_SLIDE_DAYS = env.int("CALENDAR_WINDOW_SLIDE_DAYS", default=7)
 CALENDAR_RETRY_ATTEMPTS = env.int("CALENDAR_RETRY_ATTEMPTS", default=5)
 CALENDAR_RETRY_BASE = env.float("CALENDAR_RETRY_BASE", default=1.0)  # seconds, doubled each try
 CALENDAR_RETRY_MAX_WAIT = env.float("CALENDAR_RETRY_MAX_WAIT", default=60.0)

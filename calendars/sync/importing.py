@@ -106,7 +106,9 @@ def calendar_import(*, calendar: Calendar) -> ImportResult:
 
 def _import(calendar: Calendar) -> ImportResult:
     result = ImportResult()
-    if calendar.sync_token and not calendar.resume_from:
+    if calendar.sync_token and not calendar.resume_from and _window_slid(calendar):
+        logger.info("Calendar %s: the import window moved on, listing it again", calendar.pk)
+    elif calendar.sync_token and not calendar.resume_from:
         try:
             _incremental(calendar, result)
             return result
@@ -124,7 +126,7 @@ def _incremental(calendar: Calendar, result: ImportResult) -> None:
         page = _fetch(calendar, result, sync_token=calendar.sync_token, page=page_token)
         _reread_changed_series(calendar, result, page)
         with transaction.atomic():
-            result.add(_apply(calendar, page, generation=None))
+            result.add(_apply(calendar, page, generation=None, horizon=calendar.window_end))
             if page.next_page:
                 page_token = page.next_page
                 continue
@@ -153,7 +155,7 @@ def _full(calendar: Calendar, result: ImportResult) -> None:
     while True:
         page = _fetch(calendar, result, window=window, page=next_page)
         with transaction.atomic():
-            result.add(_apply(calendar, page, generation=calendar.generation))
+            result.add(_apply(calendar, page, generation=calendar.generation, horizon=window[1]))
             if page.next_page:
                 next_page = page.next_page
                 calendar.resume_from = json.dumps(
@@ -165,11 +167,24 @@ def _full(calendar: Calendar, result: ImportResult) -> None:
             result.deleted += stale.delete()[0]
             calendar.resume_from = ""
             calendar.sync_token = page.sync_token
+            calendar.window_start, calendar.window_end = window
             calendar.last_imported_at = timezone.now()
-            calendar.save(
-                update_fields=["resume_from", "sync_token", "last_imported_at", "updated_at"]
-            )
+            calendar.save(update_fields=[
+                "resume_from", "sync_token", "window_start", "window_end", "last_imported_at",
+                "updated_at",
+            ])  # fmt: skip
             return
+
+
+def _window_slid(calendar: Calendar) -> bool:
+    """Whether today's window has moved on from the one the sync token continues by more than
+    CALENDAR_WINDOW_SLIDE_DAYS: the next import lists the calendar again with today's, so that
+    events now inside it come in and those now before it go. Rows stay in place meanwhile (the
+    listing marks them; only those it did not see are swept at its end)."""
+    if calendar.window_start is None:
+        return True  # listed before windows were recorded
+    slide = timedelta(days=settings.CALENDAR_WINDOW_SLIDE_DAYS)
+    return import_window()[0] - calendar.window_start > slide
 
 
 def _fetch(calendar: Calendar, result: ImportResult, **listing: Any) -> EventPage:
@@ -233,14 +248,19 @@ def _call[T](calendar: Calendar, result: ImportResult, request: Callable[[str], 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _apply(calendar: Calendar, page: EventPage, *, generation: int | None) -> ImportResult:
+def _apply(
+    calendar: Calendar, page: EventPage, *, generation: int | None, horizon: datetime | None
+) -> ImportResult:
     """Applies one page: a fixed number of queries whatever its size."""
     counts = ImportResult(skipped=page.skipped)
     ours = exports_reconcile(calendar, page)
     # An event of ours (an exported formation) is not imported back as a duplicate.
+    # Nor is anything past the window's end that an incremental listing brings (an endless
+    # series, touched once, would otherwise be stored for decades).
     listed = {item.external_id: item for item in page.items
               if isinstance(item, RemoteEvent) and not item.formation_marker
-              and item.external_id not in ours and calendar.import_enabled}  # fmt: skip
+              and item.external_id not in ours and calendar.import_enabled
+              and (horizon is None or item.start < horizon)}  # fmt: skip
     removed = [item.external_id for item in page.items if isinstance(item, Removed)]
     existing = {
         event.external_id: event
