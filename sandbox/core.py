@@ -105,6 +105,16 @@ class Sandbox:
     def reset_counters(self) -> None:
         self.counters.clear()
 
+    def settle(self, timeout: float = 5.0) -> bool:
+        """Waits until no Graph request is running (one a client gave up on keeps its mailbox's
+        slot until it ends, as at Microsoft); True if it got there within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self.microsoft.throttle.busy():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     # --- dispatch -----------------------------------------------------------------------
 
     def resolve(self, request: Request) -> tuple[Route | None, bool]:

@@ -37,7 +37,7 @@ class MicrosoftSandbox:
         self.identity = Identity(sandbox, self._lock)
         self.tokens = TokenEndpoint(sandbox, self.identity, self._lock)
         self.signin = SignIn(sandbox, self.identity, self._lock)
-        throttle = MailboxConcurrency(self.identity, self._lock, local)
+        self.throttle = throttle = MailboxConcurrency(self.identity, self._lock, local)
         self.graph = Graph(sandbox, self.identity, throttle, self._lock, local)
         self.mailbox = Mailbox(self.graph)
         self.events = Events(sandbox, self.graph)

@@ -64,6 +64,11 @@ class MailboxConcurrency:
         except Exception:  # identify must never raise
             return None
 
+    def busy(self) -> int:
+        """Requests running now, every mailbox counted."""
+        with self._lock:
+            return sum(len(slots) for slots in self._inflight.values())
+
     def release(self, slot: Slot | None) -> None:
         if slot is None:
             return

@@ -124,6 +124,6 @@ class OutlookCalendars(CalendarClient):
     def write_events(
         self, access_token: str, writes: list[Write]
     ) -> tuple[list[WriteOutcome], int]:
-        """JSON batches of at most 20 requests, at most 4 sent at once: Outlook runs no more
-        than 4 requests per mailbox at a time. https://learn.microsoft.com/graph/json-batching"""
+        """JSON batches of at most 20 requests, one at a time: Graph runs up to 4 requests of a
+        batch at once, Outlook's limit per mailbox. https://learn.microsoft.com/graph/json-batching"""
         return batch.write_events(access_token, writes)

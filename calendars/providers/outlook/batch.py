@@ -1,12 +1,15 @@
-"""Writing events in Graph's JSON batches: at most 20 requests each, at most 4 batches at
-once, since Outlook runs no more than 4 requests per mailbox at a time.
+"""Writing events in Graph's JSON batches: at most 20 requests each, one batch at a time.
+
+Outlook runs no more than 4 requests per mailbox at once, and Graph runs up to 4 requests of
+one batch against it in parallel: a second batch in flight for the same mailbox would bring
+429 MailboxConcurrency on inner requests (throttling-limits page, "Outlook service
+batching"; microsoft-graph-docs #2886, #8760).
 
 https://learn.microsoft.com/graph/json-batching
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -20,17 +23,12 @@ from calendars.providers.outlook.normalize import EXPORT_TRANSACTION_PREFIX, FOR
 from calendars.providers.types import Outcome, Write, WriteKind, WriteOutcome
 
 BATCH_SIZE = 20  # Graph's limit per JSON batch
-MAILBOX_CONCURRENCY = 4  # Outlook's limit of requests running at once per mailbox
 
 
 def write_events(access_token: str, writes: list[Write]) -> tuple[list[WriteOutcome], int]:
     """Carries out `writes`; returns one outcome per write and the number of requests sent."""
     chunks = [writes[i : i + BATCH_SIZE] for i in range(0, len(writes), BATCH_SIZE)]
-    if len(chunks) == 1:
-        answers = [_send_batch(access_token, chunks[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=MAILBOX_CONCURRENCY) as pool:
-            answers = list(pool.map(lambda chunk: _send_batch(access_token, chunk), chunks))
+    answers = [_send_batch(access_token, chunk) for chunk in chunks]
     if any(unauthorized for _outcomes, unauthorized in answers):
         raise Unauthorized("Microsoft Graph refused the access token.")
     outcomes = [outcome for chunk_outcomes, _ in answers for outcome in chunk_outcomes]
