@@ -40,6 +40,9 @@ class Options:
     access_token_lifetime: int = 3600  # seconds
     code_lifetime: int = 600  # authorization codes, seconds
     refresh_token_lifetime: int = 90 * 24 * 3600  # Microsoft's; Google's do not expire
+    # Entra replaces a refresh token on every use but leaves the old one valid (until it
+    # expires); strict: the old one stops working at once (a test of always storing the newest).
+    strict_refresh_rotation: bool = False
     notification_timeout: float = 10.0  # push notifications and Graph's validation handshake
     state_dir: Path | None = None  # where the certificate authority is kept
     google_clients: dict[str, str] = field(

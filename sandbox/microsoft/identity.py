@@ -2,8 +2,8 @@
 
 https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow. Shared by the
 token endpoint (tokens.py), the sign-in pages (signin.py) and Graph, which checks access
-tokens against it. A refresh token works once: redeeming it gives a new one (Entra ID keeps
-old ones valid until they expire; the sandbox is the stricter test).
+tokens against it. Redeeming a refresh token gives a new one; the old one stays valid until
+it expires, as with Entra ID, unless `Options.strict_refresh_rotation`.
 """
 
 from __future__ import annotations

@@ -240,9 +240,12 @@ class TokenEndpoint:
             if [s for s in requested if s not in OIDC_SCOPES and s not in grant.scopes]:
                 text = aadsts(65001, client=client_id)
                 raise OAuthError(400, "invalid_grant", text, suberror="consent_required")
-            # Rotation: the token just used is gone for good.
-            del self.identity.refresh_tokens[token]
-            self.identity.spend(token, "rotated")
+            # Rotation: a new refresh token comes with every answer. Entra leaves the one just
+            # used valid, so a client whose answer was lost can still refresh; in strict mode it
+            # is gone for good.
+            if self.sandbox.options.strict_refresh_rotation:
+                del self.identity.refresh_tokens[token]
+                self.identity.spend(token, "rotated")
         if not requested:
             requested = [*sorted(grant.scopes), "offline_access"]
         return self.identity.issue(grant, requested, nonce=None, client_info=client_info)

@@ -104,7 +104,9 @@ def _outlook_refresh_token(integration: CalendarIntegration) -> str:
     return entry["secret"]
 
 
-def test_outlook_rotated_refresh_token_is_persisted(sandbox_settings, learner):
+def test_outlook_rotated_refresh_token_is_persisted(sandbox_settings, learner, monkeypatch):
+    # Strict rotation: only the newest refresh token works, so storing it is what is tested.
+    monkeypatch.setattr(sandbox_settings.options, "strict_refresh_rotation", True)
     integration = connect(sandbox_settings, learner, "outlook")
     first = _outlook_refresh_token(integration)
 
@@ -250,9 +252,12 @@ def test_unreadable_credentials_do_not_lock_the_learner_out(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_refreshes_of_one_integration_are_serialized(sandbox_settings, make_user):
+def test_concurrent_refreshes_of_one_integration_are_serialized(
+    sandbox_settings, make_user, monkeypatch
+):
     if connection.vendor != "postgresql":
         pytest.skip("row locks need PostgreSQL; .ci/run runs this test against it")
+    monkeypatch.setattr(sandbox_settings.options, "strict_refresh_rotation", True)
     integration = connect(sandbox_settings, make_user(), "outlook")
     start = threading.Barrier(2)
     tokens: list[str] = []
@@ -281,3 +286,18 @@ def test_concurrent_refreshes_of_one_integration_are_serialized(sandbox_settings
     integration.refresh_from_db()
     assert integration.status == CalendarIntegration.Status.CONNECTED
     assert integration_access_token(integration=integration, force=True)
+
+
+def test_a_lost_outlook_refresh_answer_costs_the_learner_no_reconnection(sandbox_settings, learner):
+    """Entra carries the refresh out and rotates the token, but the answer never arrives: the
+    stored (older) refresh token still works, as it does at Microsoft."""
+    integration = connect(sandbox_settings, learner, "outlook")
+    sandbox_settings.add_fault("lost_response", endpoint="microsoft.token")
+
+    with pytest.raises(ProviderError) as lost:
+        integration_access_token(integration=integration, force=True)
+    assert not isinstance(lost.value, ReconnectRequired)
+
+    assert _me(integration_access_token(integration=integration, force=True))
+    integration.refresh_from_db()
+    assert integration.status == CalendarIntegration.Status.CONNECTED

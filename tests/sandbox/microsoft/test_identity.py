@@ -299,6 +299,7 @@ def test_wrong_client_secret_is_invalid_client(sandbox):
 def test_refresh_rotates_the_refresh_token_kept_in_the_serializable_cache(sandbox, monkeypatch):
     # Under 5 minutes msal treats an access token as expired and refreshes it.
     monkeypatch.setattr(sandbox.options, "access_token_lifetime", 120)
+    monkeypatch.setattr(sandbox.options, "strict_refresh_rotation", True)
     cache = msal.SerializableTokenCache()
     app, first = sign_in(sandbox, WORK, app=msal_app(sandbox, cache=cache))
     saved = cache.serialize()
@@ -446,3 +447,15 @@ def test_identity_endpoints_are_counted(sandbox):
     assert sandbox.count("microsoft.openid") == 1
     assert sandbox.count("microsoft.authorize") == 2  # the page, then the form
     assert sandbox.count("microsoft.token") == 1
+
+
+def test_a_used_refresh_token_stays_valid_as_with_entra(sandbox):
+    """Entra replaces the refresh token on every use without revoking the old one at once."""
+    _app, first = sign_in(sandbox, WORK, app=msal_app(sandbox, cache=msal.SerializableTokenCache()))
+    form = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"],
+            "scope": "User.Read offline_access"}  # fmt: skip
+    renewed = raw_token_request(sandbox, form)
+    again = raw_token_request(sandbox, form)
+
+    assert renewed.status_code == again.status_code == 200
+    assert renewed.json()["refresh_token"] != first["refresh_token"]
