@@ -57,6 +57,8 @@ def measure(sandbox: harness.SandboxProcess, integration, *, label: str) -> list
         str(calls),
         str(len(queries)),
         f"{seconds:.2f}",
+        # Inner requests Graph refused for the mailbox's 4 concurrent requests (Outlook).
+        str(counters["graph.throttled.mailbox_concurrency"]),
     ]
 
 
@@ -104,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
                                int(first[5]) <= TARGET_REQUESTS[provider]))  # fmt: skip
                 checks.append((f"{provider}: re-export requests", f"{again[5]} == 0",
                                int(again[5]) == TARGET_REEXPORT_REQUESTS))  # fmt: skip
+                checks.append((f"{provider}: first export throttled inner requests",
+                               f"{first[9]} == 0", int(first[9]) == 0))  # fmt: skip
     print()
     print(harness.table(["provider", "run", "created", "updated", "unchanged", "failed",
-                         "requests", "calls inside", "SQL queries", "seconds"], rows))  # fmt: skip
+                         "requests", "calls inside", "SQL queries", "seconds", "throttled"],
+                        rows))  # fmt: skip
     print()
     for name, figure, ok in checks:
         print(f"  {harness.verdict(ok)}  {name}: {figure}")
