@@ -71,7 +71,7 @@ class OutlookCalendars(CalendarClient):
         # Text bodies: Graph converts them itself, far cheaper than stripping HTML here.
         prefer = f'odata.maxpagesize={EVENTS_PAGE_SIZE}, outlook.body-content-type="text"'
         data = graph_get(access_token, url, headers={"Prefer": prefer})
-        entries, masters, gone = series.hydrate(access_token, data.get("value") or [])
+        entries, masters, gone, orphans = series.hydrate(access_token, data.get("value") or [])
         page = EventPage.of(
             entries,
             normalize.remote_event,
@@ -79,6 +79,7 @@ class OutlookCalendars(CalendarClient):
             sync_token=data.get("@odata.deltaLink"),
         )
         page.items += [SeriesChanged(master["id"]) for master in masters] + gone
+        page.skipped += orphans
         return page
 
     def list_series(

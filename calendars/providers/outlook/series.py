@@ -11,6 +11,10 @@ https://learn.microsoft.com/graph/delta-query-events
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +26,13 @@ from calendars.providers.outlook.graph import graph_request
 from calendars.providers.types import Removed
 
 BATCH_SIZE = 20  # Graph's limit per JSON batch
+# Masters already seen by this process, per access token (so per account, and, a token lasting
+# an hour, per sync): a listing's pages read each series once. A master that changes comes
+# whole in the next listing, which replaces what is kept here.
+MASTERS_KEPT_FOR = 600.0  # seconds
+MASTERS_KEPT = 5000
+_masters: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
+_masters_lock = threading.Lock()
 # What an occurrence keeps of its own; everything else it takes from its master.
 OWN = {
     "@odata.type", "@odata.etag", "@odata.id", "id", "type", "seriesMasterId", "start", "end",
@@ -55,26 +66,54 @@ def is_master(entry: Any) -> bool:
 
 def hydrate(
     access_token: str, entries: list[Any]
-) -> tuple[list[Any], list[dict[str, Any]], list[Removed]]:
+) -> tuple[list[Any], list[dict[str, Any]], list[Removed], int]:
     """The page's entries with every bare occurrence completed from its master, and without
-    the masters; the masters themselves (what their stored occurrences share); and the series
-    whose master no longer exists (their occurrences go with it). Masters the page lacks are
-    read in `$batch` requests."""
+    the masters; the masters themselves; the series whose master no longer exists (their
+    occurrences go with it); and how many occurrences were left out for that. Masters the page
+    lacks are read in `$batch` requests, once per series for a while (`_kept`)."""
+    account = hashlib.sha256(access_token.encode()).hexdigest()[:32]
     masters = {entry["id"]: entry for entry in entries if is_master(entry)}
+    _keep(account, masters)
     wanted = {entry["seriesMasterId"] for entry in entries if is_bare(entry)} - set(masters)
+    kept = _kept(account, wanted)
+    wanted -= set(kept)
     found, gone = read_masters(access_token, sorted(wanted)) if wanted else ({}, set())
-    known = {**found, **masters}
-    completed = []
+    _keep(account, found)
+    known = {**kept, **found, **masters}
+    completed, orphans = [], 0
     for entry in entries:
         if is_master(entry):
             continue
         if is_bare(entry):
             master = known.get(entry["seriesMasterId"])
             if master is None:
-                continue  # its series is gone: dropped with it
+                orphans += 1  # its series is gone: dropped with it
+                continue
             entry = {**{k: v for k, v in master.items() if k not in OWN}, **entry}
         completed.append(entry)
-    return completed, list(masters.values()), [Removed(series) for series in sorted(gone)]
+    gone_series = [Removed(series) for series in sorted(gone)]
+    return completed, list(masters.values()), gone_series, orphans
+
+
+def _keep(account: str, masters: dict[str, dict[str, Any]]) -> None:
+    now = time.monotonic()
+    with _masters_lock:
+        for series, master in masters.items():
+            _masters[(account, series)] = (now, master)
+            _masters.move_to_end((account, series))
+        while len(_masters) > MASTERS_KEPT:
+            _masters.popitem(last=False)
+
+
+def _kept(account: str, series_ids: set[str]) -> dict[str, dict[str, Any]]:
+    now = time.monotonic()
+    found = {}
+    with _masters_lock:
+        for series in series_ids:
+            kept = _masters.get((account, series))
+            if kept is not None and now - kept[0] < MASTERS_KEPT_FOR:
+                found[series] = kept[1]
+    return found
 
 
 def read_masters(access_token: str, ids: list[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:

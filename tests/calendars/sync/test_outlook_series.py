@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from calendars.models import CalendarEvent
+from calendars.providers.outlook import api as outlook_api
 from calendars.sync.importing import calendar_import
 from sandbox.store import Event, expand_series, new_graph_id
 from tests.calendars.connect_helpers import connect
@@ -44,7 +45,7 @@ def outlook(sandbox_settings, learner):
 
     yield calendar, account, remote, add_series
     with sandbox_settings.store.lock:
-        for event_id in added:
+        for event_id in [*added, *(e.id for e in remote.events.values() if e.series_id in added)]:
             remote.events.pop(event_id, None)
 
 
@@ -167,3 +168,29 @@ def test_a_master_that_no_longer_exists_takes_its_occurrences_away(outlook, sand
 
     assert _stored(calendar, master) == []
     assert result.deleted == 4
+
+
+def test_a_series_spread_over_several_pages_is_read_once(outlook, sandbox_settings, settings,
+                                                         monkeypatch):  # fmt: skip
+    calendar, _account, remote, add_series = outlook
+    settings.CALENDAR_IMPORT_DAYS_BACK = 14
+    monkeypatch.setattr(outlook_api, "EVENTS_PAGE_SIZE", 3)
+    begun = timezone.now() - timedelta(weeks=6)
+    old = add_series("Chorale", begun, begun + timedelta(hours=2), 16)
+    sandbox_settings.reset_counters()
+
+    calendar_import(calendar=calendar)
+
+    assert len(_stored(calendar, old)) >= 8
+    assert {e.title for e in _stored(calendar, old)} == {"Chorale"}
+    # A series is read at most once: those begun before the window (the listing never gives
+    # their master), and those whose occurrences come on a page before their master's.
+    calendar.refresh_from_db()
+    window_start = calendar.window_start
+    stored_series = set(CalendarEvent.objects.filter(calendar=calendar).exclude(series_id="")
+                        .values_list("series_id", flat=True))  # fmt: skip
+    begun_before = {
+        series for series in stored_series if remote.events[series].start_utc() < window_start
+    }
+    assert old.id in begun_before
+    assert len(begun_before) <= sandbox_settings.count("graph.events.get") <= len(stored_series)

@@ -215,7 +215,7 @@ def add_series(sandbox, team):
 
     yield add
     with sandbox.store.lock:
-        for event_id in added:
+        for event_id in [*added, *(e.id for e in team.events.values() if e.series_id in added)]:
             team.events.pop(event_id, None)
 
 
