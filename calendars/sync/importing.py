@@ -48,8 +48,12 @@ from calendars.sync.results import ImportResult
 logger = logging.getLogger(__name__)
 
 # Fields copied from a RemoteEvent to a CalendarEvent.
+# The description is not kept: no page or API answer shows a learner's own event bodies, so
+# the application holds none of what they may say.
 EVENT_FIELDS = [
-    f.name for f in fields(RemoteEvent) if f.name not in ("external_id", "formation_marker")
+    f.name
+    for f in fields(RemoteEvent)
+    if f.name not in ("external_id", "formation_marker", "description")
 ]
 
 

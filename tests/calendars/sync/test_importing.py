@@ -343,3 +343,18 @@ def test_queries_grow_with_pages_not_with_events(sandbox_settings, learner, prov
     # checkpoint): a cost per event would be 20 or more here.
     assert per_page <= 12
     assert len(one_page.captured_queries) <= 20
+
+
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_imported_events_keep_no_description(sandbox_settings, learner, provider):
+    """No page or API answer shows a learner's own event bodies: none is kept."""
+    _integration, calendar, account = _setup(sandbox_settings, learner, provider)
+    noted = _add_event(sandbox_settings, account, calendar,
+                       description="Code d'accès du bâtiment : 4512")  # fmt: skip
+
+    calendar_import(calendar=calendar)
+
+    stored = CalendarEvent.objects.get(calendar=calendar, external_id=noted.id)
+    assert stored.title == "Ajouté"
+    assert not CalendarEvent.objects.filter(calendar=calendar).exclude(description="").exists()
+    account.calendars[calendar.external_id].events.pop(noted.id)
