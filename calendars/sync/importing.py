@@ -110,16 +110,19 @@ def calendar_import(*, calendar: Calendar) -> ImportResult:
 
 def _import(calendar: Calendar) -> ImportResult:
     result = ImportResult()
-    if calendar.sync_token and not calendar.resume_from and _window_slid(calendar):
-        logger.info("Calendar %s: the import window moved on, listing it again", calendar.pk)
-    elif calendar.sync_token and not calendar.resume_from:
-        try:
-            _incremental(calendar, result)
-            return result
-        except SyncTokenExpired:
-            logger.info("Calendar %s: sync token refused, importing everything again", calendar.pk)
-            calendar.sync_token = ""
-            calendar.save(update_fields=["sync_token", "updated_at"])
+    if calendar.sync_token and not calendar.resume_from:
+        if _window_slid(calendar):
+            logger.info("Calendar %s: the import window moved on, listing it again", calendar.pk)
+        else:
+            try:
+                _incremental(calendar, result)
+                return result
+            except SyncTokenExpired:
+                logger.info(
+                    "Calendar %s: sync token refused, importing everything again", calendar.pk
+                )
+                calendar.sync_token = ""
+                calendar.save(update_fields=["sync_token", "updated_at"])
     _full(calendar, result)
     return result
 
@@ -207,14 +210,16 @@ def _fetch(calendar: Calendar, result: ImportResult, **listing: Any) -> EventPag
 def _reread_changed_series(calendar: Calendar, result: ImportResult, page: EventPage) -> None:
     """A series whose master an incremental page lists has changed: some providers (Graph)
     give no removal for its deleted occurrences, or for the old dates of a rescheduled series.
-    Its occurrences in the window are read again, and those stored but no longer there go."""
+    Its occurrences in the calendar's window (the one its rows were listed over) are read
+    again, and those stored but no longer there go."""
     client = get_provider(calendar.integration.provider).calendars
+    window = (calendar.window_start, calendar.window_end)  # set by the full listing
     for series_id in [item.external_id for item in page.items if isinstance(item, SeriesChanged)]:
         occurrences = _call(
             calendar,
             result,
             lambda token, series_id=series_id: client.list_series(  # type: ignore[misc]
-                token, calendar.external_id, series_id, window=import_window()
+                token, calendar.external_id, series_id, window=window
             ),
         )
         if occurrences is not None:
@@ -239,10 +244,10 @@ def _call[T](calendar: Calendar, result: ImportResult, request: Callable[[str], 
                     return call(result.access_token)
                 except Unauthorized:
                     result.access_token = ""
-            page, result.access_token = integration_call(
+            answer, result.access_token = integration_call(
                 integration=integration, call=lambda token: (call(token), token)
             )
-            return page
+            return answer
         except SyncTokenExpired:
             raise
         except ProviderError as error:
@@ -302,7 +307,7 @@ def _apply(
         )
     if removed:
         # A series' master gone takes its occurrences with it.
-        counts.deleted = (
+        counts.deleted += (
             CalendarEvent.objects.filter(calendar=calendar)
             .filter(Q(external_id__in=removed) | Q(series_id__in=removed))
             .delete()[0]

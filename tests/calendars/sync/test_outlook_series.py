@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from calendars.models import CalendarEvent
 from calendars.providers.outlook import api as outlook_api
+from calendars.sync import importing
 from calendars.sync.importing import calendar_import
 from sandbox.store import Event, expand_series, new_graph_id
 from tests.calendars.connect_helpers import connect
@@ -194,3 +195,53 @@ def test_a_series_spread_over_several_pages_is_read_once(outlook, sandbox_settin
     }
     assert old.id in begun_before
     assert len(begun_before) <= sandbox_settings.count("graph.events.get") <= len(stored_series)
+
+
+def test_a_changed_series_keeps_its_occurrences_listed_earlier_in_the_window(
+    outlook, sandbox_settings, monkeypatch
+):
+    """A series read again is read over the window its rows were listed with, not today's:
+    an occurrence near that window's start is still Outlook's."""
+    calendar, account, _remote, add_series = outlook
+    begun = timezone.now() - timedelta(days=31, hours=12)
+    master = add_series("Club de lecture", begun, begun + timedelta(hours=1), 3)
+    real = importing.import_window
+    with monkeypatch.context() as patch:  # listed 3 days ago: its window began 33 days back
+        patch.setattr(importing, "import_window",
+                      lambda now=None: real(timezone.now() - timedelta(days=3)))  # fmt: skip
+        calendar_import(calendar=calendar)
+    occurrences = sorted(_stored(calendar, master), key=lambda e: e.start)
+    assert len(occurrences) == 3
+
+    graph = Graph(sandbox_settings, outlook_token(sandbox_settings, account.email))
+    assert graph.delete(f"/me/events/{occurrences[2].external_id}").status_code == 204
+    calendar.refresh_from_db()
+    result = calendar_import(calendar=calendar)
+
+    assert not result.full
+    assert [e.external_id for e in sorted(_stored(calendar, master), key=lambda e: e.start)] == [
+        e.external_id for e in occurrences[:2]
+    ]
+    assert result.deleted == 1
+
+
+def test_a_page_that_removes_events_and_reads_a_series_again_counts_both(outlook, sandbox_settings):
+    calendar, account, remote, add_series = outlook
+    start = timezone.now() + timedelta(days=1)
+    master = add_series("Natation", start, start + timedelta(hours=1), 3)
+    single = Event(id=new_graph_id(), calendar_id=remote.id, ical_uid="seul@test",
+                   title="Seul", start=start, end=start + timedelta(hours=1))  # fmt: skip
+    sandbox_settings.store.save(account, remote, single)
+    calendar_import(calendar=calendar)
+    first = sorted(_stored(calendar, master), key=lambda e: e.start)[0]
+
+    graph = Graph(sandbox_settings, outlook_token(sandbox_settings, account.email))
+    assert graph.delete(f"/me/events/{first.external_id}").status_code == 204
+    assert graph.delete(f"/me/events/{single.id}").status_code == 204
+    result = calendar_import(calendar=calendar)
+
+    assert not CalendarEvent.objects.filter(
+        calendar=calendar, external_id__in=[first.external_id, single.id]
+    ).exists()
+    assert result.deleted == 2
+    remote.events.pop(single.id, None)
