@@ -1,9 +1,16 @@
 """The learner's calendar as the tests read it: the events the sandbox holds (imports expected,
-formations exported), the rows imported here, and waiting for what arrives by itself."""
+formations exported), the rows imported here, waiting for what arrives by itself, and a lock
+held by somebody else."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connection
 
 from calendars.models import CalendarEvent
 from calendars.providers.google.normalize import IMPORTED_TYPES
@@ -62,3 +69,28 @@ def wait_for(condition, timeout=15.0):
             return True
         time.sleep(0.1)
     return False
+
+
+@contextmanager
+def held_elsewhere(take: Callable[..., Any], key: int, **options: Any) -> Iterator[None]:
+    """Holds the lock `take(key, **options)` (calendars.locking) from another thread, and so,
+    on PostgreSQL, from another database session (advisory locks are re-entrant within one),
+    for the `with` block."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with take(key, **options):
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        yield
+    finally:
+        release.set()
+        holder.join(timeout=10)

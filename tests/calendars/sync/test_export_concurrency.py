@@ -13,7 +13,7 @@ from calendars.models import CalendarIntegration, FormationExport
 from calendars.sync.exporting import integration_export
 from calendars.sync.runs import formation_export
 from formations.models import Formation
-from tests.calendars.calendar_helpers import events_of
+from tests.calendars.calendar_helpers import events_of, held_elsewhere
 from tests.calendars.connect_helpers import connect
 
 pytestmark = pytest.mark.usefixtures("forget_exported_events")
@@ -80,26 +80,9 @@ def test_an_export_waits_for_the_running_one_and_gives_up_after_the_lock_wait(
     integration = connect(sandbox_settings, learner, "google")
     CalendarIntegration.objects.filter(pk=integration.pk).update(export_enabled=False)
     formation = make_formation(learners=(learner,))
-    locked, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with locking.integration_lock(integration.pk) as acquired:
-                assert acquired
-                locked.set()
-                release.wait(timeout=30)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert locked.wait(timeout=10)
-    sandbox_settings.reset_counters()
-    try:
+    with held_elsewhere(locking.integration_lock, integration.pk):
+        sandbox_settings.reset_counters()
         waited = formation_export(integration=integration, formation=formation)
-    finally:
-        release.set()
-        holder.join(timeout=10)
 
     assert waited.busy and not waited.event_ids
     assert sandbox_settings.count("google.batch") == 0

@@ -11,37 +11,19 @@ from django.db import connection
 from calendars import locking
 from calendars.models import Calendar, CalendarEvent
 from calendars.sync.importing import calendar_import
+from tests.calendars.calendar_helpers import held_elsewhere
 from tests.calendars.connect_helpers import connect
 
 pytestmark = pytest.mark.usefixtures("wide_window")
-
-
-def _hold_lock(calendar_id: int, locked: threading.Event, release: threading.Event) -> None:
-    """Holds the calendar's import lock from another thread (and, on PostgreSQL, another
-    database session: advisory locks are re-entrant within one)."""
-    try:
-        with locking.calendar_import_lock(calendar_id) as acquired:
-            assert acquired
-            locked.set()
-            release.wait(timeout=30)
-    finally:
-        connection.close()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_an_import_finding_another_one_running_returns_at_once(sandbox_settings, make_user):
     integration = connect(sandbox_settings, make_user(), "google")
     calendar = integration.calendars.get(is_primary=True)
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold_lock, args=(calendar.pk, locked, release))
-    holder.start()
-    assert locked.wait(timeout=10)
-    sandbox_settings.reset_counters()
-    try:
+    with held_elsewhere(locking.calendar_import_lock, calendar.pk):
+        sandbox_settings.reset_counters()
         result = calendar_import(calendar=calendar)
-    finally:
-        release.set()
-        holder.join(timeout=10)
 
     assert result.busy == 1
     assert sandbox_settings.count("google.events.list") == 0

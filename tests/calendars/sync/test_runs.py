@@ -5,11 +5,9 @@ now": test_admin.py; the sync command: management/test_sync_calendars.py)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,7 +15,7 @@ from calendars import locking, tasks
 from calendars.models import CalendarIntegration, SyncRun
 from calendars.sync import results, retry, runs
 from calendars.sync.runs import integration_run
-from tests.calendars.calendar_helpers import LIST_ENDPOINT
+from tests.calendars.calendar_helpers import LIST_ENDPOINT, held_elsewhere
 from tests.calendars.connect_helpers import connect
 
 pytestmark = pytest.mark.usefixtures("forget_exported_events", "no_waiting")
@@ -122,23 +120,9 @@ def test_a_lost_grant_waits_for_the_learner(sandbox_settings, learner, settings)
 
 def test_a_request_while_a_run_holds_the_integration_is_left_to_it(sandbox_settings, learner):
     integration = connect(sandbox_settings, learner, "google")
-    held, release = threading.Event(), threading.Event()
-
-    def running_sync():
-        with locking.integration_lock(integration.pk, wait=0) as acquired:
-            assert acquired
-            held.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=running_sync)
-    holder.start()
-    try:
-        assert held.wait(10)
+    with held_elsewhere(locking.integration_lock, integration.pk, wait=0):  # a running sync
         tasks.dispatch_sync(integration.pk, SyncRun.Trigger.PUSH)
         assert runs.integration_run(integration_id=integration.pk, trigger="push") is None
-    finally:
-        release.set()
-        holder.join()
     assert not integration.sync_runs.exists()
     integration.refresh_from_db()
     assert integration.sync_requested_at is not None  # for the running sync's next round
@@ -342,27 +326,11 @@ def test_a_requested_sync_covered_by_a_finished_round_does_nothing(integration):
 def test_a_requested_sync_covered_by_a_round_under_way_does_nothing(integration, monkeypatch):
     monkeypatch.setattr(runs, "CUT_OFF_LOCK_WAIT", 0.2, raising=False)
     under_way = _open_run(integration)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold() -> None:  # the worker running that round, in another session
-        try:
-            with locking.integration_lock(integration.pk, wait=0) as acquired:
-                assert acquired
-                locked.set()
-                release.wait(timeout=30)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert locked.wait(timeout=10)
-    try:
+    # The worker running that round, in another session.
+    with held_elsewhere(locking.integration_lock, integration.pk, wait=0):
         run = integration_run(
             integration_id=integration.pk, trigger=SyncRun.Trigger.MANUAL, requested=True
         )
-    finally:
-        release.set()
-        holder.join(timeout=10)
 
     assert run is None
     assert list(SyncRun.objects.filter(integration=integration)) == [under_way]
