@@ -1,28 +1,16 @@
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import run_python
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DEBUG"}}
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_python("manage.py", *args, **env)
 
 
 def test_debug_off_without_secret_key_fails_naming_the_variable():
@@ -45,7 +33,6 @@ def test_debug_off_without_calendar_token_key_fails_naming_the_variable():
 
 def test_old_keys_are_read_without_surrounding_spaces(monkeypatch):
     import subprocess
-    import sys
 
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c",
@@ -188,16 +175,8 @@ def test_an_install_without_the_sandbox_package_starts_without_it(calendar_sandb
         "import sys; sys.modules['sandbox'] = None; import django; django.setup(); "
         "from django.conf import settings; print('sandbox' in settings.INSTALLED_APPS)"
     )
-    environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DEBUG"}}
-    environment.update(DJANGO_SETTINGS_MODULE="config.settings", CALENDAR_SANDBOX=calendar_sandbox)
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_python(
+        "-c", code, DJANGO_SETTINGS_MODULE="config.settings", CALENDAR_SANDBOX=calendar_sandbox
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"

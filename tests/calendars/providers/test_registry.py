@@ -3,15 +3,10 @@ it, and a provider's client libraries load when it is first used."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from calendars.providers import get_provider
 from calendars.providers.names import PROVIDER_CHOICES, PROVIDERS
+from tests.processes import run_python
 
-ROOT = Path(__file__).resolve().parents[3]
 CLIENT_LIBRARIES = ("googleapiclient", "google_auth_oauthlib", "msal")
 
 
@@ -20,16 +15,7 @@ def test_setting_django_up_loads_no_provider_client_library():
         "import sys, django; django.setup(); "
         f"print(sorted(name for name in {CLIENT_LIBRARIES!r} if name in sys.modules))"
     )
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python("-c", code, DJANGO_SETTINGS_MODULE="config.settings")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
