@@ -13,27 +13,11 @@ from sandbox.google.discovery import discovery
 from sandbox.store import BASE32HEX
 from tests.sandbox.google.helpers import (
     ALEX,
-    CAMILLE,
     calendar_service,
     google_credentials,
     list_all,
     timed_event,
 )
-
-
-@pytest.fixture(autouse=True)
-def insecure_transport(monkeypatch):
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-
-
-@pytest.fixture
-def credentials(sandbox):
-    return google_credentials(sandbox, CAMILLE)
-
-
-@pytest.fixture
-def service(sandbox, credentials):
-    return calendar_service(sandbox, credentials)
 
 
 def api_get(sandbox, credentials, path: str, **params: Any) -> requests.Response:

@@ -9,27 +9,9 @@ import pytest
 from googleapiclient.errors import HttpError
 
 from tests.sandbox.google.helpers import (
-    CAMILLE,
-    calendar_service,
-    google_credentials,
     new_batch,
     timed_event,
 )
-
-
-@pytest.fixture(autouse=True)
-def insecure_transport(monkeypatch):
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-
-
-@pytest.fixture
-def credentials(sandbox):
-    return google_credentials(sandbox, CAMILLE)
-
-
-@pytest.fixture
-def service(sandbox, credentials):
-    return calendar_service(sandbox, credentials)
 
 
 def test_batch_of_inserts_through_batch_http_request(sandbox, service):

@@ -24,16 +24,6 @@ from tests.sandbox.google.helpers import (
 HOLIDAYS = "fr.french#holiday@group.v.calendar.google.test"
 
 
-@pytest.fixture(autouse=True)
-def insecure_transport(monkeypatch):
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-
-
-@pytest.fixture
-def service(sandbox):
-    return calendar_service(sandbox, google_credentials(sandbox, CAMILLE))
-
-
 def client_id() -> str:
     return "".join(secrets.choice(BASE32HEX) for _ in range(20))
 

@@ -30,11 +30,6 @@ from tests.sandbox.google.helpers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def insecure_transport(monkeypatch):
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-
-
 def token_request(sandbox, **form):
     return requests.post(
         f"{sandbox.http_url}/token",

@@ -11,11 +11,6 @@ from sandbox.core import Options, Sandbox
 from tests.sandbox.google.helpers import CAMILLE, calendar_service, google_credentials
 
 
-@pytest.fixture(autouse=True)
-def insecure_transport(monkeypatch):
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-
-
 @pytest.fixture
 def large_sandbox(tmp_path) -> Iterator[Sandbox]:
     sandbox = Sandbox(Options(seed=3, events=10_000, state_dir=tmp_path)).start("127.0.0.1")

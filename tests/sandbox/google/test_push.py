@@ -14,17 +14,7 @@ from typing import Any
 import pytest
 from googleapiclient.errors import HttpError
 
-from tests.sandbox.google.helpers import CAMILLE, calendar_service, google_credentials, timed_event
-
-
-@pytest.fixture(autouse=True)
-def insecure_transport(monkeypatch):
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-
-
-@pytest.fixture
-def service(sandbox):
-    return calendar_service(sandbox, google_credentials(sandbox, CAMILLE))
+from tests.sandbox.google.helpers import CAMILLE, timed_event
 
 
 class Hook:
