@@ -93,6 +93,21 @@ def _batch_request(write: Write) -> dict[str, Any]:
     return request
 
 
+def inner_error(answer: dict[str, Any]) -> ProviderError:
+    """The failure an inner answer of a `$batch` reports: 429 and 5xx are temporary, with
+    the Retry-After Graph gives inside the answer."""
+    status = answer.get("status")
+    body = answer.get("body") if isinstance(answer.get("body"), dict) else {}
+    headers = answer.get("headers") if isinstance(answer.get("headers"), dict) else {}
+    retry = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+    code = (body.get("error") or {}).get("code", "unknown") if body else "unknown"
+    return ProviderError(
+        f"Microsoft Graph answered {status} ({code}).",
+        permanent=isinstance(status, int) and status != 429 and status < 500,
+        retry_after=retry_after_seconds(str(retry) if retry is not None else None),
+    )
+
+
 def _batch_outcome(write: Write, answer: dict[str, Any]) -> WriteOutcome:
     status = answer.get("status")
     body = answer.get("body") if isinstance(answer.get("body"), dict) else {}
@@ -102,15 +117,7 @@ def _batch_outcome(write: Write, answer: dict[str, Any]) -> WriteOutcome:
     if status == 404 and write.kind in (WriteKind.UPDATE, WriteKind.DELETE):
         return WriteOutcome(write.key, Outcome.GONE, event_id=write.event_id)
     if status >= 400:
-        headers = answer.get("headers") if isinstance(answer.get("headers"), dict) else {}
-        retry = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
-        code = (body.get("error") or {}).get("code", "unknown") if body else "unknown"
-        error = ProviderError(
-            f"Microsoft Graph answered {status} ({code}).",
-            permanent=status != 429 and status < 500,
-            retry_after=retry_after_seconds(str(retry) if retry is not None else None),
-        )
-        return WriteOutcome(write.key, Outcome.FAILED, error=error)
+        return WriteOutcome(write.key, Outcome.FAILED, error=inner_error(answer))
     if write.kind == WriteKind.DELETE:
         return WriteOutcome(write.key, Outcome.OK, event_id=write.event_id)
     if write.kind == WriteKind.FIND:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from calendars.errors import ProviderError, Unauthorized
-from calendars.providers.base import retry_after_seconds
+from calendars.providers.outlook.batch import inner_error
 from calendars.providers.outlook.graph import graph_request
 from calendars.providers.types import Removed
 
@@ -156,13 +156,5 @@ def read_masters(access_token: str, ids: list[str]) -> tuple[dict[str, dict[str,
             elif status == 401:
                 raise Unauthorized("Microsoft Graph refused the access token.")
             else:
-                headers = answer.get("headers") if isinstance(answer.get("headers"), dict) else {}
-                retry = next(
-                    (v for k, v in headers.items() if str(k).lower() == "retry-after"), None
-                )
-                raise ProviderError(
-                    f"Microsoft Graph answered {status} reading a series.",
-                    permanent=isinstance(status, int) and status < 500 and status != 429,
-                    retry_after=retry_after_seconds(str(retry) if retry is not None else None),
-                )
+                raise inner_error(answer)
     return found, gone
