@@ -94,3 +94,27 @@ def held_elsewhere(take: Callable[..., Any], key: int, **options: Any) -> Iterat
     finally:
         release.set()
         holder.join(timeout=10)
+
+
+def at_once(count: int, work: Callable[[], Any]) -> list[Any]:
+    """Runs `work` in `count` threads (database sessions on PostgreSQL) released together;
+    returns what each gave, once none of them raised."""
+    start = threading.Barrier(count)
+    results, errors = [], []
+
+    def run() -> None:
+        try:
+            start.wait()
+            results.append(work())
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    return results

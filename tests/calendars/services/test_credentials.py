@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +22,7 @@ from calendars.services.credentials import (
     integration_mark_needs_reconnect,
 )
 from core.tls import outlook_verify
+from tests.calendars.calendar_helpers import at_once
 from tests.calendars.connect_helpers import connect
 from tests.sandbox.microsoft.helpers import raw_token_request
 
@@ -259,29 +259,15 @@ def test_concurrent_refreshes_of_one_integration_are_serialized(
         pytest.skip("row locks need PostgreSQL; .ci/run runs this test against it")
     monkeypatch.setattr(sandbox_settings.options, "strict_refresh_rotation", True)
     integration = connect(sandbox_settings, make_user(), "outlook")
-    start = threading.Barrier(2)
-    tokens: list[str] = []
-    errors: list[BaseException] = []
 
-    def refresh() -> None:
-        try:
-            start.wait()
-            mine = CalendarIntegration.objects.get(pk=integration.pk)
-            tokens.append(integration_access_token(integration=mine, force=True))
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=refresh) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    def refresh() -> str:
+        mine = CalendarIntegration.objects.get(pk=integration.pk)
+        return integration_access_token(integration=mine, force=True)
 
     # Without the row lock, the second refresh would use the refresh token the first one
-    # had just rotated away, and Microsoft (the sandbox) would answer invalid_grant.
-    assert errors == []
+    # had just rotated away, and Microsoft (the sandbox) would answer invalid_grant: at_once
+    # finds no error.
+    tokens = at_once(2, refresh)
     assert len(set(tokens)) == 2
     integration.refresh_from_db()
     assert integration.status == CalendarIntegration.Status.CONNECTED

@@ -3,8 +3,6 @@ site and a command at once leave one event per formation."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.db import connection
 
@@ -13,32 +11,10 @@ from calendars.models import CalendarIntegration, FormationExport
 from calendars.sync.exporting import integration_export
 from calendars.sync.runs import formation_export
 from formations.models import Formation
-from tests.calendars.calendar_helpers import events_of, held_elsewhere
+from tests.calendars.calendar_helpers import at_once, events_of, held_elsewhere
 from tests.calendars.connect_helpers import connect
 
 pytestmark = pytest.mark.usefixtures("forget_exported_events")
-
-
-def _at_once(count: int, work) -> list:
-    start = threading.Barrier(count)
-    results, errors = [], []
-
-    def run() -> None:
-        try:
-            start.wait()
-            results.append(work())
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
-    return results
 
 
 @pytest.mark.django_db(transaction=True)
@@ -55,7 +31,7 @@ def test_a_double_click_exports_once(sandbox_settings, make_user, make_formation
         integration.calendars.get(is_export_target=True).external_id
     ]
 
-    results = _at_once(
+    results = at_once(
         2,
         lambda: formation_export(
             integration=CalendarIntegration.objects.get(pk=integration.pk),
@@ -105,7 +81,7 @@ def test_two_workers_exporting_many_formations_at_once_leave_one_event_each(
         integration.calendars.get(is_export_target=True).external_id
     ]
 
-    results = _at_once(
+    results = at_once(
         2,
         lambda: integration_export(integration=CalendarIntegration.objects.get(pk=integration.pk)),
     )

@@ -3,15 +3,13 @@ while the site and other imports run)."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.db import connection
 
 from calendars import locking
 from calendars.models import Calendar, CalendarEvent
 from calendars.sync.importing import calendar_import
-from tests.calendars.calendar_helpers import held_elsewhere
+from tests.calendars.calendar_helpers import at_once, held_elsewhere
 from tests.calendars.connect_helpers import connect
 
 pytestmark = pytest.mark.usefixtures("wide_window")
@@ -41,25 +39,8 @@ def test_two_imports_of_one_calendar_at_once_leave_exactly_the_providers_events(
         pytest.skip("concurrent writers need PostgreSQL; .ci/run runs this test against it")
     integration = connect(sandbox_settings, make_user(), "outlook")
     calendar = integration.calendars.get(is_primary=True)
-    start = threading.Barrier(2)
-    results, errors = [], []
+    results = at_once(2, lambda: calendar_import(calendar=Calendar.objects.get(pk=calendar.pk)))
 
-    def run() -> None:
-        try:
-            start.wait()
-            results.append(calendar_import(calendar=Calendar.objects.get(pk=calendar.pk)))
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert errors == []
     assert sorted(r.busy for r in results) in ([0, 0], [0, 1])
     imported = list(CalendarEvent.objects.filter(calendar=calendar).values_list("external_id"))
     assert imported and len(imported) == len(set(imported))
