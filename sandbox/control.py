@@ -36,6 +36,12 @@ class Control:
             "POST", r"/_sandbox/api/accounts/(?P<email>[^/]+)/invalidate-sync", "sandbox.invalidate"
         )(self.invalidate)
         router.route("GET", r"/_sandbox/api/accounts", "sandbox.accounts")(self.accounts)
+        router.route(
+            "PUT", r"/_sandbox/api/microsoft/apps/(?P<client>[^/]+)", "sandbox.microsoft.app"
+        )(self.microsoft_app)
+        router.route(
+            "PUT", r"/_sandbox/api/microsoft/tenants/(?P<tenant>[^/]+)", "sandbox.microsoft.tenant"
+        )(self.microsoft_tenant)
 
     def account_or_404(self, request: Request) -> Account:
         account = self.sandbox.store.account(request.params["email"])
@@ -81,6 +87,55 @@ class Control:
     def invalidate(self, request: Request) -> Response:
         self.sandbox.store.invalidate_sync_state(self.account_or_404(request))
         return Response(204)
+
+    def microsoft_app(self, request: Request) -> Response:
+        """An app registration's state, as its operator left it: `{"secretExpired": true}`
+        makes every token request with its secret fail with invalid_client AADSTS7000222."""
+        identity = self.sandbox.microsoft.identity
+        client_id = request.params["client"]
+        if client_id not in self.sandbox.options.outlook_clients:
+            raise HTTPError(404, "notFound", "no such app registration")
+        body = self._object(request, {"secretExpired": bool})
+        if "secretExpired" in body:
+            if body["secretExpired"]:
+                identity.expired_secrets.add(client_id)
+            else:
+                identity.expired_secrets.discard(client_id)
+        return Response.json(
+            {"clientId": client_id, "secretExpired": client_id in identity.expired_secrets}
+        )
+
+    def microsoft_tenant(self, request: Request) -> Response:
+        """An organisation's consent settings: `{"userConsent": false}` lets no member consent
+        to an app (they meet "Need admin approval", AADSTS90094); `{"adminConsent": [ids]}` is
+        the list of apps its administrator approved for everyone."""
+        identity = self.sandbox.microsoft.identity
+        tenant = identity.tenant(request.params["tenant"])
+        if tenant is None or tenant.kind != "tenant":
+            raise HTTPError(404, "notFound", "no such tenant")
+        body = self._object(request, {"userConsent": bool, "adminConsent": list})
+        policy = identity.policy(tenant.id)
+        if "userConsent" in body:
+            policy.user_consent = body["userConsent"]
+        if "adminConsent" in body:
+            policy.admin_consented = {str(c) for c in body["adminConsent"]}
+        return Response.json(
+            {
+                "tenantId": tenant.id,
+                "userConsent": policy.user_consent,
+                "adminConsent": sorted(policy.admin_consented),
+            }
+        )
+
+    @staticmethod
+    def _object(request: Request, fields: dict[str, type]) -> dict[str, object]:
+        body = request.json()
+        if not isinstance(body, dict) or any(
+            k not in fields or not isinstance(v, fields[k]) for k, v in body.items()
+        ):
+            expected = ", ".join(f"{k} ({t.__name__})" for k, t in fields.items())
+            raise HTTPError(400, "badRequest", f"a JSON object with some of: {expected}")
+        return body
 
     def accounts(self, request: Request) -> Response:
         return Response.json(

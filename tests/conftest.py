@@ -117,13 +117,16 @@ def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
 
 @pytest.fixture
 def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
-    """The running sandbox, with no fault rules and zeroed counters for each test, and no
-    Graph request of the previous test still holding a mailbox's slot."""
+    """The running sandbox, with no fault rules, no operator fault (expired secret, tenant
+    without user consent) and zeroed counters for each test, and no Graph request of the
+    previous test still holding a mailbox's slot."""
     sandbox_server.clear_faults()
+    sandbox_server.microsoft.identity.reset_operator_state()
     sandbox_server.settle()
     sandbox_server.reset_counters()
     yield sandbox_server
     sandbox_server.clear_faults()
+    sandbox_server.microsoft.identity.reset_operator_state()
 
 
 @pytest.fixture

@@ -34,6 +34,9 @@ AADSTS = {
     "application.",
     90033: "A transient error has occurred. Please try again.",
     90055: "TenantThrottlingError: There are too many incoming requests.",
+    90094: "The grant requires admin permission. {client} needs permission to access resources "
+    "in your organization that only an admin can grant. Please ask an admin to grant "
+    "permission to this app before you can use it.",
     500112: "The reply address '{given}' does not match the reply address '{expected}' "
     "provided when requesting Authorization code.",
     501481: "The Code_Verifier does not match the code_challenge supplied in the authorization "
@@ -44,6 +47,9 @@ AADSTS = {
     700082: "The refresh token has expired due to inactivity.{issued}",
     7000215: "Invalid client secret provided. Ensure the secret being sent in the request is "
     "the client secret value, not the client secret ID, for a secret added to app '{client}'.",
+    7000222: "The provided client secret keys for app '{client}' are expired. Visit the Azure "
+    "portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using "
+    "certificate credentials for added security: https://aka.ms/certCreds.",
     7000218: "The request body must contain the following parameter: 'client_assertion' or "
     "'client_secret'.",
     900144: "The request body must contain the following parameter: '{name}'.",

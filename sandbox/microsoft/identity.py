@@ -83,6 +83,15 @@ class Tenant:
 
 
 @dataclass
+class TenantPolicy:
+    """What an organisation's administrator decided for its members (Entra admin center,
+    Enterprise applications › Consent and permissions)."""
+
+    user_consent: bool = True  # members may consent to applications themselves
+    admin_consented: set[str] = field(default_factory=set)  # apps approved for everyone
+
+
+@dataclass
 class Grant:
     id: str
     email: str
@@ -141,6 +150,8 @@ class Identity:
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.spent_refresh_tokens: OrderedDict[str, str] = OrderedDict()  # token -> why
         self.access_tokens: dict[str, AccessToken] = {}
+        self.tenant_policies: dict[str, TenantPolicy] = {}
+        self.expired_secrets: set[str] = set()  # client ids whose secret is past its end date
 
     # --- what the control API and tests ask, through MicrosoftSandbox -----------------------
 
@@ -171,6 +182,24 @@ class Identity:
             for record in self.access_tokens.values():
                 if record.email == account.email:
                     record.expires = 0
+
+    def reset_operator_state(self) -> None:
+        """Every tenant lets its members consent again and every app's secret is valid."""
+        with self._lock:
+            self.tenant_policies.clear()
+            self.expired_secrets.clear()
+
+    def policy(self, tenant_id: str) -> TenantPolicy:
+        with self._lock:
+            return self.tenant_policies.setdefault(tenant_id.lower(), TenantPolicy())
+
+    def needs_admin_approval(self, account: Account, client_id: str) -> bool:
+        """Whether `account` may not consent to `client_id` itself: its organisation lets no
+        member consent and no administrator approved the app. Personal accounts consent."""
+        if account.tenant_id == CONSUMERS_TENANT_ID:
+            return False
+        policy = self.policy(account.tenant_id)
+        return not policy.user_consent and client_id not in policy.admin_consented
 
     # --- keys and tokens ----------------------------------------------------------------------
 

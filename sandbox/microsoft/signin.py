@@ -61,6 +61,7 @@ class _AuthRequest:
     client_info: bool
     login_hint: str | None
     created: float = field(default_factory=time.time)
+    needs_approval: bool = False  # the organisation's "Need admin approval" page was shown
 
 
 class SignIn:
@@ -158,7 +159,14 @@ class SignIn:
         if action == "cancel":
             refusal = {"error": "access_denied", "error_description": aadsts(65004)}
             return _redirect_result(redirect, mode, {**refusal, "state": pending.state})
-        if action != "accept":
+        if action == "back" and pending.needs_approval:
+            # "Return to the application without granting consent" on the approval page.
+            refusal = {
+                "error": "access_denied",
+                "error_description": aadsts(90094, client=pending.client_id),
+            }
+            return _redirect_result(redirect, mode, {**refusal, "state": pending.state})
+        if action != "accept" or pending.needs_approval:
             raise HTTPError(400, "invalid_request", "Choose Accept or Cancel.")
         email = form.get("account", "")
         account = self.store.account(email) if email else None
@@ -167,15 +175,12 @@ class SignIn:
             raise HTTPError(400, "invalid_request", text)
         graph_scopes = {s for s in pending.scopes if s not in OIDC_SCOPES}
         with self._lock:
-            grant = next(
-                (
-                    g
-                    for g in self.identity.grants.values()
-                    if g.email == account.email and g.client_id == pending.client_id
-                    if not g.revoked
-                ),
-                None,
-            )
+            existing = self._grant_of(account, pending.client_id)
+        consented = existing is not None and graph_scopes <= existing.scopes
+        if not consented and self.identity.needs_admin_approval(account, pending.client_id):
+            return self._approval_page(request.path, pending)
+        with self._lock:
+            grant = self._grant_of(account, pending.client_id)
             if grant is None:
                 grant = Grant(str(uuid.uuid4()), account.email, pending.client_id, set())
                 self.identity.grants[grant.id] = grant
@@ -198,6 +203,38 @@ class SignIn:
         params["state"] = pending.state
         params["session_state"] = str(uuid.uuid4())
         return _redirect_result(redirect, mode, params)
+
+    def _grant_of(self, account: Account, client_id: str) -> Grant | None:
+        return next(
+            (
+                g
+                for g in self.identity.grants.values()
+                if g.email == account.email and g.client_id == client_id and not g.revoked
+            ),
+            None,
+        )
+
+    def _approval_page(self, action: str, pending: _AuthRequest) -> Response:
+        """Entra's "Need admin approval" page (AADSTS90094), shown when the organisation lets
+        no member consent and the admin consent workflow is off: the only way on is back to
+        the application, without a code."""
+        pending.needs_approval = True
+        request_id = secrets.token_urlsafe(24)
+        with self._lock:
+            self._pending[request_id] = pending
+        e = html.escape
+        return Response.html(
+            _page(
+                "Need admin approval",
+                "<h1>Need admin approval</h1>"
+                f'<p id="error-message" role="alert">{e(aadsts(90094, client=pending.client_id))}'
+                "</p>"
+                f'<form method="post" action="{e(action)}" id="approval">'
+                f'<input type="hidden" name="request" value="{e(request_id)}">'
+                '<div class="actions"><button type="submit" name="action" value="back" id="back">'
+                "Return to the application without granting consent</button></div></form>",
+            )
+        )
 
     def _logout(self, request: Request) -> Response:
         target = request.arg("post_logout_redirect_uri")

@@ -135,6 +135,8 @@ class TokenEndpoint:
             raise OAuthError(401, "invalid_client", aadsts(7000218))
         if not hmac.compare_digest(secret.encode(), expected.encode()):
             raise OAuthError(401, "invalid_client", aadsts(7000215, client=client_id))
+        if client_id in self.identity.expired_secrets:
+            raise OAuthError(401, "invalid_client", aadsts(7000222, client=client_id))
         grant_type = form.get("grant_type", "")
         client_info = form.get("client_info") == "1"
         if grant_type == "authorization_code":

@@ -69,7 +69,9 @@ class ConsentPage:
 
     @property
     def action(self) -> str:
-        match = re.search(r'<form method="post" action="([^"]+)" id="consent"', self.text)
+        match = re.search(
+            r'<form method="post" action="([^"]+)" id="(?:consent|approval)"', self.text
+        )
         assert match, "no consent form on the page"
         parts = urlsplit(self.url)
         return f"{parts.scheme}://{parts.netloc}{html.unescape(match[1])}"

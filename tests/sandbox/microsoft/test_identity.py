@@ -20,6 +20,7 @@ from tests.sandbox.microsoft.helpers import (
     SCOPES,
     WORK,
     WORK_2,
+    ConsentPage,
     Graph,
     callback_params,
     http_session,
@@ -459,3 +460,98 @@ def test_a_used_refresh_token_stays_valid_as_with_entra(sandbox):
 
     assert renewed.status_code == again.status_code == 200
     assert renewed.json()["refresh_token"] != first["refresh_token"]
+
+
+def test_an_expired_client_secret_refuses_every_token_request_with_aadsts7000222(sandbox):
+    app, result = sign_in(sandbox, WORK)
+    assert "access_token" in result
+    control = http_session(sandbox)
+    client_id = next(iter(sandbox.options.outlook_clients))
+    answer = control.put(
+        f"{sandbox.https_url}/_sandbox/api/microsoft/apps/{client_id}",
+        json={"secretExpired": True},
+        timeout=5,
+    )
+    assert answer.json() == {"clientId": client_id, "secretExpired": True}
+
+    refreshed = app.acquire_token_silent_with_error(
+        SCOPES, account=app.get_accounts()[0], force_refresh=True
+    )
+
+    assert refreshed["error"] == "invalid_client"
+    assert refreshed["error_codes"] == [7000222]
+    assert "are expired" in refreshed["error_description"]
+    secret = sandbox.options.outlook_clients[client_id]
+    assert secret not in json.dumps(refreshed)
+    control.put(
+        f"{sandbox.https_url}/_sandbox/api/microsoft/apps/{client_id}",
+        json={"secretExpired": False},
+        timeout=5,
+    )
+    again = app.acquire_token_silent_with_error(
+        SCOPES, account=app.get_accounts()[0], force_refresh=True
+    )
+    assert "access_token" in again
+
+
+def set_tenant(sandbox, tenant: str, **policy) -> dict:
+    answer = http_session(sandbox).put(
+        f"{sandbox.https_url}/_sandbox/api/microsoft/tenants/{tenant}", json=policy, timeout=5
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_tenant_without_user_consent_shows_need_admin_approval_and_sends_back_aadsts90094(
+    sandbox,
+):
+    set_tenant(sandbox, CONTOSO_TENANT_ID, userConsent=False)
+    # A consent given before the policy stays valid, as in Entra: start from none.
+    http_session(sandbox).post(
+        f"{sandbox.https_url}/_sandbox/api/accounts/{WORK_2}/revoke", timeout=5
+    )
+    app = msal_app(sandbox, "common")
+    flow = app.initiate_auth_code_flow(SCOPES, redirect_uri=REDIRECT_URI, state="s-1")
+
+    approval = submit_consent(open_consent(flow["auth_uri"]), WORK_2)
+
+    assert approval.status_code == 200
+    assert "Need admin approval" in approval.text
+    assert "AADSTS90094" in approval.text
+    page = ConsentPage(approval.status_code, approval.text, flow["auth_uri"])
+    params = callback_params(submit_consent(page, None, "back"))
+    assert params["error"] == "access_denied"
+    assert params["error_description"].startswith("AADSTS90094:")
+    assert params["state"] == "s-1"
+    assert "code" not in params
+
+
+def test_a_personal_account_consents_whatever_a_tenant_decided(sandbox):
+    set_tenant(sandbox, CONTOSO_TENANT_ID, userConsent=False)
+
+    _app, result = sign_in(sandbox, PERSONAL)
+
+    assert "access_token" in result
+
+
+def test_an_app_approved_by_the_administrator_needs_no_member_consent(sandbox):
+    client_id = next(iter(sandbox.options.outlook_clients))
+    policy = set_tenant(sandbox, "contoso.test", userConsent=False, adminConsent=[client_id])
+    assert policy == {
+        "tenantId": CONTOSO_TENANT_ID,
+        "userConsent": False,
+        "adminConsent": [client_id],
+    }
+
+    _app, result = sign_in(sandbox, WORK_2)
+
+    assert "access_token" in result
+
+
+def test_the_operator_control_routes_refuse_what_they_do_not_know(sandbox):
+    session = http_session(sandbox)
+    base = f"{sandbox.https_url}/_sandbox/api/microsoft"
+    assert session.put(f"{base}/apps/nope", json={}, timeout=5).status_code == 404
+    assert session.put(f"{base}/tenants/nope.test", json={}, timeout=5).status_code == 404
+    wrong = session.put(f"{base}/tenants/contoso.test", json={"userConsent": "no"}, timeout=5)
+    assert wrong.status_code == 400
