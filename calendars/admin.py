@@ -13,7 +13,13 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from calendars.errors import ProviderError
-from calendars.models import CalendarIntegration, FormationExport, PushChannel, SyncRun
+from calendars.models import (
+    CalendarIntegration,
+    FormationExport,
+    ProviderFault,
+    PushChannel,
+    SyncRun,
+)
 from calendars.services.connection import integration_update_settings
 from calendars.services.credentials import (
     integration_access_token,
@@ -291,3 +297,20 @@ class SyncRunAdmin(admin.ModelAdmin):
         if run.finished_at is None:
             return gettext("en cours")
         return gettext("échec") if run.error else gettext("réussie")
+
+
+@admin.register(ProviderFault)
+class ProviderFaultAdmin(admin.ModelAdmin):
+    """A provider refusing the application's own credentials: what to fix, read-only.
+    Deleting the fault lets that provider's syncs go at once (after the fix); configuring other
+    credentials lifts it by itself."""
+
+    list_display = ["provider", "detected_at", "probe_at", "detail"]
+    readonly_fields = ["provider", "detected_at", "probe_at", "detail"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

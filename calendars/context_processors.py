@@ -1,17 +1,27 @@
 from __future__ import annotations
 
+from django.db.models import Q
 from django.http import HttpRequest
 
-from calendars.models import CalendarIntegration
+from calendars.models import CalendarIntegration, ProviderFault
 
 
 def calendar_alerts(request: HttpRequest) -> dict[str, object]:
-    """Integrations whose grant was lost: every page shows a banner with a Reconnect button."""
+    """Banners on every page, from one query: integrations whose grant was lost (with a
+    Reconnect button), and those whose provider refuses the application itself for now (a
+    fault of ours: the learner has nothing to do)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
+    needs_reconnect = CalendarIntegration.Status.NEEDS_RECONNECT
+    rows = list(
+        CalendarIntegration.objects.filter(user=user)
+        .filter(
+            Q(status=needs_reconnect) | Q(provider__in=ProviderFault.objects.values("provider"))
+        )
+        .only("provider", "status")
+    )
     return {
-        "integrations_to_reconnect": CalendarIntegration.objects.filter(
-            user=user, status=CalendarIntegration.Status.NEEDS_RECONNECT
-        ).only("provider")
+        "integrations_to_reconnect": [i for i in rows if i.status == needs_reconnect],
+        "integrations_unavailable": [i for i in rows if i.status != needs_reconnect],
     }

@@ -8,6 +8,8 @@
     └── ProviderError        a provider call failed: `permanent` or temporary (retried)
         ├── ReconnectRequired    the grant is gone: only a new consent helps
         ├── AuthorizationDenied  the learner or the provider refused the authorization
+        ├── AppCredentialsRejected  the provider refuses the application itself (its
+        │                        client secret expired or is wrong): an operator must act
         ├── Unauthorized         a 401: refresh the access token once, then try again
         └── SyncTokenExpired     the sync token or delta link is refused: list everything again
 
@@ -72,6 +74,14 @@ class ReconnectRequired(ProviderError):
 
 class AuthorizationDenied(ProviderError):
     """The learner refused, or the provider refused the authorization request."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+class AppCredentialsRejected(ProviderError):
+    """The provider refused the application's own credentials (client id or secret): no
+    learner can fix it and no retry helps. The message says what the operator must do."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, permanent=True)

@@ -355,3 +355,27 @@ class PushChannel(models.Model):
 
     def __str__(self) -> str:
         return self.channel_id
+
+
+class ProviderFault(models.Model):
+    """A provider refuses the application itself (its client secret expired or is wrong):
+    no learner can fix it, so that provider's syncs stop until an operator does. One row per
+    provider; deleting it (or configuring another secret) lets them go again."""
+
+    provider = models.CharField(
+        _("fournisseur"), max_length=20, choices=PROVIDER_CHOICES, unique=True
+    )
+    detail = models.TextField(_("détail"))
+    detected_at = models.DateTimeField(_("constaté le"), default=timezone.now)
+    # Which configured secret was refused (a keyed hash, never the secret): another one set
+    # in the settings lifts the fault by itself.
+    secret_fingerprint = models.CharField(max_length=64, editable=False)
+    # One sync is let through at this time to see whether the fault is gone.
+    probe_at = models.DateTimeField(_("prochain essai"))
+
+    class Meta:
+        verbose_name = _("panne de configuration")
+        verbose_name_plural = _("pannes de configuration")
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()}: {self.detail}"

@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from calendars.errors import ProviderError, ReconnectRequired
+from calendars.errors import AppCredentialsRejected, ProviderError, ReconnectRequired
 from calendars.models import Calendar, CalendarIntegration, PushChannel
 from calendars.providers import get_provider
 from calendars.providers.base import PushClient
@@ -151,7 +151,7 @@ def _renew(integration: CalendarIntegration, channel: PushChannel) -> bool:
             ),
         )
     except ProviderError as error:
-        if error.permanent and not isinstance(error, ReconnectRequired):
+        if error.permanent and not isinstance(error, ReconnectRequired | AppCredentialsRejected):
             return False  # gone at the provider: open a new one
         raise
     if ends is None:

@@ -35,6 +35,7 @@ from calendars.services.connection import (
     integration_refresh_calendars,
     integration_update_settings,
 )
+from calendars.services.faults import provider_faults
 from calendars.services.lifecycle import integration_disconnect
 from calendars.sync.runs import formation_export
 from calendars.tasks import dispatch_sync, run_now
@@ -157,6 +158,7 @@ def settings_calendars(request: HttpRequest) -> HttpResponse:
         .values_list("integration__provider")
         .annotate(count=Count("pk"))
     )
+    faults = provider_faults()
     cards = [
         {
             "name": name,
@@ -165,6 +167,8 @@ def settings_calendars(request: HttpRequest) -> HttpResponse:
             "form": IntegrationSettingsForm.for_integration(integrations.get(name)),
             "exported": exported.get(name, 0),
             "last_run": integrations[name].sync_runs.first() if name in integrations else None,
+            # The provider refuses the application itself: the operator's to fix, not shown.
+            "unavailable": name in faults,
         }
         for name, provider in PROVIDERS.items()
     ]

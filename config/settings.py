@@ -275,6 +275,10 @@ CALENDAR_HTTP_TIMEOUT = env.float("CALENDAR_HTTP_TIMEOUT", default=10.0)
 CALENDAR_SYNC_INTERVAL = env.int("CALENDAR_SYNC_INTERVAL", default=900)
 CALENDAR_SYNC_RETRY_MAX = env.int("CALENDAR_SYNC_RETRY_MAX", default=6 * 3600)
 CALENDAR_SYNC_HISTORY_DAYS = env.int("CALENDAR_SYNC_HISTORY_DAYS", default=30)
+# When a provider refuses the application's own credentials (an expired client secret), its
+# syncs are held; one is let through every CALENDAR_PROVIDER_FAULT_PROBE seconds to see
+# whether it is fixed.
+CALENDAR_PROVIDER_FAULT_PROBE = env.int("CALENDAR_PROVIDER_FAULT_PROBE", default=900)
 # Push notifications: Google watch channels and Graph subscriptions call back
 # CALENDAR_WEBHOOK_URL (default SITE_URL), which providers require in https (the sandbox also
 # accepts plain http on loopback). Notifications arriving within CALENDAR_PUSH_DEBOUNCE seconds

@@ -16,7 +16,7 @@ from ninja.errors import HttpError, ValidationError
 
 from calendars.api.auth import ApiError, SessionAuth, TokenAuth
 from calendars.api.operations import router
-from calendars.errors import ProviderError, ReconnectRequired, Refused
+from calendars.errors import AppCredentialsRejected, ProviderError, ReconnectRequired, Refused
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,9 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
 @api.exception_handler(Refused)
 def _refused(request: HttpRequest, exc: Refused) -> HttpResponse:
     # The learner's or the client's mistakes are 400; the provider's failures are not.
-    status = {"unavailable": 503, "provider_error": 502}.get(exc.code, 400)
+    status = {"unavailable": 503, "service_unavailable": 503, "provider_error": 502}.get(
+        exc.code, 400
+    )
     return _error(request, status, exc.code, exc.message)
 
 
@@ -115,6 +117,13 @@ def _provider_error(request: HttpRequest, exc: ProviderError) -> HttpResponse:
             409,
             "needs_reconnect",
             _("L'accès à ce calendrier a été retiré : reconnectez-le."),
+        )
+    if isinstance(exc, AppCredentialsRejected):  # the operator's to fix, said plainly
+        return _error(
+            request,
+            503,
+            "service_unavailable",
+            _("Le service de calendrier est momentanément indisponible. Réessayez plus tard."),
         )
     response = _error(
         request,

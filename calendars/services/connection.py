@@ -15,12 +15,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from calendars.errors import ProviderError, Refused
+from calendars.errors import AppCredentialsRejected, ProviderError, Refused
 from calendars.locking import lock_rows
 from calendars.models import OAUTH_STATE_LIFETIME, Calendar, CalendarIntegration, OAuthState
 from calendars.providers import get_provider
 from calendars.providers.names import PROVIDERS
 from calendars.services.credentials import integration_call
+from calendars.services.faults import provider_fault_clear, provider_fault_record, provider_faults
 
 logger = logging.getLogger(__name__)
 HEX_COLOUR = re.compile(r"#[0-9A-Fa-f]{3,8}")
@@ -41,6 +42,8 @@ def integration_connect_start(
     """Records a new flow for `user` and returns the provider URL to send the browser to."""
     if not PROVIDERS[provider_name].is_configured():
         raise Refused(_("Ce fournisseur n'est pas configuré."), code="unavailable")
+    if provider_name in provider_faults():
+        raise _service_unavailable(provider_name)
     provider = get_provider(provider_name)
     _purge_expired_states()
     state = OAuthState(user=user, provider=provider_name, redirect_uri=redirect_uri)
@@ -85,6 +88,8 @@ def integration_connect_finish(
     if state.expired:
         raise Refused(_("Cette demande de connexion a expiré. Recommencez."), code="expired_state")
     if params.get("error"):
+        if _needs_admin_approval(params):
+            raise Refused(admin_approval_message(provider_name), code="admin_approval_required")
         message = (
             _("Vous avez refusé l'accès à votre agenda : rien n'a été connecté.")
             if params["error"] == "access_denied"
@@ -97,6 +102,9 @@ def integration_connect_finish(
         grant = provider.oauth.finish(
             flow=state.get_flow(), redirect_uri=state.redirect_uri, params=params
         )
+    except AppCredentialsRejected as error:
+        provider_fault_record(provider=provider_name, error=error)
+        raise _service_unavailable(provider_name) from None
     except ProviderError as error:
         logger.warning("Connect finish failed for %s: %s", provider_name, error.message)
         raise Refused(
@@ -104,6 +112,7 @@ def integration_connect_finish(
             code="provider_error",
         ) from None
 
+    provider_fault_clear(provider=provider_name)  # the code was redeemed: the app is fine
     with transaction.atomic():
         CalendarIntegration.objects.get_or_create(user=user, provider=provider_name)
         integration = lock_rows(CalendarIntegration.objects).get(user=user, provider=provider_name)
@@ -113,6 +122,48 @@ def integration_connect_finish(
     except ProviderError as error:  # connected all the same; listed again on the next visit
         logger.warning("Listing calendars failed for %s: %s", provider_name, error.message)
     return integration
+
+
+# The identity platform's codes for "this organisation lets no member consent to this app":
+# AADSTS90094 (the "Need admin approval" page), 90093, and 65001 (consent_required).
+ADMIN_APPROVAL_CODES = re.compile(r"\bAADSTS(?:90094|90093|65001)\b")
+
+
+def _needs_admin_approval(params: dict[str, str]) -> bool:
+    return params.get("error") == "consent_required" or bool(
+        ADMIN_APPROVAL_CODES.search(params.get("error_description", ""))
+    )
+
+
+def admin_approval_message(provider_name: str) -> str:
+    """What a learner whose organisation must approve the application is told, with what to
+    send the administrator."""
+    return _(
+        "Votre organisation ne permet pas à ses membres d'autoriser eux-mêmes une application "
+        "à accéder à leur agenda %(provider)s : son administrateur Microsoft 365 doit d'abord "
+        "approuver la nôtre. Envoyez-lui ces informations : identifiant d'application (client) "
+        "%(client_id)s, adresse du site %(site)s, autorisations demandées Calendars.ReadWrite "
+        "(lire et modifier vos agendas) et User.Read (lire votre profil). Il l'approuve dans le "
+        "centre d'administration Microsoft Entra (Applications d'entreprise › Autorisations › "
+        "Accorder le consentement administrateur). Ensuite, revenez ici et connectez votre "
+        "agenda."
+    ) % {
+        "provider": PROVIDERS[provider_name].title,
+        "client_id": settings.OUTLOOK_CLIENT_ID,
+        "site": settings.SITE_URL,
+    }
+
+
+def _service_unavailable(provider_name: str) -> Refused:
+    return Refused(
+        _(
+            "La connexion à %(provider)s est momentanément indisponible, à cause d'un réglage "
+            "de notre côté que l'équipe doit corriger. Vous n'avez rien à faire : réessayez "
+            "plus tard."
+        )
+        % {"provider": PROVIDERS[provider_name].title},
+        code="service_unavailable",
+    )
 
 
 @sensitive_variables("grant")

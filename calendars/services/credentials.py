@@ -9,10 +9,17 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from calendars.errors import ProviderError, ReconnectRequired, Unauthorized, UndecryptableError
+from calendars.errors import (
+    AppCredentialsRejected,
+    ProviderError,
+    ReconnectRequired,
+    Unauthorized,
+    UndecryptableError,
+)
 from calendars.locking import lock_rows
 from calendars.models import CalendarIntegration
 from calendars.providers import get_provider
+from calendars.services.faults import provider_fault_clear, provider_fault_record
 
 
 @sensitive_variables("grant", "credentials")
@@ -41,13 +48,18 @@ def integration_access_token(*, integration: CalendarIntegration, force: bool = 
             grant = get_provider(locked.provider).oauth.access_token(credentials, force=force)
         except UndecryptableError:
             failure = ReconnectRequired("The stored credentials can no longer be read.")
+            _record_failure(locked, failure)
+        except AppCredentialsRejected as error:
+            # The application's fault, not the learner's: their integration stays as it is.
+            provider_fault_record(provider=locked.provider, error=error)
+            failure = error
         except ProviderError as error:
             failure = error
-        if failure is not None:
             _record_failure(locked, failure)
         else:
             changed = grant.credentials != credentials
-            if changed:
+            if changed:  # the token endpoint answered: the application's credentials work
+                provider_fault_clear(provider=locked.provider)
                 locked.set_credentials(grant.credentials)
                 locked.token_expires_at = grant.expires_at
             if changed or locked.status != CalendarIntegration.Status.CONNECTED:

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from calendars.errors import (
+    AppCredentialsRejected,
     LockTimeout,
     ProviderError,
     ReconnectRequired,
@@ -80,8 +81,8 @@ def integration_import(*, integration: CalendarIntegration) -> ImportResult:
     for calendar in integration.calendars.filter(listed):
         try:
             total.add(calendar_import(calendar=calendar))
-        except ReconnectRequired:
-            raise
+        except (ReconnectRequired, AppCredentialsRejected):
+            raise  # the same for every calendar: trying the next one only asks again
         except ProviderError as error:
             logger.warning("Import of calendar %s failed: %s", calendar.pk, error.message)
             failure = failure or error

@@ -28,10 +28,17 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from calendars.errors import LockTimeout, ProviderError, ReconnectRequired, Refused
+from calendars.errors import (
+    AppCredentialsRejected,
+    LockTimeout,
+    ProviderError,
+    ReconnectRequired,
+    Refused,
+)
 from calendars.locking import integration_lock, integration_lock_free, lock_rows
 from calendars.models import CalendarIntegration, FormationExport, SyncRun
 from calendars.push import integration_channels_reconcile
+from calendars.services.faults import provider_sync_held
 from calendars.sync.exporting import integration_export, new_export, retarget
 from calendars.sync.importing import integration_import
 from calendars.sync.results import ExportResult, ImportResult
@@ -129,7 +136,7 @@ def _rounds(
             return run
         if full:
             _clear_requested(integration_id)
-        if integration.needs_reconnect:
+        if integration.needs_reconnect or provider_sync_held(integration.provider):
             return run
         run = _run_once(integration, trigger, direction, formation_uids)
         if not _requested(integration_id):
@@ -225,7 +232,7 @@ def _schedule_next(
 ) -> None:
     """After a success, the next periodic sync; after a failure, a retry after a growing
     delay with jitter, never sooner than the provider's Retry-After. A lost grant waits for
-    the learner instead."""
+    the learner instead, and credentials the provider refuses for the operator."""
     now = timezone.now()
     fields: dict[str, Any] = {}
     if failure is None:
@@ -240,6 +247,8 @@ def _schedule_next(
                 fields["sync_failures"] = 0
             if run.created or run.updated or run.deleted:
                 fields["last_synced_at"] = now
+    elif isinstance(failure, AppCredentialsRejected):  # not counted: the fault is the app's
+        fields = {"next_sync_at": now + timedelta(seconds=settings.CALENDAR_SYNC_INTERVAL)}
     elif not isinstance(failure, ReconnectRequired):
         failures = integration.sync_failures + 1
         fields = {

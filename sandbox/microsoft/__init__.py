@@ -11,12 +11,15 @@ Four routers, one per error shape:
   events (events.py, rendered by render.py), the delta of a calendarView (delta.py), JSON
   batching (batch.py), change-notification subscriptions (subscriptions.py, notifications.py)
   (https://learn.microsoft.com/graph/api/resources/event);
-- control: sandbox-only routes for tests (lifecycle notifications).
+- control: sandbox-only routes for tests (lifecycle notifications); the operator's side (an
+  expired client secret, tenants that let no member consent) is set through the control API
+  (sandbox/control.py).
 
 Deliberate departures from the real service, to make client bugs visible:
 
-- a refresh token stops working as soon as it has been used once (Entra ID keeps old ones valid
-  until they expire), so a client that does not persist the newest one fails at once;
+- with `Options(strict_refresh_rotation=True)`, a refresh token stops working as soon as it
+  has been used once (Entra ID keeps old ones valid until they expire, which is the default),
+  for the tests that check the newest one is always persisted;
 - more than 4 requests at the same time for one mailbox get 429 (Outlook's documented limit,
   enforced every time rather than statistically, throttling.py).
 

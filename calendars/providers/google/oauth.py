@@ -17,13 +17,25 @@ from google.oauth2.credentials import Credentials
 from google_auth_oauthlib.flow import Flow
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
-from calendars.errors import AuthorizationDenied, ProviderError, ReconnectRequired
+from calendars.errors import (
+    AppCredentialsRejected,
+    AuthorizationDenied,
+    ProviderError,
+    ReconnectRequired,
+)
 from calendars.providers.base import OAuthClient
 from calendars.providers.types import Authorization, Grant
 
 logger = logging.getLogger(__name__)
 
 EXPIRY_MARGIN = timedelta(seconds=60)  # refresh a little before Google would refuse
+# Token errors that refuse the application itself (RFC 6749 5.2): the operator's to fix.
+APP_ERRORS = ("invalid_client", "unauthorized_client")
+APP_REFUSED = (
+    "Google refuses the application's credentials (invalid_client). In the Google Cloud "
+    "console (APIs & Services › Credentials), put the OAuth client's valid ID and secret in "
+    "GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET and restart: Google syncs resume by themselves."
+)
 CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
 # The narrowest scopes that allow reading calendars and writing events, plus the identity.
 SCOPES = [
@@ -77,6 +89,8 @@ class GoogleOAuth(OAuthClient):
             # that matters is checked below.
             oauth.oauth2session.token = changed.token  # type: ignore[attr-defined]
         except OAuth2Error as error:
+            if error.error in APP_ERRORS:
+                raise AppCredentialsRejected(APP_REFUSED) from None
             raise ProviderError(
                 f"Google refused the code ({error.error}).", permanent=True
             ) from None
@@ -134,7 +148,9 @@ class GoogleOAuth(OAuthClient):
         try:
             google_credentials.refresh(_Request())
         except google.auth.exceptions.RefreshError as error:
-            if _is_invalid_grant(error):
+            if _refresh_error(error) in APP_ERRORS:
+                raise AppCredentialsRejected(APP_REFUSED) from None
+            if _refresh_error(error) == "invalid_grant":
                 raise ReconnectRequired(
                     "Google: the authorization was revoked or expired."
                 ) from None
@@ -174,8 +190,10 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def _is_invalid_grant(error: google.auth.exceptions.RefreshError) -> bool:
+def _refresh_error(error: google.auth.exceptions.RefreshError) -> str:
+    """The OAuth error code of a refused refresh (google-auth keeps the body's JSON)."""
     details = error.args[1] if len(error.args) > 1 else None
     if isinstance(details, dict):
-        return details.get("error") == "invalid_grant"
-    return "invalid_grant" in str(error.args[0] if error.args else "")
+        return str(details.get("error", ""))
+    text = str(error.args[0] if error.args else "")
+    return next((code for code in ("invalid_grant", *APP_ERRORS) if code in text), "")

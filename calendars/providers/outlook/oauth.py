@@ -15,7 +15,12 @@ import msal.exceptions
 import requests
 from django.conf import settings
 
-from calendars.errors import AuthorizationDenied, ProviderError, ReconnectRequired
+from calendars.errors import (
+    AppCredentialsRejected,
+    AuthorizationDenied,
+    ProviderError,
+    ReconnectRequired,
+)
 from calendars.providers.base import OAuthClient
 from calendars.providers.outlook.graph import http_client
 from calendars.providers.types import Authorization, Grant
@@ -78,6 +83,7 @@ class OutlookOAuth(OAuthClient):
                 f"Microsoft could not be reached ({type(error).__name__})."
             ) from None
         if "error" in result:
+            _raise_if_app_refused(result)
             raise ProviderError(
                 f"Microsoft refused the code ({result['error']}).", permanent=True
             ) from None
@@ -112,6 +118,7 @@ class OutlookOAuth(OAuthClient):
         if not result:
             raise ReconnectRequired("Microsoft: the stored refresh token is missing.")
         if "error" in result:
+            _raise_if_app_refused(result)
             if result["error"] in RECONNECT_ERRORS:
                 raise ReconnectRequired("Microsoft: the authorization was revoked or expired.")
             raise ProviderError(f"Microsoft refused to refresh the token ({result['error']}).")
@@ -121,6 +128,31 @@ class OutlookOAuth(OAuthClient):
 
     def revoke(self, credentials: dict[str, Any]) -> None:
         """Microsoft has no per-application revocation endpoint: erasing the cache is all."""
+
+
+# What the operator must do, by the AADSTS code that refused the application's credentials
+# (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+APP_CREDENTIAL_FIXES = {
+    7000222: "the client secret has expired: create a new one",
+    7000215: "the client secret is wrong (give the secret's value, not its ID)",
+    7000218: "no client secret was sent: set one",
+    700016: "the application (OUTLOOK_CLIENT_ID) is not registered in this directory",
+}
+
+
+def _raise_if_app_refused(result: dict[str, Any]) -> None:
+    """invalid_client (or an unknown app) is the operator's to fix, not the learner's."""
+    if result.get("error") not in {"invalid_client", "unauthorized_client"}:
+        return
+    codes = [int(c) for c in result.get("error_codes") or [] if str(c).isdigit()]
+    code = next((c for c in codes if c in APP_CREDENTIAL_FIXES), codes[0] if codes else None)
+    why = APP_CREDENTIAL_FIXES.get(code or 0, "the application's credentials were refused")
+    label = f"AADSTS{code}" if code else result["error"]
+    raise AppCredentialsRejected(
+        f"Microsoft refuses the application's credentials ({label}: {why}). In the Azure "
+        "portal (App registrations › Certificates & secrets), put a valid client secret in "
+        "OUTLOOK_CLIENT_SECRET and restart: Outlook syncs resume by themselves."
+    )
 
 
 def _expiry(result: dict[str, Any]) -> datetime | None:
