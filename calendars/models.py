@@ -246,7 +246,8 @@ class FormationExport(models.Model):
     formation_uid = models.UUIDField(_("identifiant de la formation"))
     calendar_external_id = models.CharField(_("calendrier chez le fournisseur"), max_length=1024)
     external_id = models.CharField(_("événement chez le fournisseur"), max_length=1024, blank=True)
-    # Bumped when the learner asks again for a formation they had removed: a new event.
+    # Bumped whenever the event is made anew (the learner asked again for a formation they had
+    # removed, or chose another calendar): the new event gets identifiers of its own.
     copy = models.PositiveSmallIntegerField(default=0)
     # A create was sent and may have succeeded without our knowing its answer.
     create_sent = models.BooleanField(default=False)

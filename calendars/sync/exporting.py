@@ -195,8 +195,13 @@ def new_export(
 
 
 def retarget(row: FormationExport, calendar_id: str) -> None:
-    """Points the row at `calendar_id`, as never written there."""
+    """Points the row at `calendar_id`, as never written there. A row that existed already
+    becomes a new copy: the event made next is a new one, with identifiers of its own (Graph
+    keeps a transactionId for the mailbox, wherever its event went, and gives back the event
+    it made to a create that repeats it)."""
     integration = row.integration
+    if row.pk is not None:
+        row.copy += 1
     row.calendar_external_id = calendar_id
     row.external_id = get_provider(integration.provider).calendars.export_event_id(
         owner=f"{integration.user_id}:{integration.provider}",

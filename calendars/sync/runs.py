@@ -299,8 +299,7 @@ def formation_export(*, integration: CalendarIntegration, formation: Formation) 
     )
     if row.removed_by_learner:
         row.state = FormationExport.State.ACTIVE
-        row.copy += 1
-        retarget(row, target.external_id)
+        retarget(row, target.external_id)  # a new copy: a new event
         row.save()
     run = SyncRun.objects.create(
         integration=integration,

@@ -214,22 +214,27 @@ def test_with_export_off_only_formations_added_by_hand_are_kept_up_to_date(
     assert events_of(remote, other, "google") == []
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_the_receiving_calendar_changed_moves_the_events_there(
-    sandbox_settings, learner, make_formation
+    sandbox_settings, learner, make_formation, provider
 ):
     from calendars.services.connection import integration_choose_calendars
 
-    integration, account, old = _setup(sandbox_settings, learner, "google")
+    integration, account, old = _setup(sandbox_settings, learner, provider)
     formation = make_formation(learners=(learner,))
     integration_export(integration=integration)
+    first = one_event(old, formation, provider)
     other = integration.calendars.filter(can_edit=True, is_primary=False).first()
     integration_choose_calendars(integration=integration, imported=set(), export_target=other.pk)
 
     result = integration_export(integration=integration)
 
     assert (result.deleted, result.created) == (1, 1)
-    assert events_of(old, formation, "google") == []
-    one_event(account.calendars[other.external_id], formation, "google")
+    assert events_of(old, formation, provider) == []
+    moved = one_event(account.calendars[other.external_id], formation, provider)
+    assert moved.id != first.id
+    if provider == "outlook":  # a new event: a transactionId of its own
+        assert moved.transaction_id and moved.transaction_id != first.transaction_id
 
 
 # --- never a duplicate --------------------------------------------------------------------
@@ -373,6 +378,7 @@ def test_an_exported_event_deleted_by_the_learner_is_not_created_again(
     integration, account, remote = _setup(sandbox_settings, learner, provider)
     formation = make_formation(learners=(learner,))
     integration_sync(integration=integration)
+    first_transaction = one_event(remote, formation, provider).transaction_id
     sandbox_settings.store.delete(account, remote, one_event(remote, formation, provider))
 
     _imported, exported = integration_sync(integration=integration)
@@ -389,6 +395,8 @@ def test_an_exported_event_deleted_by_the_learner_is_not_created_again(
 
     assert again.created == 1
     assert one_event(remote, formation, provider).title == "Changée"
+    if provider == "outlook":  # a new event: a transactionId of its own
+        assert one_event(remote, formation, provider).transaction_id != first_transaction
     assert not FormationExport.objects.get(formation_uid=formation.uid).removed_by_learner
 
 

@@ -314,6 +314,21 @@ def test_create_with_the_same_transaction_id_twice_makes_one_event(sandbox, grap
     assert len(made) == 1
 
 
+def test_a_transaction_id_is_the_mailboxs_not_the_calendars(sandbox, graph):
+    """A create in another calendar that repeats a transactionId gives back the event made in
+    the first one: a client that re-creates an event elsewhere must use a new one."""
+    calendars = sandbox.store.account(WORK).calendars
+    team = next(c for c in calendars.values() if c.name == "Équipe projet")
+    body = event_body(transactionId="formation-43-0")
+
+    first = graph.post("/me/events", json=body)
+    elsewhere = graph.post(f"/me/calendars/{team.id}/events", json=body)
+
+    assert elsewhere.status_code == 201
+    assert elsewhere.json()["id"] == first.json()["id"]
+    assert not [e for e in team.events.values() if e.transaction_id == "formation-43-0"]
+
+
 def test_extended_property_is_stored_and_found_by_filter(sandbox, graph):
     calendar = sandbox.store.account(WORK).calendars
     team = next(c for c in calendar.values() if c.name == "Équipe projet")
