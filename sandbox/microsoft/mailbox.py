@@ -6,10 +6,14 @@ https://learn.microsoft.com/graph/api/user-list-calendars
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sandbox.microsoft.graph import Graph
 from sandbox.microsoft.identity import AccessToken
-from sandbox.microsoft.render import View, calendar_json
-from sandbox.server import Request, Response
+from sandbox.microsoft.odata import odata
+from sandbox.microsoft.render import CALENDAR_PROPERTIES, View, calendar_json
+from sandbox.server import HTTPError, Request, Response
 from sandbox.store import Account
 
 
@@ -37,10 +41,30 @@ class Mailbox:
         )
 
     def list_calendars(self, request: Request, account: Account, token: AccessToken) -> Response:
-        calendars = [calendar_json(account, c) for c in account.calendars.values()]
+        keep = _selected(request)
+        calendars = [keep(calendar_json(account, c)) for c in account.calendars.values()]
         context = f"{request.base_url}/v1.0/$metadata#users('{account.uid}')/calendars"
         return self.graph.paged(request, View(base=request.base_url), calendars, context)
 
     def get_calendar(self, request: Request, account: Account, token: AccessToken) -> Response:
+        keep = _selected(request)
         calendar = self.graph.calendar(account, request.params.get("calendar"))
-        return Response.json(calendar_json(account, calendar))
+        return Response.json(keep(calendar_json(account, calendar)))
+
+
+def _selected(request: Request) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """`$select` on calendars, as Graph honours it: the properties named, and `id`."""
+    fields = odata(request, "select")
+    if not fields:
+        return lambda data: data
+    names = {f.strip() for f in fields.split(",") if f.strip()}
+    unknown = names - CALENDAR_PROPERTIES
+    if unknown:
+        raise HTTPError(
+            400,
+            "RequestBroker--ParseUri",
+            f"Could not find a property named '{sorted(unknown)[0]}' on type "
+            "'Microsoft.OutlookServices.Calendar'.",
+        )
+    keep = names | {"id"}
+    return lambda data: {k: v for k, v in data.items() if k in keep}

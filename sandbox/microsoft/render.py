@@ -300,6 +300,14 @@ def event_json(account: Account, event: Event, view: View, pages_url: str) -> di
     return data
 
 
+# https://learn.microsoft.com/graph/api/resources/calendar (v1.0)
+CALENDAR_PROPERTIES = {
+    "id", "name", "color", "hexColor", "isDefaultCalendar", "changeKey", "canShare",
+    "canViewPrivateItems", "canEdit", "allowedOnlineMeetingProviders",
+    "defaultOnlineMeetingProvider", "isTallyingResponses", "isRemovable", "owner",
+}  # fmt: skip
+
+
 def calendar_json(account: Account, calendar: Calendar) -> dict[str, Any]:
     color = {"#0b5cad": "lightBlue", "#2e7d32": "lightGreen", "#a1261c": "lightRed"}
     digest = hashlib.sha256(f"{calendar.id}:{calendar.name}:{calendar.can_edit}".encode())

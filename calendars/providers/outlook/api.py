@@ -32,7 +32,10 @@ class OutlookCalendars(CalendarClient):
     def list_calendars(self, access_token: str) -> list[CalendarInfo]:
         """https://learn.microsoft.com/graph/api/user-list-calendars"""
         calendars = []
-        url: str | None = f"{settings.OUTLOOK_GRAPH_URL}/me/calendars?$top=100"
+        url: str | None = (
+            f"{settings.OUTLOOK_GRAPH_URL}/me/calendars?$top=100"
+            "&$select=id,name,isDefaultCalendar,canEdit,hexColor"
+        )
         while url:
             page = graph_get(access_token, url)
             calendars += [
@@ -98,13 +101,11 @@ class OutlookCalendars(CalendarClient):
         url: str | None = (
             f"{settings.OUTLOOK_GRAPH_URL}/me/calendars/{quote(calendar_id, safe='')}/events/"
             f"{quote(series_id, safe='')}/instances?startDateTime={start}&endDateTime={end}"
-            f"&$top={EVENTS_PAGE_SIZE}"
+            f"&$top={EVENTS_PAGE_SIZE}&$select={normalize.EVENT_FIELDS}"
         )
-        prefer = 'outlook.body-content-type="text"'
         items: list[RemoteEvent | Removed] = []
         while url:
-            data = graph_request(access_token, "GET", url, headers={"Prefer": prefer},
-                                 absent_ok=True)  # fmt: skip
+            data = graph_request(access_token, "GET", url, absent_ok=True)
             if data is None:  # the series is gone
                 return []
             for entry in data.get("value") or []:

@@ -23,6 +23,14 @@ FORMATION_PROPERTY_ID = "String {66f5a359-4659-4638-81e0-9b8e2e3a2b5a} " + FORMA
 # it). Delta listings carry no extended property, but they do carry transactionId: that is how
 # an import recognises an exported formation there.
 EXPORT_TRANSACTION_PREFIX = "formation-"
+# What `remote_event` reads, and how the learner shows as and answered: a listing that takes
+# `$select` asks for these and no more (the body, which no page shows, is never asked for).
+# calendarView/delta takes no `$select` (https://learn.microsoft.com/graph/api/event-delta).
+EVENT_FIELDS = (
+    "id,type,seriesMasterId,start,end,isAllDay,isCancelled,subject,location,onlineMeeting,"
+    "onlineMeetingUrl,originalStartTimeZone,iCalUId,changeKey,webLink,transactionId,showAs,"
+    "responseStatus"
+)
 
 
 def remote_event(item: Any) -> RemoteEvent | Removed | None:

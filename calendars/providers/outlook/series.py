@@ -39,11 +39,11 @@ OWN = {
     "originalStart", "recurrence", "changeKey", "transactionId", "createdDateTime",
     "lastModifiedDateTime",
 }  # fmt: skip
-# What an occurrence takes from its master: what the calendar page and the import keep.
+# What an occurrence takes from its master: what the import keeps (normalize.EVENT_FIELDS),
+# and how the learner shows as and answered; never the body, which no page shows.
 SHARED = [
-    "subject", "body", "location", "isAllDay", "isCancelled", "showAs", "sensitivity",
-    "onlineMeeting", "onlineMeetingUrl", "iCalUId", "originalStartTimeZone", "webLink",
-    "responseStatus", "categories",
+    "subject", "location", "isAllDay", "isCancelled", "showAs", "onlineMeeting",
+    "onlineMeetingUrl", "iCalUId", "originalStartTimeZone", "webLink", "responseStatus",
 ]  # fmt: skip
 
 
@@ -131,7 +131,6 @@ def read_masters(access_token: str, ids: list[str]) -> tuple[dict[str, dict[str,
                 "id": str(number),
                 "method": "GET",
                 "url": f"/me/events/{quote(series, safe='')}?$select={select}",
-                "headers": {"Prefer": 'outlook.body-content-type="text"'},
             }
             for number, series in enumerate(chunk)
         ]

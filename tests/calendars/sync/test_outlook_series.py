@@ -245,3 +245,48 @@ def test_a_page_that_removes_events_and_reads_a_series_again_counts_both(outlook
     ).exists()
     assert result.deleted == 2
     remote.events.pop(single.id, None)
+
+
+def test_reads_ask_graph_for_what_is_kept_and_never_for_bodies(
+    outlook, sandbox_settings, monkeypatch
+):
+    """calendarView/delta takes no $select (event-delta page); the calendars listing, the
+    series' instances and the masters read in a $batch ask for what the import keeps."""
+    from calendars.providers.outlook import series as outlook_series
+    from calendars.services.connection import integration_refresh_calendars
+
+    calendar, account, _remote, add_series = outlook
+    start = timezone.now() + timedelta(days=2)
+    master = add_series("Atelier", start, start + timedelta(hours=1), 3, location="Salle 4")
+    calendar_import(calendar=calendar)
+    sent: list[str] = []
+
+    def spying(real):
+        def spy(token, *args, **kwargs):
+            url = next(a for a in args if isinstance(a, str) and ("/" in a))
+            sent.append(url)
+            sent.extend(inner["url"] for inner in (kwargs.get("json") or {}).get("requests", []))
+            return real(token, *args, **kwargs)
+
+        return spy
+
+    monkeypatch.setattr(outlook_api, "graph_get", spying(outlook_api.graph_get))
+    monkeypatch.setattr(outlook_api, "graph_request", spying(outlook_api.graph_request))
+    monkeypatch.setattr(outlook_series, "graph_request", spying(outlook_series.graph_request))
+
+    graph = Graph(sandbox_settings, outlook_token(sandbox_settings, account.email))
+    assert graph.patch(f"/me/events/{master.id}", json={"subject": "Atelier 2"}).ok
+    calendar_import(calendar=calendar)
+    integration_refresh_calendars(integration=calendar.integration)
+    token = outlook_token(sandbox_settings, account.email)
+    masters, _gone = outlook_series.read_masters(token, [master.id])
+
+    assert masters[master.id]["subject"] == "Atelier 2"
+    assert "body" not in masters[master.id]
+    assert {(e.title, e.location) for e in _stored(calendar, master)} == {("Atelier 2", "Salle 4")}
+    delta = [u for u in sent if "/calendarView/delta" in u]
+    reads = [u for u in sent if "/instances" in u or "/me/calendars?" in u or "/me/events/" in u]
+    assert delta and all("$select" not in u for u in delta)
+    assert any("/instances" in u for u in reads) and any("/me/calendars?" in u for u in reads)
+    assert all("$select=" in u for u in reads)
+    assert not [u for u in sent if "$select=" in u and "body" in u.split("$select=")[1]]

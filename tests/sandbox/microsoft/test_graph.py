@@ -509,3 +509,14 @@ def test_events_carry_no_beta_only_occurrence_id(graph):
     assert "occurrenceId" not in event
     refused = graph.patch(f"/me/events/{event['id']}", json={"occurrenceId": "x"})
     assert refused.status_code == 400
+
+
+def test_select_on_calendars_gives_what_was_asked_and_the_id(graph):
+    listed = graph.get("/me/calendars", params={"$select": "name,canEdit"})
+
+    assert listed.status_code == 200
+    for calendar in listed.json()["value"]:
+        assert set(calendar) == {"id", "name", "canEdit"}
+    unknown = graph.get("/me/calendars", params={"$select": "name,colour"})
+    assert unknown.status_code == 400
+    assert "colour" in unknown.json()["error"]["message"]
