@@ -22,6 +22,14 @@ CANONICAL_STATUS = {
     504: "DEADLINE_EXCEEDED",
 }
 USAGE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
+# The `google.rpc.ErrorInfo` Google adds in `error.details[]` for these reasons
+# (https://cloud.google.com/apis/design/errors#error_info); googleapiclient's
+# HttpError.error_details then gives `details`, not `errors`.
+ERROR_INFO = {
+    "rateLimitExceeded": "RATE_LIMIT_EXCEEDED",
+    "userRateLimitExceeded": "RATE_LIMIT_EXCEEDED",
+    "insufficientPermissions": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+}
 OAUTH_ERRORS = {
     "invalid_request",
     "invalid_client",
@@ -65,8 +73,13 @@ def not_found() -> GoogleError:
 
 
 def full_sync_required() -> GoogleError:
+    """https://developers.google.com/workspace/calendar/api/guides/errors#410_gone"""
     return GoogleError(
-        410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required."
+        410,
+        "fullSyncRequired",
+        "Sync token is no longer valid, a full sync is required.",
+        location="syncToken",
+        domain="calendar",
     )
 
 
@@ -95,7 +108,18 @@ def google_error(error: HTTPError) -> Response:
     status = CANONICAL_STATUS.get(error.status, "UNKNOWN")
     if error.reason == "duplicate":
         status = "ALREADY_EXISTS"
-    body = {"error": {"code": error.status, "message": summary, "errors": [item], "status": status}}
+    body: dict[str, Any] = {
+        "error": {"code": error.status, "message": summary, "errors": [item], "status": status}
+    }
+    if error.reason in ERROR_INFO:
+        body["error"]["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": ERROR_INFO[error.reason],
+                "domain": "googleapis.com",
+                "metadata": {"service": "calendar-json.googleapis.com"},
+            }
+        ]
     return Response.json(body, error.status, headers)
 
 

@@ -45,7 +45,7 @@ def write_events(service: Any, writes: list[Write]) -> tuple[list[WriteOutcome],
                 raise failure from None
         except (httplib2.HttpLib2Error, OSError) as error:
             failure = ProviderError(f"Google could not be reached ({type(error).__name__}).")
-        except ValueError:
+        except (ValueError, TypeError, KeyError):  # a multipart answer the library cannot parse
             failure = ProviderError("Google sent an answer that could not be read.")
         else:
             failure = ProviderError("Google's batch answer left out a call.")
@@ -72,7 +72,7 @@ def _write_request(service: Any, write: Write) -> Any:
 
 def _write_outcome(write: Write, response: Any, exception: Exception | None) -> WriteOutcome:
     if isinstance(exception, HttpError):
-        status = exception.resp.status
+        status = getattr(getattr(exception, "resp", None), "status", None)
         if status == 409 and write.kind == WriteKind.CREATE:
             return WriteOutcome(write.key, Outcome.EXISTS, event_id=write.event_id)
         if status in (404, 410) and write.kind != WriteKind.CREATE:

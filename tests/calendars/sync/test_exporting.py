@@ -284,6 +284,28 @@ def test_a_lost_answer_to_a_batch_leaves_one_event(
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("kind", ["truncated", "malformed"])
+def test_a_cut_or_garbled_batch_answer_is_a_temporary_failure_then_one_event(
+    sandbox_settings, learner, make_formation, provider, kind
+):
+    """The client library cannot take the answer apart: nothing crashes, the writes are
+    tried again like after a 5xx (the creates were carried out: no duplicate)."""
+    integration, _account, remote = _setup(sandbox_settings, learner, provider)
+    formations = [make_formation(learners=(learner,)) for _ in range(3)]
+    sandbox_settings.add_fault(kind, endpoint=WRITE_ENDPOINTS[provider][0])
+
+    result = integration_export(integration=integration)
+
+    # Written the first time, unknown to us: sent again, found there (Google: 409, Outlook:
+    # the same transactionId), and brought up to date.
+    assert (result.created + result.updated, result.failed) == (3, 0)
+    assert result.requests >= 2
+    for formation in formations:
+        one_event(remote, formation, provider)
+    assert integration_export(integration=integration).requests == 0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_rate_limited_call_inside_a_batch_waits_its_retry_after_and_only_it_is_sent_again(
     sandbox_settings, learner, make_formation, provider, no_waiting
 ):

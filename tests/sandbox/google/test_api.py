@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -210,10 +211,23 @@ def test_error_faults_come_as_google_errors(sandbox, service, kind, status, reas
         service.events().list(calendarId="primary").execute()
     error = caught.value
     assert error.status_code == status
-    assert error.error_details[0]["reason"] == reason
+    item = json.loads(error.content)["error"]["errors"][0]
+    assert item["reason"] == reason
     assert error.resp.get("retry-after") == retry_after
     if reason in {"rateLimitExceeded", "quotaExceeded"}:
-        assert error.error_details[0]["domain"] == "usageLimits"
+        assert item["domain"] == "usageLimits"
+    if reason == "rateLimitExceeded":
+        # Google adds a google.rpc.ErrorInfo, and the client library then shows only that.
+        assert error.error_details == [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "RATE_LIMIT_EXCEEDED",
+                "domain": "googleapis.com",
+                "metadata": {"service": "calendar-json.googleapis.com"},
+            }
+        ]
+    else:
+        assert error.error_details[0]["reason"] == reason
     service.events().list(calendarId="primary").execute()  # the fault hit once
 
 

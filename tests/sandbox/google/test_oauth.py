@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import google.auth.transport.requests
@@ -312,7 +313,9 @@ def test_a_token_without_calendar_scopes_gets_403_insufficient_permissions(sandb
     with pytest.raises(HttpError) as caught:
         service.events().list(calendarId="primary").execute()
     assert caught.value.status_code == 403
-    assert caught.value.error_details[0]["reason"] == "insufficientPermissions"
+    body = json.loads(caught.value.content)["error"]
+    assert body["errors"][0]["reason"] == "insufficientPermissions"
+    assert body["details"][0]["reason"] == "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
 
 
 def test_calendar_events_scope_does_not_list_calendars(sandbox):
