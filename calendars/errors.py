@@ -57,12 +57,18 @@ class ProviderError(CalendarError):
     to staff and logged: it never contains a token, code or key."""
 
     def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after
+        self.status = status  # the provider's HTTP status, when it answered
 
 
 class ReconnectRequired(ProviderError):

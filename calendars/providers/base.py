@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from calendars.errors import ProviderError, SyncTokenExpired
 from calendars.providers.types import (
     Authorization,
     CalendarInfo,
@@ -139,6 +140,15 @@ class Provider:
     oauth: OAuthClient
     calendars: CalendarClient
     push: PushClient | None = None
+
+
+def state_refused(error: ProviderError, state: str) -> ProviderError:
+    """A listing sent with a sync token or a page token (`state`) that the provider refuses
+    with a 400 or 410: that state is spent, and the listing must start again. Other errors,
+    and errors of a listing without state, are what they are."""
+    if state and error.status in (400, 410) and not isinstance(error, SyncTokenExpired):
+        return SyncTokenExpired(f"The provider refused the stored listing state: {error.message}")
+    return error
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -160,8 +160,21 @@ def _full(calendar: Calendar, result: ImportResult) -> None:
         calendar.generation += 1
         calendar.save(update_fields=["generation", "updated_at"])
         window, next_page = import_window(), ""
+    restarted = False
     while True:
-        page = _fetch(calendar, result, window=window, page=next_page)
+        try:
+            page = _fetch(calendar, result, window=window, page=next_page)
+        except SyncTokenExpired:
+            if restarted or not next_page:
+                raise
+            # The provider refuses the page the listing stopped at: start it again, once.
+            logger.info("Calendar %s: resume point refused, listing it again", calendar.pk)
+            restarted = True
+            calendar.generation += 1
+            calendar.resume_from = ""
+            calendar.save(update_fields=["generation", "resume_from", "updated_at"])
+            window, next_page = import_window(), ""
+            continue
         with transaction.atomic():
             result.add(_apply(calendar, page, generation=calendar.generation, horizon=window[1]))
             if page.next_page:

@@ -16,8 +16,8 @@ from django.conf import settings
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 
-from calendars.errors import Unauthorized
-from calendars.providers.base import CalendarClient
+from calendars.errors import ProviderError, Unauthorized
+from calendars.providers.base import CalendarClient, state_refused
 from calendars.providers.google import batch, normalize
 from calendars.providers.google.errors import execute
 from calendars.providers.types import (
@@ -76,7 +76,10 @@ class GoogleCalendars(CalendarClient):
             params["timeMax"] = window[1].isoformat()
         if page:
             params["pageToken"] = page
-        data = execute(calendar_service(access_token).events().list(**params))
+        try:
+            data = execute(calendar_service(access_token).events().list(**params))
+        except ProviderError as error:
+            raise state_refused(error, sync_token or page) from None
         return EventPage.of(
             data.get("items") or [],
             normalize.remote_event,

@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from calendars.providers.base import CalendarClient
+from calendars.errors import ProviderError
+from calendars.providers.base import CalendarClient, state_refused
 from calendars.providers.outlook import batch, normalize, series
 from calendars.providers.outlook.graph import graph_get, graph_request
 from calendars.providers.types import (
@@ -73,7 +74,10 @@ class OutlookCalendars(CalendarClient):
             )
         # Text bodies: Graph converts them itself, far cheaper than stripping HTML here.
         prefer = f'odata.maxpagesize={EVENTS_PAGE_SIZE}, outlook.body-content-type="text"'
-        data = graph_get(access_token, url, headers={"Prefer": prefer})
+        try:
+            data = graph_get(access_token, url, headers={"Prefer": prefer})
+        except ProviderError as error:
+            raise state_refused(error, page or sync_token) from None
         entries, masters, gone, orphans = series.hydrate(access_token, data.get("value") or [])
         page = EventPage.of(
             entries,

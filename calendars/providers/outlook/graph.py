@@ -107,9 +107,11 @@ def graph_error(response: requests.Response) -> ProviderError:
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     if status == 429 or status >= 500:
         return ProviderError(
-            f"Microsoft Graph answered {status} ({code}).", retry_after=retry_after
+            f"Microsoft Graph answered {status} ({code}).", retry_after=retry_after, status=status
         )
-    return ProviderError(f"Microsoft Graph answered {status} ({code}).", permanent=True)
+    return ProviderError(
+        f"Microsoft Graph answered {status} ({code}).", permanent=True, status=status
+    )
 
 
 def graph_stamp(moment: datetime) -> str:

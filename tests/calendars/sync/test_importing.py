@@ -3,6 +3,7 @@ exported events, entries that cannot be understood, and every provider fault."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -358,3 +359,34 @@ def test_imported_events_keep_no_description(sandbox_settings, learner, provider
     assert stored.title == "Ajouté"
     assert not CalendarEvent.objects.filter(calendar=calendar).exclude(description="").exists()
     account.calendars[calendar.external_id].events.pop(noted.id)
+
+
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_a_resume_point_the_provider_refuses_lists_the_calendar_again(
+    sandbox_settings, learner, provider, settings
+):
+    """An interrupted full listing keeps its next page; later the provider refuses it (Google:
+    400 invalid page token; Graph: 410 for a skiptoken it no longer knows). The import lists
+    again instead of failing the same way at every sync."""
+    _integration, calendar, account = _setup(sandbox_settings, learner, provider)
+    calendar_import(calendar=calendar)
+    start, end = import_window()
+    page = (
+        "CiAKGjBpOGxnZjVnZmR0cjg4bmJtZjZxNGQ5YzIYAQ"
+        if provider == "google"
+        else f"{settings.OUTLOOK_GRAPH_URL}/me/calendars/{calendar.external_id}"
+        "/calendarView/delta?$skiptoken=spent"
+    )
+    checkpoint = {"page": page, "from": start.isoformat(), "to": end.isoformat()}
+    Calendar.objects.filter(pk=calendar.pk).update(
+        sync_token="", resume_from=json.dumps(checkpoint)
+    )
+    calendar.refresh_from_db()
+
+    result = calendar_import(calendar=calendar)
+
+    assert result.full
+    calendar.refresh_from_db()
+    assert not calendar.resume_from and calendar.sync_token
+    assert imported_ids(calendar) == expected_ids(account, calendar, provider)
+    assert not calendar_import(calendar=calendar).full  # incremental again from there
