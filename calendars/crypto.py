@@ -64,6 +64,22 @@ def decrypt_text(token: bytes, *, keys: list[str] | None = None) -> str:
     raise UndecryptableError("No configured CALENDAR_TOKEN_KEY can read this credential.")
 
 
+class UndecryptableText(str):
+    """What a value no configured key can read loads as: empty text that keeps its ciphertext.
+
+    Loading a row never fails on it (a lost or rotated key must not crash every query of the
+    row); the value is refused where it is used (`CalendarIntegration.get_credentials` raises
+    UndecryptableError), and saving the row writes the ciphertext back unchanged, so that
+    restoring the old key makes it readable again."""
+
+    ciphertext: bytes
+
+    def __new__(cls, ciphertext: bytes) -> UndecryptableText:
+        text = super().__new__(cls, "")
+        text.ciphertext = ciphertext
+        return text
+
+
 class EncryptedTextField(models.BinaryField):
     """Text kept encrypted in the database; reads and writes plain `str` in Python.
 
@@ -89,12 +105,17 @@ class EncryptedTextField(models.BinaryField):
     def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
         if value is None:
             return None
+        if isinstance(value, UndecryptableText):  # written back as it was read
+            return super().get_db_prep_value(value.ciphertext, connection, prepared)
         return super().get_db_prep_value(encrypt_text(str(value)), connection, prepared)
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> str | None:
         if value is None:
             return None
-        return decrypt_text(bytes(value))
+        try:
+            return decrypt_text(bytes(value))
+        except UndecryptableError:
+            return UndecryptableText(bytes(value))
 
     def to_python(self, value: Any) -> Any:
         return value

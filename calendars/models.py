@@ -10,7 +10,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from calendars.crypto import EncryptedTextField
+from calendars.crypto import EncryptedTextField, UndecryptableText
+from calendars.errors import UndecryptableError
 from calendars.providers.names import PROVIDER_CHOICES
 
 OAUTH_STATE_LIFETIME = timedelta(minutes=10)
@@ -73,6 +74,8 @@ class CalendarIntegration(models.Model):
         return f"{self.get_provider_display()} — {self.account_email or self.user}"
 
     def get_credentials(self) -> dict[str, Any]:
+        if isinstance(self.credentials, UndecryptableText):
+            raise UndecryptableError("No configured CALENDAR_TOKEN_KEY can read this credential.")
         return json.loads(self.credentials) if self.credentials else {}
 
     def set_credentials(self, values: dict[str, Any]) -> None:

@@ -83,8 +83,10 @@ def test_key_rotation_keeps_every_integration_working(
 def test_credentials_need_their_key(sandbox_settings, learner, settings):
     integration = connect(sandbox_settings, learner, "google")
     settings.CALENDAR_TOKEN_KEY = "a-key-that-never-wrote-anything-" + "z" * 20
+    loaded = CalendarIntegration.objects.get(pk=integration.pk)  # loading never fails on it
+    assert loaded.credentials == ""
     with pytest.raises(UndecryptableError):
-        CalendarIntegration.objects.get(pk=integration.pk)
+        loaded.get_credentials()
     with pytest.raises(CommandError, match="could not be read"):
         call_command("rotate_calendar_key")
 

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from calendars.errors import UndecryptableError
+from calendars.crypto import UndecryptableText
 from calendars.models import CalendarIntegration, OAuthState
 
 ENCRYPTED = [(CalendarIntegration, "credentials"), (OAuthState, "flow")]
@@ -24,9 +24,8 @@ class Command(BaseCommand):
             for pk in model.objects.values_list("pk", flat=True).iterator():
                 with transaction.atomic():
                     rows = model.objects.select_for_update().filter(pk=pk)
-                    try:
-                        value = rows.values_list(field, flat=True).first()
-                    except UndecryptableError:
+                    value = rows.values_list(field, flat=True).first()
+                    if isinstance(value, UndecryptableText):
                         unreadable += 1
                         self.stderr.write(f"{model.__name__} {pk}: no configured key reads it")
                         continue

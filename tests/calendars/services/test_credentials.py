@@ -251,6 +251,34 @@ def test_unreadable_credentials_do_not_lock_the_learner_out(
     assert not CalendarIntegration.objects.exists()
 
 
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_a_sync_with_unreadable_credentials_asks_for_reconnection_and_keeps_them(
+    sandbox_settings, learner, learner_client, settings, provider
+):
+    """A lost CALENDAR_TOKEN_KEY (or a rotation without the old one): the sync records why,
+    the learner is asked to reconnect, and the ciphertext stays as it was (the old key, put
+    back, reads it again)."""
+    from calendars.models import SyncRun
+    from calendars.sync.runs import integration_run
+
+    integration = connect(sandbox_settings, learner, provider)
+    key, stored = settings.CALENDAR_TOKEN_KEY, integration.get_credentials()
+    settings.CALENDAR_TOKEN_KEY = "a-key-that-never-wrote-anything-" + "q" * 20
+
+    run = integration_run(integration_id=integration.pk, trigger=SyncRun.Trigger.PERIODIC)
+
+    assert run is not None and "can no longer be read" in run.error
+    integration.refresh_from_db()
+    assert integration.needs_reconnect
+    assert "can no longer be read" in integration.last_error
+    assert learner_client.get(reverse("calendars:calendar")).status_code == 200
+    answer = learner_client.post(reverse("calendars:import_now"))
+    assert answer.status_code == 302
+    CalendarIntegration.objects.get(pk=integration.pk).save()  # every field written back
+    settings.CALENDAR_TOKEN_KEY = key  # the old key, put back, reads them again
+    assert CalendarIntegration.objects.get(pk=integration.pk).get_credentials() == stored
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_refreshes_of_one_integration_are_serialized(
     sandbox_settings, make_user, monkeypatch
