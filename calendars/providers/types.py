@@ -3,12 +3,31 @@ listed, writes asked for and their outcomes, calendars, channels and grants."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
 from calendars.errors import ProviderError
+
+# What a database cannot store in text: NUL (PostgreSQL refuses the whole statement) and
+# lone UTF-16 surrogates, which no UTF-8 encoder writes. Providers' JSON can carry both.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """Provider text as the database can keep it: NUL and lone surrogates taken out."""
+    return _UNSTORABLE.sub("", text) if isinstance(text, str) else text
+
+
+def _clean_text_fields(instance: Any) -> None:
+    """Every text field of a provider's answer cleaned in one place, as the answer comes in,
+    before anything is written."""
+    for item in fields(instance):
+        value = getattr(instance, item.name)
+        if isinstance(value, str) and _UNSTORABLE.search(value):
+            object.__setattr__(instance, item.name, storable(value))
 
 
 @dataclass
@@ -36,6 +55,9 @@ class RemoteEvent:
     change_marker: str = ""
     html_link: str = ""
     formation_marker: str = ""  # set on events this application exported
+
+    def __post_init__(self) -> None:
+        _clean_text_fields(self)
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,9 @@ class CalendarInfo:
     color: str = ""
     time_zone: str = ""
 
+    def __post_init__(self) -> None:
+        _clean_text_fields(self)
+
 
 @dataclass(frozen=True)
 class Authorization:
@@ -180,3 +205,6 @@ class Grant:
     scopes: list[str] = field(default_factory=list)
     account_email: str = ""
     account_name: str = ""
+
+    def __post_init__(self) -> None:
+        _clean_text_fields(self)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from calendars.errors import ProviderError, ReconnectRequired
 from calendars.models import Calendar, CalendarEvent, CalendarIntegration
@@ -44,7 +45,8 @@ def _add_event(sandbox, account, calendar, **fields):
     remote = account.calendars[calendar.external_id]
     new_id = new_google_id() if account.provider == "google" else new_graph_id()
     start = fields.pop("start", remote.events[next(iter(remote.events))].start_utc())
-    event = Event(id=new_id, calendar_id=remote.id, ical_uid=f"{new_id}@t", title="Ajouté",
+    title = fields.pop("title", "Ajouté")
+    event = Event(id=new_id, calendar_id=remote.id, ical_uid=f"{new_id}@t", title=title,
                   start=start, end=start + timedelta(hours=1), **fields)  # fmt: skip
     sandbox.store.save(account, remote, event)
     return event
@@ -390,3 +392,28 @@ def test_a_resume_point_the_provider_refuses_lists_the_calendar_again(
     assert not calendar.resume_from and calendar.sync_token
     assert imported_ids(calendar) == expected_ids(account, calendar, provider)
     assert not calendar_import(calendar=calendar).full  # incremental again from there
+
+
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_text_the_database_cannot_store_is_cleaned_before_writing(
+    sandbox_settings, learner, provider
+):
+    """A NUL byte in a title or a place: PostgreSQL refuses the whole statement, and every
+    later import of the calendar with it. Cleaned once, as the provider's answer comes in."""
+    _integration, calendar, account = _setup(sandbox_settings, learner, provider)
+    calendar_import(calendar=calendar)
+    event = _add_event(
+        sandbox_settings,
+        account,
+        calendar,
+        title="Réunion\x00 budget",
+        location="Salle\x00 2",
+        start=timezone.now() + timedelta(days=3),
+    )
+
+    result = calendar_import(calendar=calendar)
+
+    stored = CalendarEvent.objects.get(calendar=calendar, external_id=event.id)
+    assert (stored.title, stored.location) == ("Réunion budget", "Salle 2")
+    assert result.created == 1
+    assert imported_ids(calendar) == expected_ids(account, calendar, provider)
