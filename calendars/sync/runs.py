@@ -250,11 +250,22 @@ def _schedule_next(
     elif isinstance(failure, AppCredentialsRejected):  # not counted: the fault is the app's
         fields = {"next_sync_at": now + timedelta(seconds=settings.CALENDAR_SYNC_INTERVAL)}
     elif not isinstance(failure, ReconnectRequired):
-        failures = integration.sync_failures + 1
-        fields = {
-            "sync_failures": min(failures, 10_000),
-            "next_sync_at": now + timedelta(seconds=retry_delay(failures, failure.retry_after)),
-        }
+        if run.direction == SyncRun.Direction.BOTH:
+            failures = integration.sync_failures + 1
+            fields = {
+                "sync_failures": min(failures, 10_000),
+                "next_sync_at": now + timedelta(seconds=retry_delay(failures, failure.retry_after)),
+            }
+        else:
+            # A partial run (one formation's export, one direction) that fails is no new
+            # failure in a row, and never puts off a sync already due sooner: the retry it
+            # needs is a whole run, at the first retry delay at most.
+            retry_at = now + timedelta(
+                seconds=retry_delay(max(integration.sync_failures, 1), failure.retry_after)
+            )
+            CalendarIntegration.objects.filter(pk=integration.pk).filter(
+                Q(next_sync_at__isnull=True) | Q(next_sync_at__gt=retry_at)
+            ).update(next_sync_at=retry_at)
     if fields:
         CalendarIntegration.objects.filter(pk=integration.pk).update(**fields)
 

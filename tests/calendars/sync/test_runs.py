@@ -336,3 +336,55 @@ def test_a_requested_sync_covered_by_a_round_under_way_does_nothing(integration,
     assert list(SyncRun.objects.filter(integration=integration)) == [under_way]
     integration.refresh_from_db()
     assert integration.sync_requested_at is None  # nothing more asked of the round
+
+
+def test_failed_formation_exports_neither_count_nor_put_off_the_next_sync(
+    sandbox_settings, learner, make_formation, settings
+):
+    """A short outage while 13 formations change: 13 export tasks fail. They are not 13
+    failures in a row, and the sync due in 5 minutes stays due then (it was put off by hours)."""
+    settings.CALENDAR_RETRY_ATTEMPTS = 1
+    integration = connect(sandbox_settings, learner, "google")
+    due = timezone.now() + timedelta(minutes=5)
+    CalendarIntegration.objects.filter(pk=integration.pk).update(next_sync_at=due)
+    formations = [make_formation(learners=(learner,)) for _ in range(13)]
+    sandbox_settings.add_fault("unavailable", endpoint="google.batch", times=0)
+
+    for formation in formations:
+        run = integration_run(
+            integration_id=integration.pk,
+            trigger=SyncRun.Trigger.FORMATION,
+            direction=SyncRun.Direction.EXPORT,
+            formation_uids={formation.uid},
+        )
+        assert run is not None and run.error
+
+    integration.refresh_from_db()
+    assert integration.sync_failures == 0
+    assert integration.next_sync_at <= due
+    sandbox_settings.clear_faults()
+    run = integration_run(integration_id=integration.pk, trigger=SyncRun.Trigger.RETRY)
+    assert run.error == "" and integration.exports.filter(remote_version="").count() == 0
+    assert integration.exports.count() == 13
+
+
+def test_a_failed_formation_export_asks_for_a_retry_when_none_is_due(
+    sandbox_settings, learner, make_formation, settings
+):
+    settings.CALENDAR_RETRY_ATTEMPTS = 1
+    integration = connect(sandbox_settings, learner, "google")
+    CalendarIntegration.objects.filter(pk=integration.pk).update(
+        next_sync_at=timezone.now() + timedelta(hours=2)
+    )
+    formation = make_formation(learners=(learner,))
+    sandbox_settings.add_fault("unavailable", endpoint="google.batch", times=0)
+
+    integration_run(
+        integration_id=integration.pk,
+        trigger=SyncRun.Trigger.FORMATION,
+        direction=SyncRun.Direction.EXPORT,
+        formation_uids={formation.uid},
+    )
+
+    integration.refresh_from_db()
+    assert integration.next_sync_at <= timezone.now() + timedelta(minutes=1)
