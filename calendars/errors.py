@@ -10,6 +10,7 @@
         ├── AuthorizationDenied  the learner or the provider refused the authorization
         ├── AppCredentialsRejected  the provider refuses the application itself (its
         │                        client secret expired or is wrong): an operator must act
+        ├── PushNotSupported     the provider does not push changes of this calendar: poll it
         ├── Unauthorized         a 401: refresh the access token once, then try again
         └── SyncTokenExpired     the sync token or delta link is refused: list everything again
 
@@ -91,6 +92,14 @@ class AppCredentialsRejected(ProviderError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, permanent=True)
+
+
+class PushNotSupported(ProviderError):
+    """The provider sends no notifications for this calendar (Google's holiday, birthday and
+    other generated calendars): it is polled by the periodic sync."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True, status=400)
 
 
 class Unauthorized(ProviderError):

@@ -145,6 +145,9 @@ class Calendar(models.Model):
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField(null=True, blank=True)
     last_imported_at = models.DateTimeField(_("dernier import"), null=True, blank=True)
+    # The provider sends no notifications for it (Google's generated calendars): the periodic
+    # sync polls it, and no channel is asked for again.
+    polled = models.BooleanField(_("sans notification (interrogé périodiquement)"), default=False)
     updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
 
     class Meta:

@@ -21,7 +21,12 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from calendars.errors import AppCredentialsRejected, ProviderError, ReconnectRequired
+from calendars.errors import (
+    AppCredentialsRejected,
+    ProviderError,
+    PushNotSupported,
+    ReconnectRequired,
+)
 from calendars.models import Calendar, CalendarIntegration, PushChannel
 from calendars.providers import get_provider
 from calendars.providers.base import PushClient
@@ -73,7 +78,7 @@ def _wanted(integration: CalendarIntegration) -> list[Calendar | None]:
     listed = Q(import_enabled=True) if integration.import_enabled else Q(pk__in=[])
     if exports:
         listed |= Q(is_export_target=True)
-    return list(integration.calendars.filter(listed))
+    return list(integration.calendars.filter(listed).exclude(polled=True))
 
 
 def integration_channels_reconcile(*, integration: CalendarIntegration) -> None:
@@ -97,7 +102,13 @@ def integration_channels_reconcile(*, integration: CalendarIntegration) -> None:
             else:
                 wanted.pop(channel.calendar_id)
         for calendar in wanted.values():
-            _open(integration, calendar)
+            try:
+                _open(integration, calendar)
+            except PushNotSupported:
+                # Said once for good: polled from now on, and the others still get channels.
+                logger.info("Calendar %s gets no push: polled", calendar.pk if calendar else "")
+                if calendar is not None:
+                    Calendar.objects.filter(pk=calendar.pk).update(polled=True)
         for channel in replaced:
             _stop(integration, channel)
     except ReconnectRequired:

@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import logging
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +36,11 @@ logger = logging.getLogger("sandbox.google")
 
 CHANNEL_TTL = 7 * 24 * 3600  # seconds, when the client asks for no expiration
 CHANNEL_MAX_TTL = 30 * 24 * 3600
+
+
+# The ids of calendars Google generates (holidays, contacts' birthdays, week numbers...):
+# "<name>#<kind>@group.v.calendar.google.com".
+GENERATED_CALENDAR = re.compile(r"#[^@]+@group\.v\.calendar\.google\.")
 
 
 @dataclass
@@ -127,6 +133,13 @@ class Push:
 
     def events_watch(self, call: Call) -> Response:
         calendar = calendar_of(call)
+        if GENERATED_CALENDAR.search(calendar.id):
+            # Holiday, birthday (contacts) and other calendars Google makes: no push.
+            raise GoogleError(
+                400,
+                "pushNotSupportedForRequestedResource",
+                "Push notifications are not supported by this resource.",
+            )
         body = call.body
         channel_id = body.get("id")
         if not isinstance(channel_id, str) or not channel_id:

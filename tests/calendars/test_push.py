@@ -193,3 +193,34 @@ def test_no_channel_without_an_address_providers_can_call(settings, sandbox_sett
     tasks.sync_integration(integration.pk, SyncRun.Trigger.CONNECT)
     assert integration.sync_runs.get().error == ""
     assert not PushChannel.objects.exists()
+
+
+def test_a_calendar_google_sends_no_push_for_is_polled_and_the_others_get_channels(
+    settings, sandbox_settings, learner
+):
+    """Google refuses events.watch on its generated calendars (holidays, birthdays) with 400
+    pushNotSupportedForRequestedResource: that calendar is polled from then on, the others
+    still get their channels, and the refused watch is not sent again at every sync."""
+    from calendars.push import integration_channels_reconcile
+    from calendars.services.connection import integration_choose_calendars
+
+    settings.CALENDAR_PUSH_ENABLED = True
+    settings.CALENDAR_WEBHOOK_URL = "http://127.0.0.1:9"  # loopback: the sandbox accepts it
+    integration = connect(sandbox_settings, learner, "google")
+    calendars = list(integration.calendars.all())
+    holiday = next(c for c in calendars if "#holiday@" in c.external_id)
+    integration_choose_calendars(
+        integration=integration,
+        imported={c.pk for c in calendars},
+        export_target=integration.calendars.get(is_primary=True).pk,
+    )
+
+    integration_channels_reconcile(integration=integration)
+
+    watched = set(PushChannel.objects.values_list("calendar_id", flat=True))
+    assert watched == {c.pk for c in calendars if c.pk != holiday.pk}
+    holiday.refresh_from_db()
+    assert holiday.polled
+    sandbox_settings.reset_counters()
+    integration_channels_reconcile(integration=integration)
+    assert sandbox_settings.count("google.events.watch") == 0

@@ -11,7 +11,7 @@ from typing import Any
 import httplib2
 from googleapiclient.errors import HttpError
 
-from calendars.errors import ProviderError, SyncTokenExpired, Unauthorized
+from calendars.errors import ProviderError, PushNotSupported, SyncTokenExpired, Unauthorized
 from calendars.providers.base import retry_after_seconds
 
 # Google words a reason in `error.errors[]` and, for many errors, again in `error.details[]`
@@ -69,6 +69,8 @@ def error_from(error: HttpError) -> ProviderError:
     retry_after = retry_after_seconds(response.get("retry-after"))
     if status == 401:
         return Unauthorized("Google refused the access token.")
+    if status == 400 and "pushNotSupportedForRequestedResource" in reasons:
+        return PushNotSupported("Google sends no notifications for this calendar.")
     if status == 410:  # on a listing, whatever the reason given: list everything again
         return SyncTokenExpired("Google wants a full listing again (sync token expired).")
     if status == 429 or (status == 403 and reasons & RATE_LIMIT_REASONS):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import secrets
 import threading
@@ -154,6 +155,18 @@ def test_watch_refuses_plain_http_outside_loopback(service, address):
     with pytest.raises(HttpError) as caught:
         watch(service, address)
     assert caught.value.status_code == 400
+
+
+def test_watch_on_a_generated_calendar_is_refused_as_google_does(service, hook):
+    body = {"id": secrets.token_hex(12), "type": "web_hook", "address": hook.url}
+    holidays = "fr.french#holiday@group.v.calendar.google.test"
+
+    with pytest.raises(HttpError) as caught:
+        service.events().watch(calendarId=holidays, body=body).execute()
+
+    assert caught.value.status_code == 400
+    item = json.loads(caught.value.content)["error"]["errors"][0]
+    assert item["reason"] == "pushNotSupportedForRequestedResource"
 
 
 def test_a_change_never_waits_for_a_slow_web_hook(sandbox, service):
