@@ -85,8 +85,9 @@ class Events:
             body["location"] = event.location
         body["creator"] = {"email": account.email, "self": True}
         body["organizer"] = organizer
-        body["start"] = _when(event.start, event.time_zone, zone)
-        body["end"] = _when(event.end, event.time_zone, zone)
+        named = not event.extra.get("zoneless")
+        body["start"] = _when(event.start, event.time_zone, zone, named=named)
+        body["end"] = _when(event.end, event.time_zone, zone, named=named)
         if event.is_master:
             body["recurrence"] = list(event.recurrence)
         if event.is_occurrence and event.original_start is not None:
@@ -111,10 +112,11 @@ class Events:
     def _resource(self, event: Event) -> dict[str, Any]:
         """The writable fields of a stored event, the base a patch merges into."""
         resource: dict[str, Any] = dict(event.extra)
+        named = not event.extra.get("zoneless")
         resource.update(
             summary=event.title,
-            start=_when(event.start, event.time_zone, None),
-            end=_when(event.end, event.time_zone, None),
+            start=_when(event.start, event.time_zone, None, named=named),
+            end=_when(event.end, event.time_zone, None, named=named),
             status=event.status,
             eventType=event.event_type,
             iCalUID=event.ical_uid,
@@ -239,6 +241,13 @@ class Events:
         recurrence: list[str] = []
         if base is None or not base.is_occurrence:
             recurrence = _parse_recurrence(resource.get("recurrence"))
+        if recurrence and isinstance(start, datetime):
+            # "For recurring events this field is required" (events resource, start.timeZone).
+            for name, zone_given in (("start", start_zone), ("end", end_zone)):
+                if not zone_given:
+                    raise GoogleError(
+                        400, "required", f"Missing time zone definition for {name} time."
+                    )
         extended = resource.get("extendedProperties") or {}
         if not isinstance(extended, dict):
             raise GoogleError(400, "invalid", "Invalid value for: extendedProperties")
@@ -258,6 +267,8 @@ class Events:
             if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
                 raise GoogleError(400, "invalid", "Invalid sequence value.")
         extra["sequence"] = sequence
+        if isinstance(start, datetime) and not (start_zone or end_zone):
+            extra["zoneless"] = True  # shown in the calendar's zone, with no timeZone given
         online_url = base.online_url if base is not None else ""
         if call.params.get("conferenceDataVersion", 0) >= 1:
             online_url = _conference_url(resource.get("conferenceData"))
@@ -330,11 +341,18 @@ def _quoted(text: str) -> str:
     return quote(text, safe="")
 
 
-def _when(value: datetime | date, zone: str, display_zone: str | None) -> dict[str, str]:
+def _when(
+    value: datetime | date, zone: str, display_zone: str | None, *, named: bool = True
+) -> dict[str, str]:
+    """A start or end as Google writes it; `named`: with its timeZone (Google leaves it out
+    for a single event created without one)."""
     if not isinstance(value, datetime):
         return {"date": value.isoformat()}
     shown = _zone(display_zone or zone)
-    return {"dateTime": value.astimezone(shown).isoformat(), "timeZone": zone}
+    when = {"dateTime": value.astimezone(shown).isoformat()}
+    if named:
+        when["timeZone"] = zone
+    return when
 
 
 def _parse_when(value: Any, name: str) -> tuple[datetime | date, str | None]:

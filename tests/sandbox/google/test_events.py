@@ -569,3 +569,44 @@ def test_a_series_master_is_listed_when_one_of_its_occurrences_meets_the_window(
     after = service.events().list(timeMin="2026-06-01T00:00:00Z", **query).execute()["items"]
     assert [e["id"] for e in inside] == [master["id"]]
     assert after == []
+
+
+def test_a_recurring_event_needs_its_start_time_zone(service):
+    body = {
+        "summary": "Hebdo",
+        "start": {"dateTime": "2026-11-02T10:00:00+01:00"},
+        "end": {"dateTime": "2026-11-02T11:00:00+01:00"},
+        "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"],
+    }
+
+    with pytest.raises(HttpError) as caught:
+        service.events().insert(calendarId="primary", body=body).execute()
+
+    assert caught.value.status_code == 400
+    assert "Missing time zone definition for start time." in str(caught.value)
+
+
+def test_a_single_event_made_without_a_zone_comes_back_without_one(service):
+    body = {
+        "summary": "Sans fuseau",
+        "start": {"dateTime": "2026-11-03T09:00:00Z"},
+        "end": {"dateTime": "2026-11-03T10:00:00Z"},
+    }
+
+    made = service.events().insert(calendarId="primary", body=body).execute()
+    patched = (
+        service.events()
+        .patch(calendarId="primary", eventId=made["id"], body={"summary": "Renommé"})
+        .execute()
+    )
+
+    for event in (made, patched):
+        assert "timeZone" not in event["start"] and "timeZone" not in event["end"]
+        assert datetime.fromisoformat(event["start"]["dateTime"]) == datetime(
+            2026, 11, 3, 9, tzinfo=UTC
+        )
+    service.events().delete(calendarId="primary", eventId=made["id"]).execute()
+    zoned = service.events().insert(calendarId="primary", body=timed_event(
+        "Avec fuseau", "2026-11-03T09:00:00", "2026-11-03T10:00:00")).execute()  # fmt: skip
+    assert zoned["start"]["timeZone"] == "Europe/Paris"
+    service.events().delete(calendarId="primary", eventId=zoned["id"]).execute()
