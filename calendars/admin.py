@@ -270,7 +270,7 @@ class SyncRunAdmin(admin.ModelAdmin):
     date_hierarchy = "started_at"
     readonly_fields = [
         "integration", "trigger", "direction", "started_at", "finished_at", "created",
-        "updated", "deleted", "skipped", "requests", "error",
+        "updated", "deleted", "skipped", "requests", "error", "warning",
     ]  # fmt: skip
     fields = readonly_fields
 
@@ -296,7 +296,9 @@ class SyncRunAdmin(admin.ModelAdmin):
     def outcome(self, run: SyncRun) -> str:
         if run.finished_at is None:
             return gettext("en cours")
-        return gettext("échec") if run.error else gettext("réussie")
+        if run.error:
+            return gettext("échec")
+        return gettext("réussie, avec un avertissement") if run.warning else gettext("réussie")
 
 
 @admin.register(ProviderFault)

@@ -145,6 +145,9 @@ class Calendar(models.Model):
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField(null=True, blank=True)
     last_imported_at = models.DateTimeField(_("dernier import"), null=True, blank=True)
+    # When a full listing first came back empty although the calendar held events in its
+    # window: they are kept until a second listing agrees (a provider's glitch is no wipe).
+    empty_listing_at = models.DateTimeField(null=True, blank=True)
     # The provider sends no notifications for it (Google's generated calendars): the periodic
     # sync polls it, and no channel is asked for again.
     polled = models.BooleanField(_("sans notification (interrogé périodiquement)"), default=False)
@@ -317,6 +320,7 @@ class SyncRun(models.Model):
     skipped = models.PositiveIntegerField(_("ignorés"), default=0)
     requests = models.PositiveIntegerField(_("requêtes au fournisseur"), default=0)
     error = models.TextField(_("erreur"), blank=True)
+    warning = models.TextField(_("avertissement"), blank=True)
 
     class Meta:
         ordering = ["-started_at", "-pk"]

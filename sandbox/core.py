@@ -9,6 +9,7 @@ in that order; the first route that matches the request's path and method answer
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 import threading
@@ -151,6 +152,7 @@ class Sandbox:
             "malformed",
             "lost_response",
             "slow",
+            "empty",
         }:
             return route.errors(fault_error(fault)), fault
         if fault is not None and fault.kind == "slow":
@@ -166,6 +168,8 @@ class Sandbox:
             response.body = response.body[: max(1, len(response.body) // 2)]
         elif fault is not None and fault.kind == "malformed":
             response.body = b"<html><body>Bad Gateway</body></html>"
+        elif fault is not None and fault.kind == "empty":
+            response.body = _emptied(response.body)
         return response, fault
 
     def call(
@@ -208,3 +212,17 @@ class Sandbox:
             stop = getattr(provider, "stop", None)
             if stop:
                 stop()
+
+
+def _emptied(body: bytes) -> bytes:
+    """A listing's page with its entries taken out (`items` for Google, `value` for Graph),
+    everything else kept: a provider that suddenly lists nothing."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(data, dict):
+        for key in ("items", "value"):
+            if isinstance(data.get(key), list):
+                data[key] = []
+    return json.dumps(data).encode()

@@ -20,6 +20,7 @@ FAULT_KINDS = {
     "malformed": "the right status, but a body that is not JSON",
     "unauthorized": "401: the access token is refused as expired",
     "lost_response": "the request is carried out, then the connection drops without an answer",
+    "empty": "a listing answers 200 with no entries (its paging and sync token kept)",
 }
 
 

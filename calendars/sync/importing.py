@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from calendars.errors import (
     AppCredentialsRejected,
@@ -185,16 +186,46 @@ def _full(calendar: Calendar, result: ImportResult) -> None:
                 calendar.save(update_fields=["resume_from", "updated_at"])
                 continue
             stale = calendar.events.filter(generation__lt=calendar.generation)
+            if _looks_wiped(calendar, stale, window):
+                # Listed empty, though it held events in the window: kept, and asked again
+                # at the next sync (no sync token), whose listing decides.
+                warning = gettext(
+                    "Le fournisseur a listé le calendrier « %(name)s » vide alors qu'il "
+                    "contenait des événements : ils sont gardés jusqu'à la prochaine "
+                    "synchronisation, qui vérifie."
+                ) % {"name": calendar.name}
+                logger.warning("Calendar %s listed empty: its events are kept", calendar.pk)
+                result.warnings.append(str(warning))
+                calendar.empty_listing_at = timezone.now()
+                calendar.resume_from = calendar.sync_token = ""
+                calendar.save(update_fields=[
+                    "empty_listing_at", "resume_from", "sync_token", "updated_at",
+                ])  # fmt: skip
+                return
             result.deleted += stale.delete()[0]
+            calendar.empty_listing_at = None
             calendar.resume_from = ""
             calendar.sync_token = page.sync_token
             calendar.window_start, calendar.window_end = window
             calendar.last_imported_at = timezone.now()
             calendar.save(update_fields=[
                 "resume_from", "sync_token", "window_start", "window_end", "last_imported_at",
-                "updated_at",
+                "empty_listing_at", "updated_at",
             ])  # fmt: skip
             return
+
+
+def _looks_wiped(calendar: Calendar, stale: Any, window: tuple[datetime, datetime]) -> bool:
+    """Whether a full listing that just ended saw nothing of a calendar that held events
+    inside its window, for the first time. How a calendar really emptied is told apart from a
+    provider's glitch: by asking again. The next sync lists it again from scratch; if that
+    listing is empty too, the events go. (Deletions the learner makes one by one arrive through
+    incremental listings, which are always applied.)"""
+    if calendar.empty_listing_at is not None:
+        return False  # the second empty listing: it agrees
+    if calendar.events.filter(generation=calendar.generation).exists():
+        return False  # something was listed
+    return stale.filter(start__lt=window[1], end__gt=window[0]).exists()
 
 
 def _window_slid(calendar: Calendar) -> bool:

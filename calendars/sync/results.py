@@ -14,11 +14,13 @@ class ImportResult:
     requests: int = 0
     full: bool = False
     busy: int = 0  # calendars another import was already bringing up to date
+    warnings: list[str] = field(default_factory=list)  # kept in the run's history
     access_token: str = field(default="", repr=False)  # reused for every page of one import
 
     def add(self, other: ImportResult) -> None:
         for name in ("created", "updated", "deleted", "skipped", "requests", "busy"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.warnings += [w for w in other.warnings if w not in self.warnings]
         self.full = self.full or other.full
         self.access_token = other.access_token or self.access_token
 

@@ -223,6 +223,7 @@ def _finish(run: SyncRun, imported: ImportResult, exported: ExportResult, *, err
     run.skipped = imported.skipped
     run.requests = imported.requests + exported.requests
     run.error = error
+    run.warning = "\n".join(imported.warnings)
     run.finished_at = timezone.now()
     run.save()
 

@@ -417,3 +417,49 @@ def test_text_the_database_cannot_store_is_cleaned_before_writing(
     assert (stored.title, stored.location) == ("Réunion budget", "Salle 2")
     assert result.created == 1
     assert imported_ids(calendar) == expected_ids(account, calendar, provider)
+
+
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_a_listing_that_suddenly_comes_back_empty_wipes_nothing(
+    sandbox_settings, learner, provider
+):
+    """vdirsyncer's StorageEmpty: a full listing with nothing in it, for a calendar that held
+    events, keeps them with a warning; the next sync lists again and decides."""
+    _integration, calendar, account = _setup(sandbox_settings, learner, provider)
+    calendar_import(calendar=calendar)
+    held = imported_ids(calendar)
+    assert held
+    sandbox_settings.store.invalidate_sync_state(account)  # the next import lists everything
+    sandbox_settings.add_fault("empty", endpoint=LIST_ENDPOINT[provider], times=0)
+
+    glitch = calendar_import(calendar=calendar)
+
+    assert glitch.full and glitch.deleted == 0 and glitch.warnings
+    assert imported_ids(calendar) == held
+    calendar.refresh_from_db()
+    assert calendar.empty_listing_at is not None and not calendar.sync_token
+    sandbox_settings.clear_faults()
+
+    back = calendar_import(calendar=calendar)  # the provider lists it whole again
+
+    assert back.full and back.deleted == 0 and not back.warnings
+    assert imported_ids(calendar) == expected_ids(account, calendar, provider) == held
+    calendar.refresh_from_db()
+    assert calendar.empty_listing_at is None and calendar.sync_token
+
+
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_a_calendar_really_emptied_is_emptied_when_a_second_listing_agrees(
+    sandbox_settings, learner, provider
+):
+    _integration, calendar, account = _setup(sandbox_settings, learner, provider)
+    calendar_import(calendar=calendar)
+    sandbox_settings.store.invalidate_sync_state(account)
+    sandbox_settings.add_fault("empty", endpoint=LIST_ENDPOINT[provider], times=0)
+
+    first = calendar_import(calendar=calendar)
+    second = calendar_import(calendar=calendar)
+
+    assert first.deleted == 0 and first.warnings
+    assert second.deleted > 0 and not second.warnings
+    assert imported_ids(calendar) == set()
