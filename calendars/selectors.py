@@ -22,15 +22,18 @@ def learner_integration(user: Any, provider: str) -> CalendarIntegration:
     )
 
 
-def formation_integrations(*, formation_uid: str, learner_id: int | None = None) -> list[int]:
+def formation_integrations(
+    *, formation_uid: str, learner_ids: list[int] | None = None
+) -> list[int]:
     """The integrations whose calendars hold, or should hold, the formation: those it was
-    exported to and those of its learners who export their formations."""
+    exported to and those of its learners who export their formations (of `learner_ids`
+    only, when given)."""
     integrations = CalendarIntegration.objects.filter(
         Q(exports__formation_uid=formation_uid)
         | Q(export_enabled=True, user__enrollments__formation__uid=formation_uid)
     ).exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT)
-    if learner_id is not None:
-        integrations = integrations.filter(user_id=learner_id)
+    if learner_ids is not None:
+        integrations = integrations.filter(user_id__in=learner_ids)
     return sorted(set(integrations.values_list("pk", flat=True)))
 
 

@@ -57,7 +57,44 @@ def dispatch_sync(
 
 
 def dispatch_propagation(formation_uid: str, learner_id: int | None = None) -> None:
-    transaction.on_commit(lambda: propagate_formation.delay(formation_uid, learner_id))
+    """Sends, once the current transaction commits, the task that brings the formation's
+    exported events in line: for every learner (`learner_id` None) or for some. Whatever one
+    transaction changes (a formation deleted with its enrollments, an enrollment moved from a
+    learner to another), one task per formation goes out: the first of its commit callbacks
+    sends what the transaction gathered, the others find it sent."""
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        propagate_formation.delay(formation_uid, learner_ids=_learners(learner_id))
+        return
+    outermost = connection.atomic_blocks[0]
+    pending = getattr(connection, "_formation_propagations", None)
+    if pending is None or pending[0] is not outermost or pending[1].sent:
+        pending = (outermost, _Changes())
+        connection._formation_propagations = pending  # type: ignore[attr-defined]
+    changes = pending[1]
+    if learner_id is None or (formation_uid in changes and changes[formation_uid] is None):
+        changes[formation_uid] = None  # every learner: covers any one of them
+    else:
+        changes.setdefault(formation_uid, set()).add(learner_id)  # type: ignore[union-attr]
+    transaction.on_commit(changes.send)
+
+
+class _Changes(dict[str, set[int] | None]):
+    """The formations one transaction changed, and for which learners (None: all)."""
+
+    sent = False
+
+    def send(self) -> None:
+        if self.sent:
+            return
+        self.sent = True
+        for formation_uid, learners in self.items():
+            ids = None if learners is None else sorted(learners)
+            propagate_formation.delay(formation_uid, learner_ids=ids)
+
+
+def _learners(learner_id: int | None) -> list[int] | None:
+    return None if learner_id is None else [learner_id]
 
 
 def dispatch_push_sync(integration_id: int) -> None:
@@ -117,11 +154,16 @@ def sync_integration(
 
 
 @shared_task(ignore_result=True)
-def propagate_formation(formation_uid: str, learner_id: int | None = None) -> None:
-    """A formation changed (or a learner's enrollment in it): one export task per calendar
-    account concerned, spread over the workers."""
+def propagate_formation(
+    formation_uid: str, learner_id: int | None = None, learner_ids: list[int] | None = None
+) -> None:
+    """A formation changed (or some learners' enrollment in it; `learner_id`: one, as tasks
+    already queued by an earlier version send it): one export task per calendar account
+    concerned, spread over the workers."""
+    if learner_id is not None:
+        learner_ids = [*(learner_ids or []), learner_id]
     for integration_id in formation_integrations(
-        formation_uid=formation_uid, learner_id=learner_id
+        formation_uid=formation_uid, learner_ids=learner_ids
     ):
         sync_integration.delay(
             integration_id, SyncRun.Trigger.FORMATION, formation_uids=[formation_uid]

@@ -388,3 +388,55 @@ def test_a_failed_formation_export_asks_for_a_retry_when_none_is_due(
 
     integration.refresh_from_db()
     assert integration.next_sync_at <= timezone.now() + timedelta(minutes=1)
+
+
+def test_an_enrollment_moved_to_another_learner_follows_in_both_calendars(
+    sandbox_settings, learner, make_user, make_formation, django_capture_on_commit_callbacks
+):
+    """Staff move an enrollment from one learner to another in the admin (an enrollment
+    edited in place): the first learner's calendar loses the formation, the second gains it."""
+    from formations.models import Enrollment
+    from tests.calendars.calendar_helpers import events_of
+
+    other = make_user("camille")
+    first = connect(sandbox_settings, learner, "google")
+    second = connect(sandbox_settings, other, "outlook")
+    with django_capture_on_commit_callbacks(execute=True):
+        formation = make_formation(learners=(learner,))
+    remote = {
+        integration.pk: sandbox_settings.store.account(integration.account_email).calendars[
+            integration.calendars.get(is_export_target=True).external_id
+        ]
+        for integration in (first, second)
+    }
+    assert len(events_of(remote[first.pk], formation, "google")) == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enrollment = Enrollment.objects.get(formation=formation)
+        enrollment.learner = other
+        enrollment.save()
+
+    assert events_of(remote[first.pk], formation, "google") == []
+    assert len(events_of(remote[second.pk], formation, "outlook")) == 1
+
+
+def test_deleting_a_formation_sends_one_propagation(
+    sandbox_settings, learner, make_user, make_formation, django_capture_on_commit_callbacks,
+    monkeypatch,
+):  # fmt: skip
+    learners = [learner, make_user("b"), make_user("c")]
+    integrations = [connect(sandbox_settings, user, "google") for user in learners]
+    with django_capture_on_commit_callbacks(execute=True):
+        formation = make_formation(learners=tuple(learners))
+    assert all(i.exports.filter(remote_version__gt="").count() == 1 for i in integrations)
+    sent = []
+    real = tasks.propagate_formation.delay
+    monkeypatch.setattr(
+        tasks.propagate_formation, "delay", lambda *a, **k: (sent.append((a, k)), real(*a, **k))
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        formation.delete()
+
+    assert sent == [((str(formation.uid),), {"learner_ids": None})]
+    assert all(not i.exports.exists() for i in integrations)
