@@ -303,26 +303,35 @@ def formation_export(*, integration: CalendarIntegration, formation: Formation) 
             _("Choisissez d'abord, dans les paramètres, le calendrier qui reçoit vos formations."),
             code="no_target_calendar",
         )
-    new = new_export(integration, formation, target.external_id)
-    row, _created = FormationExport.objects.get_or_create(
-        integration=integration,
-        formation_uid=formation.uid,
-        defaults={f: getattr(new, f) for f in ("formation", "calendar_external_id", "external_id")},
-    )
-    if row.removed_by_learner:
-        row.state = FormationExport.State.ACTIVE
-        retarget(row, target.external_id)  # a new copy: a new event
-        row.save()
     run = SyncRun.objects.create(
         integration=integration,
         trigger=SyncRun.Trigger.MANUAL,
         direction=SyncRun.Direction.EXPORT,
     )
+    busy = "Another sync of this calendar was still running."
     try:
-        result = integration_export(integration=integration, formation_uids={str(formation.uid)})
-    except ProviderError as error:
-        _finish(run, ImportResult(), ExportResult(), error=error.message)
-        raise
-    busy = "Another sync of this calendar was still running." if result.busy else ""
-    _finish(run, ImportResult(), result, error=busy)
+        held = integration_lock(integration.pk)
+    except LockTimeout:
+        _finish(run, ImportResult(), ExportResult(busy=True), error=busy)
+        return ExportResult(busy=True)
+    # The row is written under the export lock: an export running meanwhile plans its rows
+    # and creates them under the same lock, so the two never insert the same row.
+    with held:
+        row = FormationExport.objects.filter(
+            integration=integration, formation_uid=formation.uid
+        ).first()
+        if row is None:
+            new_export(integration, formation, target.external_id).save()
+        elif row.removed_by_learner:
+            row.state = FormationExport.State.ACTIVE
+            retarget(row, target.external_id)  # a new copy: a new event
+            row.save()
+        try:
+            result = integration_export(
+                integration=integration, formation_uids={str(formation.uid)}
+            )
+        except ProviderError as error:
+            _finish(run, ImportResult(), ExportResult(), error=error.message)
+            raise
+    _finish(run, ImportResult(), result, error=busy if result.busy else "")
     return result

@@ -90,3 +90,77 @@ def test_two_workers_exporting_many_formations_at_once_leave_one_event_each(
     for formation in formations:
         assert len(events_of(remote, formation, "outlook")) == 1
     assert FormationExport.objects.filter(integration=integration).count() == 30
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_the_formation_button_during_a_running_export_waits_for_it(
+    sandbox_settings, make_user, make_formation, provider, monkeypatch, settings
+):
+    """The export has planned its rows (the formation's among them, not yet written) when the
+    learner presses the formation's button: the button's row work waits for the export, so
+    neither inserts the row the other is inserting."""
+    import threading
+    import time
+
+    from calendars.sync import exporting
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL; .ci/run runs this test against it")
+    settings.CALENDAR_EXPORT_LOCK_WAIT = 30
+    learner = make_user()
+    integration = connect(sandbox_settings, learner, provider)
+    # Exported by the run below only (the enrollment itself would, with automatic export on).
+    CalendarIntegration.objects.filter(pk=integration.pk).update(export_enabled=False)
+    formation = make_formation(learners=(learner,))
+    CalendarIntegration.objects.filter(pk=integration.pk).update(export_enabled=True)
+    remote = sandbox_settings.store.account(integration.account_email).calendars[
+        integration.calendars.get(is_export_target=True).external_id
+    ]
+    planned, go = threading.Event(), threading.Event()
+    real_new_export = exporting.new_export
+
+    def new_export_then_pause(*args, **kwargs):
+        row = real_new_export(*args, **kwargs)
+        if threading.current_thread().name == "export":  # planned, the row not yet inserted
+            planned.set()
+            go.wait(timeout=30)
+        return row
+
+    monkeypatch.setattr(exporting, "new_export", new_export_then_pause)
+    errors, results = [], {}
+
+    def in_thread(name, work):
+        def run():
+            try:
+                results[name] = work()
+            except BaseException as error:
+                errors.append(error)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run, name=name)
+        thread.start()
+        return thread
+
+    running = in_thread(
+        "export",
+        lambda: integration_export(integration=CalendarIntegration.objects.get(pk=integration.pk)),
+    )
+    assert planned.wait(timeout=30)
+    button = in_thread(
+        "button",
+        lambda: formation_export(
+            integration=CalendarIntegration.objects.get(pk=integration.pk),
+            formation=Formation.objects.get(pk=formation.pk),
+        ),
+    )
+    time.sleep(0.5)  # the button's work, before the fix, inserted the row here
+    go.set()
+    running.join(timeout=60)
+    button.join(timeout=60)
+
+    assert errors == []
+    assert len(events_of(remote, formation, provider)) == 1
+    assert FormationExport.objects.filter(formation_uid=formation.uid).count() == 1
+    assert (results["export"].created, results["button"].unchanged) == (1, 1)
