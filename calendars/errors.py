@@ -7,6 +7,7 @@
     ├── LockTimeout          a lock (calendars.locking) stayed taken longer than allowed
     └── ProviderError        a provider call failed: `permanent` or temporary (retried)
         ├── ReconnectRequired    the grant is gone: only a new consent helps
+        │   └── ScopeMissing     a permission the integration needs was not granted (or withdrawn)
         ├── AuthorizationDenied  the learner or the provider refused the authorization
         ├── AppCredentialsRejected  the provider refuses the application itself (its
         │                        client secret expired or is wrong): an operator must act
@@ -77,6 +78,11 @@ class ReconnectRequired(ProviderError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, permanent=True)
+
+
+class ScopeMissing(ReconnectRequired):
+    """The learner did not grant, or later withdrew, a permission the integration needs
+    (Google's granular consent lets them untick any): asking again for just it helps."""
 
 
 class AuthorizationDenied(ProviderError):

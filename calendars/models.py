@@ -15,6 +15,7 @@ from calendars.errors import UndecryptableError
 from calendars.providers.names import PROVIDER_CHOICES
 
 OAUTH_STATE_LIFETIME = timedelta(minutes=10)
+MISSING_SCOPE = "missing_scope"  # CalendarIntegration.reconnect_reason
 
 
 class CalendarIntegration(models.Model):
@@ -48,6 +49,8 @@ class CalendarIntegration(models.Model):
     )
     last_error = models.TextField(_("dernière erreur"), blank=True)
     last_error_at = models.DateTimeField(_("date de la dernière erreur"), null=True, blank=True)
+    # Why the learner must reconnect, when it is not simply a lost grant: MISSING_SCOPE.
+    reconnect_reason = models.CharField(max_length=32, blank=True)
     last_synced_at = models.DateTimeField(_("dernière synchronisation"), null=True, blank=True)
     connected_at = models.DateTimeField(_("connecté le"), default=timezone.now)
     updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
@@ -84,6 +87,11 @@ class CalendarIntegration(models.Model):
     @property
     def needs_reconnect(self) -> bool:
         return self.status == self.Status.NEEDS_RECONNECT
+
+    @property
+    def missing_permission(self) -> bool:
+        """Reconnecting means granting a permission the learner did not give (or withdrew)."""
+        return self.needs_reconnect and self.reconnect_reason == MISSING_SCOPE
 
 
 def _new_state() -> str:

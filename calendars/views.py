@@ -187,6 +187,10 @@ def connect(request: HttpRequest, provider: str) -> HttpResponse:
                 provider_name=provider, absolute=request.build_absolute_uri
             ),
             login_hint=existing.account_email if existing else "",
+            # The banner's "allow the calendar list": that permission alone is asked for.
+            missing_only=bool(
+                request.POST.get("missing") and existing is not None and existing.missing_permission
+            ),
         )
     except Refused as error:
         messages.error(request, error.message)
@@ -204,6 +208,8 @@ def callback(request: HttpRequest, provider: str) -> HttpResponse:
     except Refused as error:
         messages.error(request, error.message)
     else:
+        if integration.missing_permission:  # the page's banner says what and offers to ask
+            return redirect("settings_calendars")
         dispatch_sync(integration.pk, SyncRun.Trigger.CONNECT)
         messages.success(
             request,

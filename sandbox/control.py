@@ -37,6 +37,11 @@ class Control:
         )(self.invalidate)
         router.route("GET", r"/_sandbox/api/accounts", "sandbox.accounts")(self.accounts)
         router.route(
+            "POST",
+            r"/_sandbox/api/accounts/(?P<email>[^/]+)/withdraw-scope",
+            "sandbox.withdraw_scope",
+        )(self.withdraw_scope)
+        router.route(
             "PUT", r"/_sandbox/api/microsoft/apps/(?P<client>[^/]+)", "sandbox.microsoft.app"
         )(self.microsoft_app)
         router.route(
@@ -86,6 +91,17 @@ class Control:
 
     def invalidate(self, request: Request) -> Response:
         self.sandbox.store.invalidate_sync_state(self.account_or_404(request))
+        return Response(204)
+
+    def withdraw_scope(self, request: Request) -> Response:
+        """`{"scope": "<Google scope URL>"}`: the learner takes that permission back in their
+        Google account; the calls that need it get 403 insufficientPermissions."""
+        account = self.account_or_404(request)
+        body = self._object(request, {"scope": str})
+        if account.provider != "google" or "scope" not in body:
+            raise HTTPError(400, "badRequest", "a Google account and a scope")
+        if not self.sandbox.google.withdraw_scope(account, str(body["scope"])):
+            raise HTTPError(404, "notFound", "no grant of this account holds that scope")
         return Response(204)
 
     def microsoft_app(self, request: Request) -> Response:

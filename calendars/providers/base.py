@@ -31,8 +31,16 @@ class OAuthClient(ABC):
     """The authorization code flow with PKCE, token refresh and revocation."""
 
     @abstractmethod
-    def start(self, *, redirect_uri: str, state: str, login_hint: str = "") -> Authorization:
-        """Begins the authorization code flow with PKCE."""
+    def start(
+        self, *, redirect_uri: str, state: str, login_hint: str = "", missing_only: bool = False
+    ) -> Authorization:
+        """Begins the authorization code flow with PKCE; `missing_only`: asks just for the
+        permissions `missing_scopes` names, keeping those already granted (incremental
+        authorization), where the provider allows it."""
+
+    def missing_scopes(self, granted: list[str]) -> list[str]:
+        """The permissions the integration needs that `granted` lacks (none by default)."""
+        return []
 
     @abstractmethod
     def finish(self, *, flow: dict[str, Any], redirect_uri: str, params: dict[str, str]) -> Grant:

@@ -15,12 +15,18 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from calendars.errors import AppCredentialsRejected, ProviderError, Refused
+from calendars.errors import AppCredentialsRejected, ProviderError, Refused, ScopeMissing
 from calendars.locking import lock_rows
-from calendars.models import OAUTH_STATE_LIFETIME, Calendar, CalendarIntegration, OAuthState
+from calendars.models import (
+    MISSING_SCOPE,
+    OAUTH_STATE_LIFETIME,
+    Calendar,
+    CalendarIntegration,
+    OAuthState,
+)
 from calendars.providers import get_provider
 from calendars.providers.names import PROVIDERS
-from calendars.services.credentials import integration_call
+from calendars.services.credentials import integration_call, integration_mark_needs_reconnect
 from calendars.services.faults import provider_fault_clear, provider_fault_record, provider_faults
 
 logger = logging.getLogger(__name__)
@@ -37,9 +43,15 @@ def integration_redirect_uri(*, provider_name: str, absolute: Callable[[str], st
 
 
 def integration_connect_start(
-    *, user: Any, provider_name: str, redirect_uri: str, login_hint: str = ""
+    *,
+    user: Any,
+    provider_name: str,
+    redirect_uri: str,
+    login_hint: str = "",
+    missing_only: bool = False,
 ) -> str:
-    """Records a new flow for `user` and returns the provider URL to send the browser to."""
+    """Records a new flow for `user` and returns the provider URL to send the browser to;
+    `missing_only`: asks for just the permissions the learner's integration lacks."""
     if not PROVIDERS[provider_name].is_configured():
         raise Refused(_("Ce fournisseur n'est pas configuré."), code="unavailable")
     if provider_name in provider_faults():
@@ -49,7 +61,10 @@ def integration_connect_start(
     state = OAuthState(user=user, provider=provider_name, redirect_uri=redirect_uri)
     try:
         authorization = provider.oauth.start(
-            redirect_uri=redirect_uri, state=state.state, login_hint=login_hint
+            redirect_uri=redirect_uri,
+            state=state.state,
+            login_hint=login_hint,
+            missing_only=missing_only,
         )
     except ProviderError as error:
         logger.warning("Connect start failed for %s: %s", provider_name, error.message)
@@ -105,6 +120,15 @@ def integration_connect_finish(
     except AppCredentialsRejected as error:
         provider_fault_record(provider=provider_name, error=error)
         raise _service_unavailable(provider_name) from None
+    except ScopeMissing:
+        raise Refused(
+            _(
+                "Vous n'avez pas autorisé l'accès aux événements de votre agenda : rien n'a "
+                "été connecté. Recommencez en laissant cochées les cases qui concernent votre "
+                "agenda."
+            ),
+            code="missing_scope",
+        ) from None
     except ProviderError as error:
         logger.warning("Connect finish failed for %s: %s", provider_name, error.message)
         raise Refused(
@@ -117,6 +141,16 @@ def integration_connect_finish(
         CalendarIntegration.objects.get_or_create(user=user, provider=provider_name)
         integration = lock_rows(CalendarIntegration.objects).get(user=user, provider=provider_name)
         _store_grant(integration, grant)
+        if provider.oauth.missing_scopes(grant.scopes):
+            # Connected, but told at once what is missing, with a button that asks for it.
+            integration.status = CalendarIntegration.Status.NEEDS_RECONNECT
+            integration.reconnect_reason = MISSING_SCOPE
+            integration.last_error = "The calendar list permission was not granted."
+            integration.last_error_at = timezone.now()
+            integration.save(update_fields=[
+                "status", "reconnect_reason", "last_error", "last_error_at", "updated_at",
+            ])  # fmt: skip
+            return integration
     try:
         integration_refresh_calendars(integration=integration)
     except ProviderError as error:  # connected all the same; listed again on the next visit
@@ -174,6 +208,7 @@ def _store_grant(integration: CalendarIntegration, grant: Any) -> None:
     integration.set_credentials(grant.credentials)
     integration.token_expires_at = grant.expires_at
     integration.status = CalendarIntegration.Status.CONNECTED
+    integration.reconnect_reason = ""
     integration.last_error = ""
     integration.last_error_at = None
     integration.connected_at = timezone.now()
@@ -188,7 +223,13 @@ def integration_refresh_calendars(*, integration: CalendarIntegration) -> list[C
     the provider are forgotten.
     """
     provider = get_provider(integration.provider)
-    listed = integration_call(integration=integration, call=provider.calendars.list_calendars)
+    try:
+        listed = integration_call(integration=integration, call=provider.calendars.list_calendars)
+    except ScopeMissing as error:  # the learner took the calendar list back
+        integration_mark_needs_reconnect(
+            integration=integration, reason=error.message, code=MISSING_SCOPE
+        )
+        raise
     with transaction.atomic():
         known = {c.external_id: c for c in lock_rows(integration.calendars.all())}
         first_listing = not known

@@ -13,11 +13,12 @@ from calendars.errors import (
     AppCredentialsRejected,
     ProviderError,
     ReconnectRequired,
+    ScopeMissing,
     Unauthorized,
     UndecryptableError,
 )
 from calendars.locking import lock_rows
-from calendars.models import CalendarIntegration
+from calendars.models import MISSING_SCOPE, CalendarIntegration
 from calendars.providers import get_provider
 from calendars.services.faults import provider_fault_clear, provider_fault_record
 
@@ -75,13 +76,14 @@ def integration_access_token(*, integration: CalendarIntegration, force: bool = 
 
 
 CREDENTIAL_FIELDS = ["credentials", "token_expires_at"]
-STATUS_FIELDS = ["status", "last_error", "last_error_at", "updated_at"]
+STATUS_FIELDS = ["status", "last_error", "last_error_at", "reconnect_reason", "updated_at"]
 
 
 def _record_failure(integration: CalendarIntegration, failure: ProviderError) -> None:
     """A lost grant needs the learner; a permanent error is shown; a temporary one is noted."""
     if isinstance(failure, ReconnectRequired):
         integration.status = CalendarIntegration.Status.NEEDS_RECONNECT
+        integration.reconnect_reason = MISSING_SCOPE if isinstance(failure, ScopeMissing) else ""
     elif failure.permanent:
         integration.status = CalendarIntegration.Status.ERROR
     integration.last_error = failure.message
@@ -99,13 +101,19 @@ def integration_call[T](*, integration: CalendarIntegration, call: Callable[[str
         return call(token)
 
 
-def integration_mark_needs_reconnect(*, integration: CalendarIntegration, reason: str) -> None:
-    """The grant is gone: the learner is told on every page; their data and choices stay."""
+def integration_mark_needs_reconnect(
+    *, integration: CalendarIntegration, reason: str, code: str = ""
+) -> None:
+    """The grant is gone, or lacks a permission (`code` MISSING_SCOPE): the learner is told on
+    every page; their data and choices stay."""
     CalendarIntegration.objects.filter(pk=integration.pk).exclude(
         status=CalendarIntegration.Status.NEEDS_RECONNECT
     ).update(
         status=CalendarIntegration.Status.NEEDS_RECONNECT,
         last_error=reason,
         last_error_at=timezone.now(),
+        reconnect_reason=code,
     )
-    integration.refresh_from_db(fields=["status", "last_error", "last_error_at"])
+    integration.refresh_from_db(
+        fields=["status", "last_error", "last_error_at", "reconnect_reason"]
+    )

@@ -34,10 +34,12 @@ from calendars.errors import (
     ProviderError,
     ReconnectRequired,
     Refused,
+    ScopeMissing,
 )
 from calendars.locking import integration_lock, integration_lock_free, lock_rows
-from calendars.models import CalendarIntegration, FormationExport, SyncRun
+from calendars.models import MISSING_SCOPE, CalendarIntegration, FormationExport, SyncRun
 from calendars.push import integration_channels_reconcile
+from calendars.services.credentials import integration_mark_needs_reconnect
 from calendars.services.faults import provider_sync_held
 from calendars.sync.exporting import integration_export, new_export, retarget
 from calendars.sync.importing import integration_import
@@ -190,6 +192,13 @@ def _run_once(
                 f"{exported.failed} formation(s) could not be written; "
                 "they are tried again at the next sync."
             )
+    except ScopeMissing as error:
+        # A permission withdrawn (a 403 on a call, not on the token): the learner is asked
+        # for it again, as when it was never granted.
+        failure = error
+        integration_mark_needs_reconnect(
+            integration=integration, reason=error.message, code=MISSING_SCOPE
+        )
     except ProviderError as error:
         failure = error
     except Exception:

@@ -11,9 +11,9 @@ import html
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from sandbox.google.discovery import discovery
 from sandbox.google.oauth import (
@@ -185,6 +185,8 @@ class Authorization:
         form = request.form()
         decision = form.pop("decision", "")
         email = form.pop("account", "")
+        form.pop("grant", None)
+        ticked = parse_qs(request.body.decode("utf-8", errors="replace")).get("grant", [])
         auth = self._auth_request(form)
         if decision == "deny":
             return _redirect(auth.redirect_uri, error="access_denied", state=auth.state)
@@ -193,6 +195,11 @@ class Authorization:
         account = self.store.account(email) if email else None
         if account is None or account.provider != GOOGLE:
             return Response.html(self._consent_page(auth, "Choose an account."), 400)
+        if _granular(auth):
+            # Granular consent: the sign-in scopes go with the account, each other scope only
+            # if its box was left ticked.
+            granted = tuple(s for s in auth.scopes if s in IDENTITY_SCOPES or s in ticked)
+            auth = replace(auth, scopes=granted)
         return self._issue_code(auth, account)
 
     def _auth_silently(self, auth: AuthRequest) -> Response:
@@ -258,11 +265,25 @@ class Authorization:
             **{k: v["description"] for k, v in discovery()["auth"]["oauth2"]["scopes"].items()},
             **IDENTITY_SCOPES,
         }
-        scopes = "".join(
-            f'<li><span class="scope-text">{html.escape(descriptions.get(s, s))}</span> '
-            f"<code>{html.escape(s)}</code></li>"
-            for s in auth.scopes
-        )
+        if _granular(auth):
+            # One box per scope beyond signing in, ticked; the learner may untick any
+            # (https://developers.google.com/identity/protocols/oauth2/resources/
+            # granular-permissions).
+            scopes = "".join(
+                f"<li>{html.escape(descriptions.get(s, s))} <code>{html.escape(s)}</code></li>"
+                if s in IDENTITY_SCOPES
+                else f'<li><input type="checkbox" name="grant" id="grant-{i}" '
+                f'value="{html.escape(s)}" checked> <label for="grant-{i}">'
+                f'<span class="scope-text">{html.escape(descriptions.get(s, s))}</span> '
+                f"<code>{html.escape(s)}</code></label></li>"
+                for i, s in enumerate(auth.scopes)
+            )
+        else:
+            scopes = "".join(
+                f'<li><span class="scope-text">{html.escape(descriptions.get(s, s))}</span> '
+                f"<code>{html.escape(s)}</code></li>"
+                for s in auth.scopes
+            )
         alert = f'<p role="alert" id="problem">{html.escape(problem)}</p>' if problem else ""
         body = (
             f"<h1>Sign in with Google (sandbox)</h1>"
@@ -280,6 +301,11 @@ class Authorization:
             f"</div></form>"
         )
         return _page("Sign in - Google Accounts (sandbox)", body)
+
+
+def _granular(auth: AuthRequest) -> bool:
+    """Google shows one box per scope when more than one scope beyond signing in is asked."""
+    return sum(s not in IDENTITY_SCOPES for s in auth.scopes) > 1
 
 
 def _redirect(uri: str, **params: str | None) -> Response:

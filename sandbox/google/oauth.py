@@ -99,6 +99,18 @@ class OAuthState:
                 if code.email == account.email:
                     code.used = True
 
+    def withdraw_scope(self, account: Account, scope: str) -> bool:
+        """The learner takes one permission back in their Google account
+        (myaccount.google.com › Security › Third-party connections): calls that need it get
+        403 insufficientPermissions from now on. False when no grant held it."""
+        withdrawn = False
+        with self.lock:
+            for grant in self.grants:
+                if grant.email == account.email and scope in grant.scopes:
+                    grant.scopes = tuple(s for s in grant.scopes if s != scope)
+                    withdrawn = True
+        return withdrawn
+
     def issued_tokens(self) -> set[str]:
         """Every access and refresh token handed out, for tests that look for leaks."""
         with self.lock:

@@ -59,6 +59,10 @@ class GoogleSandbox:
         """Every grant of `account` is revoked: its refresh tokens give invalid_grant."""
         self.state.revoke_account(account)
 
+    def withdraw_scope(self, account: Account, scope: str) -> bool:
+        """See OAuthState.withdraw_scope."""
+        return self.state.withdraw_scope(account, scope)
+
     def issued_tokens(self) -> set[str]:
         """Every access and refresh token handed out, for tests that look for leaks."""
         return self.state.issued_tokens()

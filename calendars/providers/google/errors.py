@@ -11,7 +11,13 @@ from typing import Any
 import httplib2
 from googleapiclient.errors import HttpError
 
-from calendars.errors import ProviderError, PushNotSupported, SyncTokenExpired, Unauthorized
+from calendars.errors import (
+    ProviderError,
+    PushNotSupported,
+    ScopeMissing,
+    SyncTokenExpired,
+    Unauthorized,
+)
 from calendars.providers.base import retry_after_seconds
 
 # Google words a reason in `error.errors[]` and, for many errors, again in `error.details[]`
@@ -77,6 +83,8 @@ def error_from(error: HttpError) -> ProviderError:
         return ProviderError(
             "Google's rate limit was reached.", retry_after=retry_after, status=status
         )
+    if status == 403 and reasons & SCOPE_REASONS:
+        return ScopeMissing("Google: a permission the integration needs was withdrawn.")
     if status == 403 and "quotaExceeded" in reasons:
         # The daily quota: retrying soon does not help.
         return ProviderError("Google's usage limit was reached.", retry_after=3600, status=status)

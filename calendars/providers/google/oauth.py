@@ -22,6 +22,7 @@ from calendars.errors import (
     AuthorizationDenied,
     ProviderError,
     ReconnectRequired,
+    ScopeMissing,
 )
 from calendars.providers.base import OAuthClient
 from calendars.providers.types import Authorization, Grant
@@ -37,13 +38,17 @@ APP_REFUSED = (
     "GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET and restart: Google syncs resume by themselves."
 )
 CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
+CALENDAR_LIST = "https://www.googleapis.com/auth/calendar.calendarlist.readonly"
 # The narrowest scopes that allow reading calendars and writing events, plus the identity.
+# Both calendar scopes are needed: without the list, no calendar can be chosen or synced
+# (a deliberate choice: no "primary calendar only" mode, README "Connecting calendars").
 SCOPES = [
     "openid",
     "https://www.googleapis.com/auth/userinfo.email",
     CALENDAR_EVENTS,
-    "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
+    CALENDAR_LIST,
 ]
+NEEDED = [CALENDAR_EVENTS, CALENDAR_LIST]
 
 
 class _Request(google.auth.transport.requests.Request):
@@ -66,13 +71,24 @@ class GoogleOAuth(OAuthClient):
         }
         return Flow.from_client_config(config, scopes=SCOPES, redirect_uri=redirect_uri)
 
-    def start(self, *, redirect_uri: str, state: str, login_hint: str = "") -> Authorization:
+    def start(
+        self, *, redirect_uri: str, state: str, login_hint: str = "", missing_only: bool = False
+    ) -> Authorization:
         flow = self._flow(redirect_uri)
-        extra = {"login_hint": login_hint} if login_hint else {}
+        extra: dict[str, str] = {"login_hint": login_hint} if login_hint else {}
+        if missing_only:
+            # Incremental authorization: the calendar scopes only, and the code brings what
+            # was granted before with it; Google's screen asks only for what is not granted.
+            # https://developers.google.com/identity/protocols/oauth2/web-server#incrementalAuth
+            flow.oauth2session.scope = ["openid", *NEEDED]
+            extra["include_granted_scopes"] = "true"
         url, _state = flow.authorization_url(
             state=state, access_type="offline", prompt="consent", **extra
         )
         return Authorization(url=url, flow={"code_verifier": flow.code_verifier})
+
+    def missing_scopes(self, granted: list[str]) -> list[str]:
+        return [scope for scope in NEEDED if scope not in granted]
 
     def finish(self, *, flow: dict[str, Any], redirect_uri: str, params: dict[str, str]) -> Grant:
         if params.get("error"):
@@ -99,8 +115,9 @@ class GoogleOAuth(OAuthClient):
         credentials = oauth.credentials
         granted = sorted(credentials.granted_scopes or oauth.oauth2session.token.get("scope", []))
         if CALENDAR_EVENTS not in granted:
+            # Nothing can be done without the events: nothing is kept.
             self.revoke({"refresh_token": credentials.refresh_token, "token": credentials.token})
-            raise AuthorizationDenied("Google: calendar access was not granted.")
+            raise ScopeMissing("Google: access to the calendar's events was not granted.")
         profile = self._userinfo(credentials.token)
         expires_at = _aware(credentials.expiry)
         return Grant(

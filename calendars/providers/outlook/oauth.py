@@ -53,7 +53,9 @@ class OutlookOAuth(OAuthClient):
                 f"Microsoft's sign-in service could not be reached ({type(error).__name__})."
             ) from None
 
-    def start(self, *, redirect_uri: str, state: str, login_hint: str = "") -> Authorization:
+    def start(
+        self, *, redirect_uri: str, state: str, login_hint: str = "", missing_only: bool = False
+    ) -> Authorization:
         extra = {"login_hint": login_hint} if login_hint else {}
         with warnings.catch_warnings():
             # msal recommends response_mode=form_post; that is a cross-site POST, which the

@@ -56,6 +56,7 @@ class _FormReader(html.parser.HTMLParser):
         self.fields: dict[str, str] = {}
         self.accounts: list[str] = []
         self.checked: str | None = None
+        self.grants: list[str] = []  # the scopes whose box is ticked (granular consent)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {k: v or "" for k, v in attrs}
@@ -63,6 +64,9 @@ class _FormReader(html.parser.HTMLParser):
             self.action = attributes.get("action", "")
         elif tag == "input" and attributes.get("type") == "hidden":
             self.fields[attributes["name"]] = attributes.get("value", "")
+        elif tag == "input" and attributes.get("type") == "checkbox":
+            if "checked" in attributes:
+                self.grants.append(attributes["value"])
         elif tag == "input" and attributes.get("type") == "radio":
             self.accounts.append(attributes["value"])
             if "checked" in attributes:
@@ -75,12 +79,20 @@ def read_consent_page(page: str) -> _FormReader:
     return reader
 
 
-def consent(sandbox: Sandbox, auth_url: str, email: str | None, decision: str = "allow") -> str:
-    """Opens the consent page, picks `email` and presses a button; returns the redirect."""
+def consent(
+    sandbox: Sandbox,
+    auth_url: str,
+    email: str | None,
+    decision: str = "allow",
+    untick: tuple[str, ...] = (),
+) -> str:
+    """Opens the consent page, picks `email`, unticks the boxes of `untick` (granular consent)
+    and presses a button; returns the redirect."""
     page = requests.get(auth_url, timeout=5, allow_redirects=False)
     assert page.status_code == 200, page.text
     form = read_consent_page(page.text)
-    data = dict(form.fields, decision=decision)
+    data: dict[str, Any] = dict(form.fields, decision=decision)
+    data["grant"] = [s for s in form.grants if s not in untick]
     if email is not None:
         data["account"] = email
     answer = requests.post(
