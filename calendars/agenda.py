@@ -59,6 +59,14 @@ class AgendaItem:
     calendar: str | None = None
     external_id: str | None = None
     cancelled: bool = False
+    # An invitation: the learner's answer (declined ones are never listed); "" otherwise.
+    response: str = ""
+    busy: bool = True  # blocks the learner's time (false: shown as free)
+
+    @property
+    def tentative(self) -> bool:
+        """Not a firm yes: answered "maybe", or not answered yet."""
+        return self.response in {"tentative", "needs_action"}
 
     @property
     def spans_days(self) -> bool:
@@ -183,6 +191,7 @@ def _events(user: Any, start: date, end: date, zone: tzinfo) -> list[AgendaItem]
         )
         .filter(timed | all_day)
         .exclude(status=CalendarEvent.Status.CANCELLED)
+        .exclude(response=CalendarEvent.Response.DECLINED)  # the learner said no
         # values(): no model instances, and never the integration's encrypted credentials.
         .values(
             "pk",
@@ -195,6 +204,8 @@ def _events(user: Any, start: date, end: date, zone: tzinfo) -> list[AgendaItem]
             "start_date",
             "end_date",
             "html_link",
+            "response",
+            "busy",
             "calendar__name",
             "calendar__integration__provider",
         )
@@ -220,6 +231,8 @@ def _events(user: Any, start: date, end: date, zone: tzinfo) -> list[AgendaItem]
                 url=_link(row["html_link"]),
                 calendar=row["calendar__name"],
                 external_id=row["external_id"],
+                response=row["response"],
+                busy=row["busy"],
             )
         )
     return items

@@ -197,6 +197,12 @@ class CalendarEvent(models.Model):
         TENTATIVE = "tentative", _("Provisoire")
         CANCELLED = "cancelled", _("Annulé")
 
+    class Response(models.TextChoices):
+        NEEDS_ACTION = "needs_action", _("Pas encore répondu")
+        ACCEPTED = "accepted", _("Accepté")
+        TENTATIVE = "tentative", _("Peut-être")
+        DECLINED = "declined", _("Refusé")
+
     calendar = models.ForeignKey(Calendar, on_delete=models.CASCADE, related_name="events")
     external_id = models.CharField(_("identifiant chez le fournisseur"), max_length=1024)
     ical_uid = models.CharField(_("iCalUID"), max_length=1024, blank=True)
@@ -216,6 +222,12 @@ class CalendarEvent(models.Model):
     series_id = models.CharField(_("série"), max_length=1024, blank=True)
     change_marker = models.CharField(_("marqueur de version"), max_length=255, blank=True)
     html_link = models.URLField(_("lien chez le fournisseur"), max_length=2000, blank=True)
+    # An invitation from someone else: the learner's answer (declined ones are not shown);
+    # "" for the learner's own events. `busy`: it blocks their time (not shown as free).
+    response = models.CharField(
+        _("réponse à l'invitation"), max_length=16, choices=Response.choices, blank=True
+    )
+    busy = models.BooleanField(_("occupé"), default=True)
     # Full imports mark what they saw with the calendar's generation; the rest is stale.
     generation = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(_("importé le"), auto_now=True)

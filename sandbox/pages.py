@@ -122,6 +122,11 @@ class Pages:
             r"/_sandbox/events/(?P<email>[^/]+)/(?P<calendar>[^/]+)/(?P<event>[^/]+)/delete",
             "sandbox.page.edit",
         )(self.delete_event)
+        router.route(
+            "POST",
+            r"/_sandbox/events/(?P<email>[^/]+)/(?P<calendar>[^/]+)/(?P<event>[^/]+)/invitation",
+            "sandbox.page.edit",
+        )(self.update_invitation)
 
     def locate(self, request: Request) -> tuple[Account, Calendar]:
         account = self.store.account(unquote(request.params["email"]))
@@ -344,6 +349,13 @@ class Pages:
             ("iCalUID", f"<code>{escape(event.ical_uid)}</code>"),
             ("Series", f"<code>{escape(event.series_id)}</code>" if event.series_id else ""),
             ("Type", escape(event.event_type)),
+            (
+                "Organised by",
+                escape(event.organizer) + f" (answer: {escape(event.response)})"
+                if event.organizer
+                else "",
+            ),
+            ("Shows as", "free" if event.free else ""),
             ("Private properties", escape(repr(event.private_properties))),
             ("Changed", f"{event.updated:%Y-%m-%d %H:%M:%S} UTC (seq {event.seq})"),
         ]
@@ -372,7 +384,41 @@ class Pages:
                 f"<form method='post' action='{action}/delete'><button>Delete event</button>"
                 "</form></section>"
             )
+        if not event.deleted:
+            options = "".join(
+                f"<option value='{r}'{' selected' if r == event.response else ''}>{r}</option>"
+                for r in ("needsAction", "accepted", "tentative", "declined")
+            )
+            free = " checked" if event.free else ""
+            body += (
+                "<section class='card'><h2>Invitation and busy time</h2>"
+                f"<form method='post' action='{event_path(account, calendar, event)}/invitation'>"
+                "<label for='organizer'>Organised by (empty: the account itself)</label>"
+                f"<input id='organizer' name='organizer' type='email' "
+                f"value='{escape(event.organizer)}'>"
+                f"<label for='response'>The account's answer</label>"
+                f"<select id='response' name='response'>{options}</select>"
+                f"<p><input type='checkbox' id='free' name='free' value='1'{free}> "
+                "<label for='free'>Shows as free (does not block time)</label></p>"
+                "<p><button>Save</button></p></form></section>"
+            )
         return _page(event.title or "(untitled)", body)
+
+    def update_invitation(self, request: Request) -> Response:
+        """Someone else's meeting and the account's answer to it, or the account's own event;
+        busy or free."""
+        account, calendar, event = self.locate_event(request)
+        if event.deleted:
+            raise HTTPError(403, "forbidden", "This event was deleted.")
+        form = request.form()
+        event.organizer = form.get("organizer", "").strip().lower()
+        response = form.get("response", "")
+        if event.organizer and response not in {"needsAction", "accepted", "tentative", "declined"}:
+            raise HTTPError(400, "invalid", "Choose the account's answer.")
+        event.response = response if event.organizer else ""
+        event.free = form.get("free") == "1"
+        self.store.save(account, calendar, event)
+        return Response.redirect(event_path(account, calendar, event), 303)
 
     def update_event(self, request: Request) -> Response:
         account, calendar, event = self.locate_event(request)

@@ -102,6 +102,11 @@ class Event:
     deleted: bool = False  # a tombstone, kept for incremental listings
     private_properties: dict[str, str] = field(default_factory=dict)
     transaction_id: str = ""
+    # An invitation: organised by someone else (`organizer`, an e-mail), with the account's
+    # own answer (`response`: needsAction, accepted, tentative, declined, in Google's words).
+    organizer: str = ""
+    response: str = ""
+    free: bool = False  # shows as free: does not block time (Google transparency, Graph showAs)
     # Provider fields the sandbox does not interpret but returns as given (attendees, ...).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -250,6 +255,9 @@ def expand_series(master: Event, rng_ids: Callable[[], str] | None = None) -> li
                 original_start=slot,
                 created=master.created,
                 private_properties=dict(master.private_properties),
+                organizer=master.organizer,
+                response=master.response,
+                free=master.free,
             )
         )
     return occurrences
@@ -354,6 +362,27 @@ def generate(store: Store, *, seed: int = 1, events: int = 200, today: date | No
         _fill_holidays(store, account, calendars[2], rng, new_id, today)
 
 
+ORGANIZERS = [
+    "claire.bernard@partenaire.test",
+    "direction@formations.test",
+    "hugo.petit@client.test",
+]
+RESPONSES = ["accepted", "tentative", "declined", "needsAction"]
+
+
+def _invite(event: Event, account: Account) -> None:
+    """About one event in six is someone else's meeting the account was invited to (answered
+    accepted, tentative, declined or not yet), and one in twenty of the account's own shows
+    as free. Decided from the event's iCalUID, not the generator, so the rest of the data
+    stays the same."""
+    bucket = int(event.ical_uid[:8], 16) % 24
+    if bucket < 4:
+        event.organizer = ORGANIZERS[bucket % len(ORGANIZERS)]
+        event.response = RESPONSES[bucket]
+    elif bucket == 4:
+        event.free = True
+
+
 def _fill(
     store: Store,
     account: Account,
@@ -385,6 +414,7 @@ def _fill(
         start_local = datetime.combine(day, time(rng.randrange(8, 19), rng.choice([0, 15, 30])))
         event.start = start_local.replace(tzinfo=zone)
         event.end = event.start + timedelta(minutes=rng.choice([30, 45, 60, 60, 90, 120]))
+        _invite(event, account)
 
         if roll < 0.10:  # all-day, sometimes over several days
             event.start = day

@@ -123,6 +123,10 @@ class AgendaItemOut(Schema):
     calendar: str | None  # the calendar's name; null for formations
     external_id: str | None = Field(serialization_alias="externalId")  # the provider's id
     url: str | None  # the formation's page, or the event's page at its provider
+    # An invitation from someone else: the learner's answer ("needs_action", "accepted",
+    # "tentative"; declined ones are not listed); null for formations and own events.
+    response: str | None = None
+    busy: bool = True  # the event blocks the learner's time (false: it shows as free)
 
     @classmethod
     def of(cls, item: AgendaItem, request: HttpRequest) -> AgendaItemOut:
@@ -137,6 +141,8 @@ class AgendaItemOut(Schema):
             calendar=item.calendar,
             external_id=item.external_id,
             url=(request.build_absolute_uri(item.url) if formation else item.url) or None,
+            response=item.response or None,
+            busy=item.busy,
         )
 
 

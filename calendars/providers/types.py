@@ -30,6 +30,10 @@ def _clean_text_fields(instance: Any) -> None:
             object.__setattr__(instance, item.name, storable(value))
 
 
+# The learner's answer to an invitation, whatever the provider.
+RESPONSES = ("needs_action", "accepted", "tentative", "declined")
+
+
 @dataclass
 class RemoteEvent:
     """An event as the provider lists it, in the provider-neutral shape the sync engine uses.
@@ -54,6 +58,11 @@ class RemoteEvent:
     series_id: str = ""
     change_marker: str = ""
     html_link: str = ""
+    # An invitation (someone else organises it): the learner's answer, one of RESPONSES;
+    # "" for the learner's own events. `busy`: the event blocks the learner's time (not
+    # marked free: Google transparency, Graph showAs).
+    response: str = ""
+    busy: bool = True
     formation_marker: str = ""  # set on events this application exported
 
     def __post_init__(self) -> None:

@@ -85,6 +85,14 @@ class Events:
             body["location"] = event.location
         body["creator"] = {"email": account.email, "self": True}
         body["organizer"] = organizer
+        if event.organizer:  # an invitation: the account is one of the attendees
+            body["creator"] = body["organizer"] = {"email": event.organizer}
+            body["attendees"] = [
+                {"email": event.organizer, "organizer": True, "responseStatus": "accepted"},
+                {"email": account.email, "self": True, "responseStatus": event.response},
+            ]
+        if event.free:
+            body["transparency"] = "transparent"
         named = not event.extra.get("zoneless")
         body["start"] = _when(event.start, event.time_zone, zone, named=named)
         body["end"] = _when(event.end, event.time_zone, zone, named=named)

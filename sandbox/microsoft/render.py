@@ -247,10 +247,10 @@ def event_json(account: Account, event: Event, view: View, pages_url: str) -> di
         "sensitivity": graph.get("sensitivity", "normal"),
         "isAllDay": event.all_day,
         "isCancelled": event.status == "cancelled",
-        "isOrganizer": True,
+        "isOrganizer": not event.organizer,
         "responseRequested": graph.get("responseRequested", True),
         "seriesMasterId": event.series_id or None,
-        "showAs": graph.get("showAs", "free" if event.all_day else "busy"),
+        "showAs": _show_as(event, graph),
         "type": kind,
         "webLink": web_link,
         # Teams meetings leave this legacy field empty: the link is in onlineMeeting.
@@ -260,7 +260,7 @@ def event_json(account: Account, event: Event, view: View, pages_url: str) -> di
         "allowNewTimeProposals": graph.get("allowNewTimeProposals", True),
         "isDraft": graph.get("isDraft", False),
         "hideAttendees": graph.get("hideAttendees", False),
-        "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+        "responseStatus": _response_status(event),
         "body": body,
         "start": start,
         "end": end,
@@ -278,8 +278,20 @@ def event_json(account: Account, event: Event, view: View, pages_url: str) -> di
             else []
         ),
         "recurrence": recurrence_json(event) if event.is_master else None,
-        "attendees": graph.get("attendees", []),
-        "organizer": {"emailAddress": {"name": account.name, "address": account.email}},
+        "attendees": graph.get("attendees", [])
+        if not event.organizer
+        else [
+            {
+                "type": "required",
+                "status": _response_status(event),
+                "emailAddress": {"name": account.name, "address": account.email},
+            }
+        ],
+        "organizer": {
+            "emailAddress": {"name": event.organizer, "address": event.organizer}
+            if event.organizer
+            else {"name": account.name, "address": account.email}
+        },
         "onlineMeeting": {"joinUrl": event.online_url} if event.online_url else None,
     }
     if event.is_occurrence and event.original_start is not None:
@@ -329,3 +341,31 @@ def calendar_json(account: Account, calendar: Calendar) -> dict[str, Any]:
         "isRemovable": not calendar.primary,
         "owner": {"name": account.name, "address": account.email},
     }
+
+
+# The account's answer to an invitation, in Graph's words (responseStatus.response).
+GRAPH_RESPONSES = {
+    "accepted": "accepted",
+    "tentative": "tentativelyAccepted",
+    "declined": "declined",
+    "needsAction": "notResponded",
+}
+
+
+def _response_status(event: Event) -> dict[str, str]:
+    if not event.organizer:
+        return {"response": "organizer", "time": "0001-01-01T00:00:00Z"}
+    answered = event.response in {"accepted", "tentative", "declined"}
+    return {
+        "response": GRAPH_RESPONSES.get(event.response, "none"),
+        "time": stamp(event.updated) if answered else "0001-01-01T00:00:00Z",
+    }
+
+
+def _show_as(event: Event, graph: dict[str, Any]) -> str:
+    """free, tentative, busy, oof, workingElsewhere: how the time shows to others."""
+    if event.free:
+        return "free"
+    if event.organizer and event.response in {"tentative", "needsAction"}:
+        return "tentative"
+    return str(graph.get("showAs", "free" if event.all_day else "busy"))

@@ -76,6 +76,27 @@ def test_calendars_not_imported_and_cancelled_events_are_absent(
     assert titles(response) == ["Importé"]
 
 
+def test_invitations_declined_are_absent_and_maybe_or_free_ones_say_so(
+    learner_client, learner, make_calendar, make_event
+):
+    start = datetime(2027, 4, 8, 9, tzinfo=PARIS)
+    primary = make_calendar(learner)
+    make_event(primary, title="Refusée", start=start, response="declined")
+    make_event(primary, title="Peut-être", start=start, response="tentative")
+    make_event(primary, title="Sans réponse", start=start, response="needs_action")
+    make_event(primary, title="Acceptée", start=start, response="accepted")
+    make_event(primary, title="Libre", start=start, busy=False)
+
+    response = page(learner_client, view="week", date="2027-04-08")
+
+    assert sorted(titles(response)) == ["Acceptée", "Libre", "Peut-être", "Sans réponse"]
+    text = response.content.decode()
+    # Said in words, not by colour alone.
+    assert text.count('class="badge badge-tentative"') == 2
+    assert "Invitation sans réponse" in text
+    assert text.count('class="badge badge-free"') == 1
+
+
 def test_cancelled_formations_stay_visible_and_marked(learner_client, learner, make_formation):
     make_formation(title="Annulée", start=datetime(2027, 4, 8, 9, tzinfo=PARIS),
                    learners=(learner,), status="cancelled")  # fmt: skip

@@ -10,6 +10,7 @@ from django.test import Client
 
 from accounts.models import Profile
 from accounts.services import api_token_create
+from calendars.models import CalendarEvent
 from tests.calendars.client_helpers import error_of
 
 URL = "/api/calendar-integration/events"
@@ -79,6 +80,8 @@ def test_events_and_formations_in_their_json_shape(
             "calendar": "Agenda",
             "externalId": "salon-2027",
             "url": "https://calendar.example.com/salon-2027",
+            "response": None,
+            "busy": True,
         },
         {
             "id": f"formation-{formation.pk}",
@@ -90,6 +93,8 @@ def test_events_and_formations_in_their_json_shape(
             "calendar": None,
             "externalId": None,
             "url": f"http://testserver{formation.get_absolute_url()}",
+            "response": None,
+            "busy": True,
         },
         {
             "id": f"event-{timed.pk}",
@@ -101,8 +106,33 @@ def test_events_and_formations_in_their_json_shape(
             "calendar": "Travail",
             "externalId": "AAMk=",
             "url": "https://outlook.example.com/e/AAMk",
+            "response": None,
+            "busy": True,
         },
     ]
+
+
+def test_invitations_carry_the_learners_answer_and_declined_ones_are_left_out(
+    learner_client, learner, make_calendar, make_named_event
+):
+    calendar = make_calendar(learner)
+    start = datetime(2027, 4, 8, 12, tzinfo=UTC)
+    for name, response, busy in [
+        ("maybe", "tentative", True),
+        ("no", "declined", True),
+        ("unanswered", "needs_action", True),
+        ("free", "", False),
+    ]:
+        event = make_named_event(calendar, name, title=name, start=start)
+        CalendarEvent.objects.filter(pk=event.pk).update(response=response, busy=busy)
+
+    listed = {i["externalId"]: (i["response"], i["busy"]) for i in items(learner_client)}
+
+    assert listed == {
+        "maybe": ("tentative", True),
+        "unanswered": ("needs_action", True),
+        "free": (None, False),
+    }
 
 
 def test_provider_text_is_returned_as_is_and_unsafe_links_are_dropped(

@@ -65,9 +65,32 @@ def remote_event(item: Any) -> RemoteEvent | Removed | None:
         series_id=item.get("recurringEventId") or "",
         change_marker=item.get("etag") or "",
         html_link=item.get("htmlLink") or "",
+        response=_response(item),
+        busy=item.get("transparency") != "transparent",
         formation_marker=private.get(FORMATION_PROPERTY, ""),
         **times,
     )
+
+
+# Google's attendee responseStatus, in our words.
+GOOGLE_RESPONSES = {
+    "needsAction": "needs_action",
+    "accepted": "accepted",
+    "tentative": "tentative",
+    "declined": "declined",
+}
+
+
+def _response(item: dict[str, Any]) -> str:
+    """The learner's answer, from their own entry among the attendees (`self`), when someone
+    else organises the event; "" for their own events.
+    https://developers.google.com/calendar/api/v3/reference/events#attendees"""
+    if (item.get("organizer") or {}).get("self"):
+        return ""
+    for attendee in item.get("attendees") or []:
+        if isinstance(attendee, dict) and attendee.get("self") and not attendee.get("organizer"):
+            return GOOGLE_RESPONSES.get(str(attendee.get("responseStatus")), "needs_action")
+    return ""
 
 
 def event_body(formation: ExportedFormation) -> dict[str, Any]:

@@ -29,7 +29,7 @@ EXPORT_TRANSACTION_PREFIX = "formation-"
 EVENT_FIELDS = (
     "id,type,seriesMasterId,start,end,isAllDay,isCancelled,subject,location,onlineMeeting,"
     "onlineMeetingUrl,originalStartTimeZone,iCalUId,changeKey,webLink,transactionId,showAs,"
-    "responseStatus"
+    "responseStatus,isOrganizer"
 )
 
 
@@ -92,9 +92,29 @@ def remote_event(item: Any) -> RemoteEvent | Removed | None:
         series_id=item.get("seriesMasterId") or "",
         change_marker=item.get("changeKey") or "",
         html_link=item.get("webLink") or "",
+        response=_response(item),
+        busy=item.get("showAs") not in {"free", "workingElsewhere"},
         formation_marker=marker,
         **times,
     )
+
+
+# Graph's responseStatus.response, in our words ("organizer" and "none": the learner's own).
+GRAPH_RESPONSES = {
+    "notResponded": "needs_action",
+    "accepted": "accepted",
+    "tentativelyAccepted": "tentative",
+    "declined": "declined",
+}
+
+
+def _response(item: dict[str, Any]) -> str:
+    """The learner's answer when someone else organises the event (`isOrganizer` false).
+    https://learn.microsoft.com/graph/api/resources/responsestatus"""
+    if item.get("isOrganizer", True):
+        return ""
+    response = (item.get("responseStatus") or {}).get("response")
+    return GRAPH_RESPONSES.get(str(response), "needs_action")
 
 
 def _uid_of_transaction(transaction: str) -> str:

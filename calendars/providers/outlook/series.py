@@ -44,6 +44,7 @@ OWN = {
 SHARED = [
     "subject", "location", "isAllDay", "isCancelled", "showAs", "onlineMeeting",
     "onlineMeetingUrl", "iCalUId", "originalStartTimeZone", "webLink", "responseStatus",
+    "isOrganizer",
 ]  # fmt: skip
 
 

@@ -463,3 +463,42 @@ def test_a_calendar_really_emptied_is_emptied_when_a_second_listing_agrees(
     assert first.deleted == 0 and first.warnings
     assert second.deleted > 0 and not second.warnings
     assert imported_ids(calendar) == set()
+
+
+ANSWERS = {"needsAction": "needs_action", "accepted": "accepted", "tentative": "tentative",
+           "declined": "declined"}  # fmt: skip
+
+
+def _shown_busy(provider, event):
+    """Google: busy unless transparent. Graph: showAs, which is "free" for an event marked
+    so and, by default, for an all-day one, and "tentative" (busy) for an invitation not
+    firmly accepted."""
+    if event.free:
+        return False
+    if provider == "outlook" and event.all_day:
+        return bool(event.organizer) and event.response in {"tentative", "needsAction"}
+    return True
+
+
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_invitations_come_in_with_the_learners_answer_and_their_busy_time(
+    sandbox_settings, learner, provider
+):
+    _integration, calendar, account = _setup(sandbox_settings, learner, provider)
+
+    calendar_import(calendar=calendar)
+
+    remote = account.calendars[calendar.external_id].events
+    stored = {
+        e.external_id: (e.response, e.busy) for e in CalendarEvent.objects.filter(calendar=calendar)
+    }
+    expected = {
+        external_id: (
+            ANSWERS[remote[external_id].response] if remote[external_id].organizer else "",
+            _shown_busy(provider, remote[external_id]),
+        )
+        for external_id in stored
+    }
+    assert stored == expected
+    assert {response for response, _busy in stored.values()} == {"", *ANSWERS.values()}
+    assert {busy for _response, busy in stored.values()} == {True, False}
