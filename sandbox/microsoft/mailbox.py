@@ -11,9 +11,8 @@ from typing import Any
 
 from sandbox.microsoft.graph import Graph
 from sandbox.microsoft.identity import AccessToken
-from sandbox.microsoft.odata import odata
-from sandbox.microsoft.render import CALENDAR_PROPERTIES, View, calendar_json
-from sandbox.server import HTTPError, Request, Response
+from sandbox.microsoft.render import CALENDAR_PROPERTIES, View, calendar_json, selected
+from sandbox.server import Request, Response
 from sandbox.store import Account
 
 
@@ -54,17 +53,8 @@ class Mailbox:
 
 def _selected(request: Request) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """`$select` on calendars, as Graph honours it: the properties named, and `id`."""
-    fields = odata(request, "select")
-    if not fields:
+    names = selected(request, CALENDAR_PROPERTIES, "Calendar")
+    if names is None:
         return lambda data: data
-    names = {f.strip() for f in fields.split(",") if f.strip()}
-    unknown = names - CALENDAR_PROPERTIES
-    if unknown:
-        raise HTTPError(
-            400,
-            "RequestBroker--ParseUri",
-            f"Could not find a property named '{sorted(unknown)[0]}' on type "
-            "'Microsoft.OutlookServices.Calendar'.",
-        )
     keep = names | {"id"}
     return lambda data: {k: v for k, v in data.items() if k in keep}

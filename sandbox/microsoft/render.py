@@ -125,6 +125,24 @@ def _html_to_text(content: str) -> str:
     return re.sub(r"[ \t]+", " ", text).strip()
 
 
+def selected(request: Request, properties: set[str], type_name: str) -> set[str] | None:
+    """The properties `$select` names (None without it); an unknown one is refused as Graph
+    refuses it."""
+    fields = odata(request, "select")
+    if not fields:
+        return None
+    names = {f.strip() for f in fields.split(",") if f.strip()}
+    unknown = names - properties
+    if unknown:
+        raise HTTPError(
+            400,
+            "RequestBroker--ParseUri",
+            f"Could not find a property named '{sorted(unknown)[0]}' on type "
+            f"'Microsoft.OutlookServices.{type_name}'.",
+        )
+    return names
+
+
 def view_of(request: Request, *, select: bool = True, expand: bool = True) -> View:
     view = View(base=request.base_url)
     prefer = request.headers.get("prefer", "")
@@ -148,21 +166,10 @@ def view_of(request: Request, *, select: bool = True, expand: bool = True) -> Vi
         elif name == "odata.maxpagesize" and value.isdigit() and int(value) > 0:
             view.page_size = min(int(value), MAX_PAGE_SIZE)
             view.applied.append(f"odata.maxpagesize={view.page_size}")
-    fields = odata(request, "select")
-    if fields:
+    if odata(request, "select"):
         if not select:
             raise not_in_delta("select")
-        names = {f.strip() for f in fields.split(",") if f.strip()}
-        unknown = names - EVENT_PROPERTIES
-        if unknown:
-            raise HTTPError(
-                400,
-                "RequestBroker--ParseUri",
-                f"Could not find a property "
-                f"named '{sorted(unknown)[0]}' on type "
-                "'Microsoft.OutlookServices.Event'.",
-            )
-        view.select = names
+        view.select = selected(request, EVENT_PROPERTIES, "Event")
     expansion = odata(request, "expand")
     if expansion:
         if not expand:
