@@ -16,12 +16,14 @@ ACCOUNTS = {"google": "camille.durand@gmail.test", "outlook": "camille.durand@co
 
 
 class _ConsentForm(html.parser.HTMLParser):
-    """The action and hidden fields of the consent form (id="consent") of either provider."""
+    """The action, hidden fields and ticked scopes of the consent form (id="consent") of
+    either provider."""
 
     def __init__(self) -> None:
         super().__init__()
         self.action = ""
         self.fields: dict[str, str] = {}
+        self.grants: list[str] = []
         self._inside = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -30,6 +32,13 @@ class _ConsentForm(html.parser.HTMLParser):
             self._inside, self.action = True, attributes.get("action", "")
         elif self._inside and tag == "input" and attributes.get("type") == "hidden":
             self.fields[attributes["name"]] = attributes.get("value", "")
+        elif (
+            self._inside
+            and tag == "input"
+            and attributes.get("type") == "checkbox"
+            and "checked" in attributes  # Google's granular consent: a browser sends ticked ones
+        ):
+            self.grants.append(attributes.get("value", ""))
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
@@ -47,7 +56,7 @@ def consent(provider: str, auth_url: str, email: str) -> dict[str, str]:
     button = {"decision": "allow"} if provider == "google" else {"action": "accept"}
     answer = requests.post(
         urljoin(auth_url, form.action),
-        data={**form.fields, "account": email, **button},
+        data={**form.fields, "account": email, **button, "grant": form.grants},
         timeout=10,
         allow_redirects=False,
     )
