@@ -3,15 +3,16 @@ is scoped to that learner."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from calendars.models import CalendarIntegration, PushChannel
+from calendars.models import CalendarIntegration, PushChannel, SyncRun
 
 
 def learner_integration(user: Any, provider: str) -> CalendarIntegration:
@@ -47,3 +48,31 @@ def channels_due_for_renewal() -> list[int]:
             )
         )
     )
+
+
+@dataclass(frozen=True)
+class SyncState:
+    syncing: bool  # a sync is running, or was asked for and has not started yet
+    failed: bool  # the last sync that ended did not succeed
+
+
+def integrations_sync_state(*, user: Any, requested_since: datetime) -> dict[str, SyncState]:
+    """`user`'s integrations by provider, with the state of their syncs (a request older than
+    `requested_since` that never started counts as lost): one query."""
+    runs = SyncRun.objects.filter(integration=OuterRef("pk"))
+    last_error = runs.filter(finished_at__isnull=False).order_by("-finished_at", "-pk")
+    rows = (
+        CalendarIntegration.objects.filter(user=user)
+        .annotate(
+            running=Exists(runs.filter(finished_at__isnull=True)),
+            last_run_error=Subquery(last_error.values("error")[:1]),
+        )
+        .values_list("provider", "running", "sync_requested_at", "last_run_error")
+    )
+    return {
+        provider: SyncState(
+            syncing=running or (requested is not None and requested >= requested_since),
+            failed=bool(error),
+        )
+        for provider, running, requested, error in rows
+    }

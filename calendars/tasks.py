@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -124,6 +125,50 @@ def run_now(
         wait=settings.CALENDAR_EXPORT_LOCK_WAIT,
         on_pending=lambda: _send_again(integration_id, trigger),
     )
+
+
+def dispatch_in_background(integration_id: int, trigger: str) -> bool:
+    """A sync asked for by someone who does not wait for it (the calendar page's button): a
+    task for the workers, or, without a broker, a thread of this process, so that the request
+    answers at once. False when one is already asked for or running: nothing more is sent."""
+    if SyncRun.objects.filter(integration_id=integration_id, finished_at__isnull=True).exists():
+        return False
+    if not integration_sync_request(integration_id=integration_id):
+        return False
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        thread = threading.Thread(
+            target=_sync_in_thread, args=(integration_id, trigger), name="calendar-sync"
+        )
+        with _threads_lock:
+            _threads[:] = [t for t in _threads if t.is_alive()] + [thread]
+        transaction.on_commit(thread.start)
+    else:
+        transaction.on_commit(
+            lambda: sync_integration.apply_async((integration_id, trigger), {"requested": True})
+        )
+    return True
+
+
+_threads: list[threading.Thread] = []  # the background syncs of this process
+_threads_lock = threading.Lock()
+
+
+def _sync_in_thread(integration_id: int, trigger: str) -> None:
+    try:
+        sync_integration(integration_id, trigger, requested=True)
+    except Exception:
+        logger.exception("Background sync of integration %s failed", integration_id)
+    finally:
+        connection.close()  # the thread's own database session
+
+
+def wait_for_background_syncs(timeout: float = 60.0) -> None:
+    """Waits for the background syncs of this process to end (tests, commands)."""
+    with _threads_lock:
+        threads = list(_threads)
+    for thread in threads:
+        if thread.ident is not None:
+            thread.join(timeout)
 
 
 def _send_again(integration_id: int, trigger: str) -> None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -26,7 +28,7 @@ from calendars.errors import ProviderError, ReconnectRequired, Refused
 from calendars.forms import IntegrationSettingsForm
 from calendars.models import CalendarIntegration, FormationExport, SyncRun
 from calendars.providers.names import PROVIDERS
-from calendars.selectors import learner_integration
+from calendars.selectors import integrations_sync_state, learner_integration
 from calendars.services.connection import (
     integration_choose_calendars,
     integration_connect_finish,
@@ -37,8 +39,8 @@ from calendars.services.connection import (
 )
 from calendars.services.faults import provider_faults
 from calendars.services.lifecycle import integration_disconnect
-from calendars.sync.runs import formation_export
-from calendars.tasks import dispatch_sync, run_now
+from calendars.sync.runs import REQUEST_STALE_AFTER, formation_export
+from calendars.tasks import dispatch_in_background, dispatch_sync
 from formations.models import Formation
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,9 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
     )
     items = agenda_items(user=request.user, start=period.start, end=period.end)
     days = days_of(items, period.start, period.end)
+    state = integrations_sync_state(
+        user=request.user, requested_since=timezone.now() - REQUEST_STALE_AFTER
+    )
     try:
         import_now_url = reverse("calendars:import_now")
     except NoReverseMatch:  # until the import view exists
@@ -69,7 +74,11 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
         "agenda_days": [day for day in days if day.entries],
         "sources": sources(),
         "import_now_url": import_now_url,
-        "has_integrations": CalendarIntegration.objects.filter(user=request.user).exists(),
+        "has_integrations": bool(state),
+        "syncing": [PROVIDERS[n].title for n, s in sorted(state.items()) if s.syncing],
+        "sync_failed": [
+            PROVIDERS[n].title for n, s in sorted(state.items()) if s.failed and not s.syncing
+        ],
     }
     return render(request, "calendars/calendar.html", context)
 
@@ -91,55 +100,52 @@ def _provider_or_404(name: str) -> str:
 
 @require_POST
 def import_now(request: HttpRequest) -> HttpResponse:
-    """The calendar page's "Importer maintenant": every connected calendar, both ways, now."""
-    total = {"created": 0, "updated": 0, "deleted": 0}
-    problems, busy, imported = [], [], 0
-    for integration in (
+    """The calendar page's "Importer maintenant": a sync of every connected calendar, both
+    ways, sent to run in the background; the answer is immediate and the page, back on the
+    same view and date, updates itself when the run ends."""
+    back = _calendar_back(request.POST)
+    integrations = list(
         CalendarIntegration.objects.filter(user=request.user, import_enabled=True)
         .exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT)
         .defer("credentials")
-    ):
-        title = PROVIDERS[integration.provider].title
-        run = run_now(integration.pk, SyncRun.Trigger.MANUAL)
-        if run is None:
-            busy.append(title)
-        elif isinstance(run.failure, ReconnectRequired):
-            pass  # the banner on every page says so
-        elif run.failure is not None:
-            problems.append(title)
-        else:
-            imported += 1
-            for name in total:
-                total[name] += getattr(run, name)
-    if problems:
-        messages.error(
-            request,
-            _("L'import de %(providers)s n'a pas abouti. Réessayez dans un instant.")
-            % {"providers": ", ".join(problems)},
-        )
-        return redirect("calendars:calendar")
-    if busy:
-        messages.info(
-            request,
-            _("Une synchronisation de %(providers)s est déjà en cours : vos derniers changements "
-              "y seront pris en compte.") % {"providers": ", ".join(busy)},
-        )  # fmt: skip
-    if not imported and not busy:
+    )
+    if not integrations:
         messages.warning(
             request,
             _("Aucun agenda à importer : connectez ou reconnectez-en un dans les paramètres."),
         )
-        return redirect("calendars:calendar")
-    if imported:
-        messages.success(
+        return redirect(back)
+    started, running = [], []
+    for integration in integrations:
+        title = PROVIDERS[integration.provider].title
+        sent = dispatch_in_background(integration.pk, SyncRun.Trigger.MANUAL)
+        (started if sent else running).append(title)
+    if started:
+        messages.info(
             request,
-            _(
-                "Import terminé : %(created)d ajouté(s), %(updated)d modifié(s), "
-                "%(deleted)d supprimé(s)."
-            )
-            % total,
-        )
-    return redirect("calendars:calendar")
+            _("Synchronisation de %(providers)s lancée : le calendrier se met à jour dès "
+              "qu'elle se termine.") % {"providers": ", ".join(started)},
+        )  # fmt: skip
+    if running:
+        messages.info(
+            request,
+            _("Une synchronisation de %(providers)s est déjà en cours : vos derniers changements "
+              "y seront pris en compte.") % {"providers": ", ".join(running)},
+        )  # fmt: skip
+    return redirect(back)
+
+
+def _calendar_back(data: Any) -> str:
+    """The calendar page on the view and date the learner was on (checked: anything else is
+    the default view)."""
+    query = {}
+    if data.get("view") in VIEWS:
+        query["view"] = data["view"]
+    day = parse_day(data.get("date"))
+    if day is not None:
+        query["date"] = day.isoformat()
+    url = reverse("calendars:calendar")
+    return f"{url}?{urlencode(query)}" if query else url
 
 
 @never_cache  # it shows the private feed address

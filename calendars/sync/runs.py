@@ -136,11 +136,13 @@ def _rounds(
         integration = CalendarIntegration.objects.filter(pk=integration_id).first()
         if integration is None:
             return run
-        if full:
-            _clear_requested(integration_id)
         if integration.needs_reconnect or provider_sync_held(integration.provider):
+            if full:
+                _clear_requested(integration_id)
             return run
-        run = _run_once(integration, trigger, direction, formation_uids)
+        # A full round covers any request made before it: the mark is cleared once its run
+        # is recorded, so that someone asking meanwhile always sees one or the other.
+        run = _run_once(integration, trigger, direction, formation_uids, clear_request=full)
         if not _requested(integration_id):
             break
         # Asked for meanwhile: a full round covers whatever it was.
@@ -175,12 +177,16 @@ def _run_once(
     trigger: str,
     direction: str,
     formation_uids: set[str] | None,
+    *,
+    clear_request: bool = False,
 ) -> SyncRun:
     # Whatever run of this integration is still open was cut off (the lock is ours).
     SyncRun.objects.filter(integration=integration, finished_at__isnull=True).update(
         finished_at=timezone.now(), error=gettext("Interrompue avant la fin.")
     )
     run = SyncRun.objects.create(integration=integration, trigger=trigger, direction=direction)
+    if clear_request:
+        _clear_requested(integration.pk)
     imported, exported = ImportResult(), ExportResult()
     failure: ProviderError | None = None
     try:

@@ -42,3 +42,40 @@ def test_a_synced_change_appears_on_the_open_calendar_page(
     expect(page.get_by_text("Renommé dans Google Agenda")).to_be_visible()
     expect(page.get_by_role("status").filter(has_text="mis à jour")).to_have_count(1)
     assert navigations == []  # swapped in place: no reload, focus and scroll kept
+
+
+def test_import_now_answers_at_once_stays_on_the_view_and_updates_when_done(
+    page, sign_in, make_user, sandbox_settings, settings
+):
+    """ "Importer maintenant" sends the sync to the background: the learner is back on the
+    same week at once, told it runs (the button off meanwhile), and the calendar updates
+    itself when it ends."""
+    settings.CALENDAR_PAGE_REFRESH = 0.5
+    demo = make_user("demo", password="demo")
+    integration = connect(sandbox_settings, demo, "google")
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.CONNECT)
+    event = (
+        CalendarEvent.objects.filter(calendar__integration=integration, all_day=False)
+        .exclude(response=CalendarEvent.Response.DECLINED)
+        .order_by("start")
+        .last()
+    )
+    account = sandbox_settings.store.account(integration.account_email)
+    remote = account.calendars[event.calendar.external_id]
+    changed = remote.events[event.external_id]
+    changed.title = "Renommé avant l'import"
+    sandbox_settings.store.save(account, remote, changed)
+    sandbox_settings.add_fault("slow", endpoint="google.events.list", delay=1.5)
+    week = f"/calendar/?view=week&date={event.start:%Y-%m-%d}"
+
+    sign_in(demo, "demo")
+    page.goto(week)
+    page.get_by_role("button", name="Importer maintenant").click()
+
+    assert page.url.endswith(week)
+    expect(page.get_by_text("Synchronisation en cours… (Google Agenda)")).to_be_visible()
+    expect(page.get_by_role("button", name="Importer maintenant")).to_be_disabled()
+    expect(page.get_by_text("Renommé avant l'import")).to_be_visible(timeout=15_000)
+    expect(page.get_by_text("Synchronisation en cours")).to_have_count(0)
+    expect(page.get_by_role("button", name="Importer maintenant")).to_be_enabled()
+    tasks.wait_for_background_syncs()

@@ -508,8 +508,8 @@ def test_the_page_makes_a_fixed_number_of_queries(
 
 
 # Session, user, profile (time zone), the integrations to reconnect (banner), formations,
-# events, whether an integration exists, and the three aggregates of the page's version
-# (events, sync runs, formations) that its script compares to keep it current.
+# events, the integrations with the state of their syncs, and the three aggregates of the
+# page's version (events, sync runs, formations) that its script compares to keep it current.
 QUERIES = 10
 
 

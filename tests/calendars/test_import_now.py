@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from calendars.models import CalendarEvent
+from calendars import tasks
+from calendars.models import CalendarEvent, SyncRun
 from sandbox.store import Event, new_google_id
+from tests.calendars.calendar_helpers import LIST_ENDPOINT
 from tests.calendars.connect_helpers import connect
 
 pytestmark = pytest.mark.usefixtures("quick_retries")
@@ -25,44 +28,79 @@ def _sandbox_event(sandbox, integration, title):
     return event
 
 
-def test_import_now_brings_new_events_onto_the_calendar_page(
-    sandbox_settings, learner, learner_client
+@pytest.fixture
+def background(db):
+    """The button's syncs run in threads of this process (no broker in the tests): each test
+    waits for them before it ends, whatever happens."""
+    yield tasks.wait_for_background_syncs
+    tasks.wait_for_background_syncs()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_now_answers_at_once_and_the_sync_runs_in_the_background(
+    sandbox_settings, learner, learner_client, background
 ):
     integration = connect(sandbox_settings, learner, "google")
     _sandbox_event(sandbox_settings, integration, "<script>alert(1)</script> Réunion")
+    # The provider takes a while: the request does not wait for it.
+    sandbox_settings.add_fault("slow", endpoint=LIST_ENDPOINT["google"], delay=1.5)
 
-    response = learner_client.post(reverse("calendars:import_now"), follow=True)
+    response = learner_client.post(
+        reverse("calendars:import_now"), {"view": "week", "date": "2027-04-08"}
+    )
 
-    assert response.redirect_chain[-1][0] == reverse("calendars:calendar")
-    assert "Import terminé" in response.text
+    assert response.status_code == 302
+    assert response["Location"] == reverse("calendars:calendar") + "?view=week&date=2027-04-08"
+    assert not SyncRun.objects.filter(finished_at__isnull=False).exists()  # not waited for
+    page = learner_client.get(response["Location"])
+    assert "Synchronisation de Google Agenda lancée" in page.text
+    assert "Synchronisation en cours… (Google Agenda)" in page.text
+    assert re.search(r'<button type="submit" class="button button-secondary" disabled>', page.text)
+    again = learner_client.post(reverse("calendars:import_now"), follow=True)
+    assert "Une synchronisation de Google Agenda est déjà en cours" in again.text
+
+    background()
+
+    run = SyncRun.objects.get(trigger=SyncRun.Trigger.MANUAL)
+    assert run.finished_at is not None and run.error == ""
     assert CalendarEvent.objects.filter(calendar__integration=integration).exists()
-    week = learner_client.get(reverse("calendars:calendar"), {"view": "agenda"})
-    assert "&lt;script&gt;alert(1)&lt;/script&gt; Réunion" in week.text
-    assert "<script>alert(1)</script>" not in week.text
+    agenda = learner_client.get(reverse("calendars:calendar"), {"view": "agenda"})
+    assert "Synchronisation en cours" not in agenda.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Réunion" in agenda.text
+    assert "<script>alert(1)</script>" not in agenda.text
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_change_made_at_the_provider_appears_after_the_next_import(
-    sandbox_settings, learner, learner_client
+    sandbox_settings, learner, learner_client, background
 ):
     integration = connect(sandbox_settings, learner, "google")
     event = _sandbox_event(sandbox_settings, integration, "Avant")
     learner_client.post(reverse("calendars:import_now"))
+    background()
     account = sandbox_settings.store.account(integration.account_email)
     event.title = "Après"
     sandbox_settings.store.save(account, account.primary, event)
 
     learner_client.post(reverse("calendars:import_now"))
+    background()
 
     assert CalendarEvent.objects.get(external_id=event.id).title == "Après"
 
 
-def test_import_now_reports_a_provider_failure(sandbox_settings, learner, learner_client):
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_import_is_said_on_the_calendar_page(
+    sandbox_settings, learner, learner_client, background
+):
     connect(sandbox_settings, learner, "outlook")
     sandbox_settings.add_fault("unavailable", endpoint="graph.delta", times=0)
-    response = learner_client.post(reverse("calendars:import_now"), follow=True)
-    assert [str(m) for m in response.context["messages"]] == [
-        "L'import de Outlook n'a pas abouti. Réessayez dans un instant."
-    ]
+
+    learner_client.post(reverse("calendars:import_now"))
+    background()
+
+    page = learner_client.get(reverse("calendars:calendar"))
+    assert "La dernière synchronisation de Outlook n'a pas abouti" in page.text
+    assert "503" not in page.text  # the technical detail stays in the admin
 
 
 def test_api_import_returns_the_counts(sandbox_settings, learner, learner_client):
@@ -98,10 +136,21 @@ def test_api_import_of_a_revoked_grant_is_409(sandbox_settings, learner, learner
 
 
 def test_import_now_with_nothing_to_import_says_so(sandbox_settings, learner, learner_client):
+    """And the learner stays where they were."""
     integration = connect(sandbox_settings, learner, "google")
     integration.status = "needs_reconnect"
     integration.save()
-    response = learner_client.post(reverse("calendars:import_now"), follow=True)
+    response = learner_client.post(
+        reverse("calendars:import_now"), {"view": "agenda", "date": "2027-01-04"}, follow=True
+    )
     assert [str(m) for m in response.context["messages"]] == [
         "Aucun agenda à importer : connectez ou reconnectez-en un dans les paramètres."
     ]
+    assert response.redirect_chain[-1][0].endswith("?view=agenda&date=2027-01-04")
+
+
+def test_a_view_or_date_that_is_not_one_comes_back_to_the_default(learner, learner_client):
+    response = learner_client.post(
+        reverse("calendars:import_now"), {"view": "<x>", "date": "2027-13-40"}
+    )
+    assert response["Location"] == reverse("calendars:calendar")
