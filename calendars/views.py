@@ -12,8 +12,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calendars.agenda import (
     VIEWS,
@@ -38,7 +39,7 @@ from calendars.services.connection import (
     integration_update_settings,
 )
 from calendars.services.faults import provider_faults
-from calendars.services.lifecycle import integration_disconnect
+from calendars.services.lifecycle import integration_disconnect, integration_disconnect_plan
 from calendars.sync.runs import REQUEST_STALE_AFTER, formation_export
 from calendars.tasks import dispatch_in_background, dispatch_sync
 from formations.models import Formation
@@ -302,15 +303,59 @@ def export_formation(request: HttpRequest, provider: str, pk: int) -> HttpRespon
     return redirect(formation)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def disconnect(request: HttpRequest, provider: str) -> HttpResponse:
+    """GET: what disconnecting will do, to confirm (a page, so that it works without
+    JavaScript). POST: done, and said."""
     integration = learner_integration(request.user, _provider_or_404(provider))
-    integration_disconnect(
+    title = PROVIDERS[provider].title
+    if request.method == "GET":
+        exported, events = integration_disconnect_plan(integration=integration)
+        context = {
+            "integration": integration,
+            "provider": provider,
+            "title": title,
+            "exported": exported,
+            "events": events,
+            "tab": "calendars",
+        }
+        return render(request, "calendars/disconnect.html", context)
+    done = integration_disconnect(
         integration=integration, remove_exported=request.POST.get("remove_exported") == "on"
     )
+    parts = [_("ses identifiants sont effacés")]
+    if done.revoked:
+        parts.append(_("l'accès est retiré chez %(provider)s") % {"provider": title})
+    if done.forgotten:
+        parts.append(
+            ngettext(
+                "%(count)d événement importé est effacé d'ici",
+                "%(count)d événements importés sont effacés d'ici",
+                done.forgotten,
+            )
+            % {"count": done.forgotten}
+        )
+    if done.removed:
+        parts.append(
+            ngettext(
+                "%(count)d formation est retirée de votre agenda",
+                "%(count)d formations sont retirées de votre agenda",
+                done.removed,
+            )
+            % {"count": done.removed}
+        )
+    if done.left:
+        parts.append(
+            ngettext(
+                "%(count)d formation reste dans votre agenda, sans plus être tenue à jour",
+                "%(count)d formations restent dans votre agenda, sans plus être tenues à jour",
+                done.left,
+            )
+            % {"count": done.left}
+        )
     messages.success(
         request,
-        _("%(provider)s est déconnecté : ses identifiants sont effacés.")
-        % {"provider": PROVIDERS[provider].title},
+        _("%(provider)s est déconnecté : %(what)s.")
+        % {"provider": title, "what": " ; ".join(parts)},
     )
     return redirect("settings_calendars")

@@ -52,8 +52,9 @@ class OAuthClient(ABC):
         credentials to store (refresh tokens may have rotated)."""
 
     @abstractmethod
-    def revoke(self, credentials: dict[str, Any]) -> None:
-        """Withdraws the grant at the provider where it can (Google); best effort."""
+    def revoke(self, credentials: dict[str, Any]) -> bool:
+        """Withdraws the grant at the provider where it can (Google); best effort. True when
+        the provider confirmed it."""
 
 
 class CalendarClient(ABC):

@@ -4,11 +4,12 @@ the exported formations back out of the learner's calendar."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from django.views.decorators.debug import sensitive_variables
 
 from calendars.errors import ProviderError, UndecryptableError
-from calendars.models import CalendarIntegration
+from calendars.models import CalendarEvent, CalendarIntegration, FormationExport
 from calendars.providers import get_provider
 from calendars.push import integration_channels_stop
 from calendars.sync.exporting import integration_export_remove_all
@@ -17,26 +18,57 @@ logger = logging.getLogger(__name__)
 
 
 @sensitive_variables()
+@dataclass(frozen=True)
+class Disconnected:
+    """What disconnecting did, for the message the learner gets."""
+
+    removed: int  # formations taken out of the learner's calendar
+    left: int  # formations left there, no longer kept up to date
+    forgotten: int  # imported events erased from this site
+    revoked: bool  # the grant revoked at the provider (Microsoft has no way to)
+
+
+def integration_disconnect_plan(*, integration: CalendarIntegration) -> tuple[int, int]:
+    """(formations in the learner's calendar, events imported from it): what disconnecting
+    concerns, for the confirmation page."""
+    exported = (
+        integration.exports.filter(create_sent=True)
+        .exclude(state=FormationExport.State.REMOVED)
+        .count()
+    )
+    events = CalendarEvent.objects.filter(calendar__integration=integration).count()
+    return exported, events
+
+
 def integration_disconnect(
     *, integration: CalendarIntegration, remove_exported: bool = False
-) -> None:
+) -> Disconnected:
     """Closes the push channels, revokes the grant where the provider allows it, then erases
     the credentials; with `remove_exported`, takes the exported formations out of the
     learner's calendar first (best effort: the learner wants out whatever the provider
     says)."""
+    exported, forgotten = integration_disconnect_plan(integration=integration)
     integration_channels_stop(integration=integration)
+    removed = 0
     if remove_exported:
         try:
-            integration_export_remove_all(integration=integration)
+            removed = integration_export_remove_all(integration=integration).deleted
         except ProviderError as error:
             logger.warning(
                 "Removing exports of integration %s failed: %s", integration.pk, error.message
             )
     provider = get_provider(integration.provider)
+    revoked = False
     try:
-        provider.oauth.revoke(integration.get_credentials())
+        revoked = provider.oauth.revoke(integration.get_credentials())
     except UndecryptableError:
         logger.warning("Integration %s: credentials unreadable, not revoked", integration.pk)
     except ProviderError as error:  # the learner wants out: never keep them connected
         logger.warning("Revocation failed for integration %s: %s", integration.pk, error.message)
     integration.delete()
+    return Disconnected(
+        removed=removed,
+        left=exported - removed,
+        forgotten=forgotten,
+        revoked=revoked,
+    )

@@ -3,6 +3,8 @@ a click or a reload."""
 
 from __future__ import annotations
 
+import pytest
+from django.db import connection
 from playwright.sync_api import expect
 
 from calendars import tasks
@@ -50,6 +52,10 @@ def test_import_now_answers_at_once_stays_on_the_view_and_updates_when_done(
     """ "Importer maintenant" sends the sync to the background: the learner is back on the
     same week at once, told it runs (the button off meanwhile), and the calendar updates
     itself when it ends."""
+    if connection.vendor != "postgresql":
+        # The sync's thread writes while the live server's threads read: SQLite's shared
+        # in-memory test database locks whole tables for that and refuses at once.
+        pytest.skip("a background sync beside a live server needs PostgreSQL; .ci/run runs it")
     settings.CALENDAR_PAGE_REFRESH = 0.5
     demo = make_user("demo", password="demo")
     integration = connect(sandbox_settings, demo, "google")

@@ -38,3 +38,31 @@ def test_learner_connects_a_calendar_through_the_consent_page(
         "est connecté"
     )
     assert CalendarIntegration.objects.get(user=demo, provider=provider).account_email == account
+
+
+def test_disconnecting_says_what_will_happen_then_what_was_done(
+    page, sign_in, make_user, sandbox_settings, make_formation
+):
+    from calendars.sync.exporting import integration_export
+    from tests.calendars.connect_helpers import connect
+
+    demo = make_user("demo", password="demo")
+    integration = connect(sandbox_settings, demo, "google")
+    make_formation(learners=(demo,))
+    integration_export(integration=integration)
+    sign_in(demo, "demo")
+    page.goto("/settings/calendars/")
+
+    page.locator("#integration-google").get_by_role("link", name="Déconnecter…").click()
+
+    expect(page.get_by_role("heading", name="Déconnecter Google Agenda ?")).to_be_visible()
+    expect(page.get_by_text("La formation ajoutée à votre agenda Google Agenda")).to_be_visible()
+    assert CalendarIntegration.objects.filter(pk=integration.pk).exists()  # not yet
+    page.get_by_label("les y laisser (elles ne seront plus tenues à jour)").check()
+    page.get_by_role("button", name="Déconnecter Google Agenda").click()
+
+    expect(page).to_have_url(re.compile("/settings/calendars/$"))
+    expect(page.locator(".messages")).to_contain_text(
+        "1 formation reste dans votre agenda, sans plus être tenue à jour"
+    )
+    assert not CalendarIntegration.objects.filter(pk=integration.pk).exists()

@@ -188,17 +188,22 @@ def test_disconnect_offers_to_take_the_exported_formations_back(
     kept = make_formation(learners=(learner,))
     integration_export(integration=integration)
     remote = _remote(sandbox_settings, integration)
-    page = learner_client.get(reverse("settings_calendars")).content.decode()
-    assert "Retirer de cet agenda la formation qui y a été ajoutée" in page
+    url = reverse("settings_calendar_disconnect", args=["google"])
+    assert url in learner_client.get(reverse("settings_calendars")).content.decode()
+    confirm = learner_client.get(url).content.decode()  # a page that says what will happen
+    assert "La formation ajoutée à votre agenda Google Agenda" in confirm
+    assert "les retirer de mon agenda" in confirm and "les y laisser" in confirm
+    assert CalendarIntegration.objects.exists()  # nothing done by looking
 
-    learner_client.post(reverse("settings_calendar_disconnect", args=["google"]))  # unticked
+    done = learner_client.post(url, {"remove_exported": "off"}, follow=True)
 
     assert not CalendarIntegration.objects.exists()
     one_event(remote, kept, "google")
+    assert "1 formation reste dans votre agenda, sans plus être tenue à jour" in done.text
+    assert "l&#x27;accès est retiré chez Google Agenda" in done.text
 
     integration = connect(sandbox_settings, learner, "google")
     integration_export(integration=integration)
-    learner_client.post(
-        reverse("settings_calendar_disconnect", args=["google"]), {"remove_exported": "on"}
-    )
+    done = learner_client.post(url, {"remove_exported": "on"}, follow=True)
     assert events_of(remote, kept, "google") == []
+    assert "1 formation est retirée de votre agenda" in done.text

@@ -184,10 +184,10 @@ class GoogleOAuth(OAuthClient):
         }
         return Grant(stored, google_credentials.token, expires_at)
 
-    def revoke(self, credentials: dict[str, Any]) -> None:
+    def revoke(self, credentials: dict[str, Any]) -> bool:
         token = credentials.get("refresh_token") or credentials.get("token")
         if not token:
-            return
+            return False
         try:
             response = requests.post(
                 settings.GOOGLE_REVOKE_URI,
@@ -197,9 +197,11 @@ class GoogleOAuth(OAuthClient):
             )
         except requests.RequestException as error:
             logger.warning("Google revocation failed: %s", type(error).__name__)
-            return
+            return False
         if response.status_code not in (200, 400):  # 400: already revoked or expired
             logger.warning("Google revocation answered %s", response.status_code)
+            return False
+        return True
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -128,8 +128,9 @@ class OutlookOAuth(OAuthClient):
         stored = {"cache": cache.serialize()} if cache.has_state_changed else dict(credentials)
         return Grant(stored, result["access_token"], _expiry(result))
 
-    def revoke(self, credentials: dict[str, Any]) -> None:
+    def revoke(self, credentials: dict[str, Any]) -> bool:
         """Microsoft has no per-application revocation endpoint: erasing the cache is all."""
+        return False
 
 
 # What the operator must do, by the AADSTS code that refused the application's credentials
