@@ -145,6 +145,10 @@ def test_revoked_grant_marks_needs_reconnect_and_keeps_choices(
     page = learner_client.get(reverse("formations:list"))
     assert "a été retiré ou a expiré" in page.text
     assert reverse("calendars:connect", args=[provider]) in page.text
+    # Said once where the learner acts on it: the card, not a banner above it as well.
+    settings_page = learner_client.get(reverse("settings_calendars")).text
+    assert settings_page.count("a été retiré ou a expiré") == 1
+    assert settings_page.count(f'action="{reverse("calendars:connect", args=[provider])}"') == 1
     # No more calls until the learner reconnects: the provider is not asked again.
     sandbox_settings.reset_counters()
     with pytest.raises(ReconnectRequired):
