@@ -38,9 +38,8 @@ def test_learner_picks_calendars_to_import_and_the_one_receiving_formations(
     holidays = integration.calendars.get(can_edit=False)
     page = learner_client.get(reverse("settings_calendars"))
     assert "Équipe projet" in page.text
-    assert f'value="{holidays.pk}" aria-labelledby="cal-{holidays.pk} export-google" disabled' in (
-        page.text
-    )
+    labelled = f'aria-labelledby="cal-{holidays.pk} export-{holidays.pk}" disabled'
+    assert f'value="{holidays.pk}" {labelled}' in page.text
 
     response = learner_client.post(
         reverse("settings_calendar_update", args=["google"]),
