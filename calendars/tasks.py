@@ -65,7 +65,9 @@ def dispatch_propagation(formation_uid: str, learner_id: int | None = None) -> N
     sends what the transaction gathered, the others find it sent."""
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
-        propagate_formation.delay(formation_uid, learner_ids=_learners(learner_id))
+        propagate_formation.delay(
+            formation_uid, learner_ids=None if learner_id is None else [learner_id]
+        )
         return
     outermost = connection.atomic_blocks[0]
     pending = getattr(connection, "_formation_propagations", None)
@@ -92,10 +94,6 @@ class _Changes(dict[str, set[int] | None]):
         for formation_uid, learners in self.items():
             ids = None if learners is None else sorted(learners)
             propagate_formation.delay(formation_uid, learner_ids=ids)
-
-
-def _learners(learner_id: int | None) -> list[int] | None:
-    return None if learner_id is None else [learner_id]
 
 
 def dispatch_push_sync(integration_id: int) -> None:

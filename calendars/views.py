@@ -326,33 +326,24 @@ def disconnect(request: HttpRequest, provider: str) -> HttpResponse:
     parts = [_("ses identifiants sont effacés")]
     if done.revoked:
         parts.append(_("l'accès est retiré chez %(provider)s") % {"provider": title})
-    if done.forgotten:
-        parts.append(
-            ngettext(
-                "%(count)d événement importé est effacé d'ici",
-                "%(count)d événements importés sont effacés d'ici",
-                done.forgotten,
-            )
-            % {"count": done.forgotten}
-        )
-    if done.removed:
-        parts.append(
-            ngettext(
-                "%(count)d formation est retirée de votre agenda",
-                "%(count)d formations sont retirées de votre agenda",
-                done.removed,
-            )
-            % {"count": done.removed}
-        )
-    if done.left:
-        parts.append(
-            ngettext(
-                "%(count)d formation reste dans votre agenda, sans plus être tenue à jour",
-                "%(count)d formations restent dans votre agenda, sans plus être tenues à jour",
-                done.left,
-            )
-            % {"count": done.left}
-        )
+    counted = [
+        (done.forgotten, ngettext(
+            "%(count)d événement importé est effacé d'ici",
+            "%(count)d événements importés sont effacés d'ici",
+            done.forgotten,
+        )),
+        (done.removed, ngettext(
+            "%(count)d formation est retirée de votre agenda",
+            "%(count)d formations sont retirées de votre agenda",
+            done.removed,
+        )),
+        (done.left, ngettext(
+            "%(count)d formation reste dans votre agenda, sans plus être tenue à jour",
+            "%(count)d formations restent dans votre agenda, sans plus être tenues à jour",
+            done.left,
+        )),
+    ]  # fmt: skip
+    parts += [text % {"count": count} for count, text in counted if count]
     messages.success(
         request,
         _("%(provider)s est déconnecté : %(what)s.")

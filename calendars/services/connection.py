@@ -140,17 +140,12 @@ def integration_connect_finish(
     with transaction.atomic():
         CalendarIntegration.objects.get_or_create(user=user, provider=provider_name)
         integration = lock_rows(CalendarIntegration.objects).get(user=user, provider=provider_name)
-        _store_grant(integration, grant)
-        if provider.oauth.missing_scopes(grant.scopes):
-            # Connected, but told at once what is missing, with a button that asks for it.
-            integration.status = CalendarIntegration.Status.NEEDS_RECONNECT
-            integration.reconnect_reason = MISSING_SCOPE
-            integration.last_error = "The calendar list permission was not granted."
-            integration.last_error_at = timezone.now()
-            integration.save(update_fields=[
-                "status", "reconnect_reason", "last_error", "last_error_at", "updated_at",
-            ])  # fmt: skip
-            return integration
+        # A permission left unticked: connected, but told at once what is missing, with a
+        # button that asks for it; no listing that could only be refused.
+        missing = bool(provider.oauth.missing_scopes(grant.scopes))
+        _store_grant(integration, grant, missing_permission=missing)
+    if missing:
+        return integration
     try:
         integration_refresh_calendars(integration=integration)
     except ProviderError as error:  # connected all the same; listed again on the next visit
@@ -201,17 +196,26 @@ def _service_unavailable(provider_name: str) -> Refused:
 
 
 @sensitive_variables("grant")
-def _store_grant(integration: CalendarIntegration, grant: Any) -> None:
+def _store_grant(
+    integration: CalendarIntegration, grant: Any, *, missing_permission: bool = False
+) -> None:
+    now = timezone.now()
     integration.account_email = grant.account_email
     integration.account_name = grant.account_name
     integration.scopes = grant.scopes
     integration.set_credentials(grant.credentials)
     integration.token_expires_at = grant.expires_at
-    integration.status = CalendarIntegration.Status.CONNECTED
-    integration.reconnect_reason = ""
-    integration.last_error = ""
-    integration.last_error_at = None
-    integration.connected_at = timezone.now()
+    integration.connected_at = now
+    if missing_permission:
+        integration.status = CalendarIntegration.Status.NEEDS_RECONNECT
+        integration.reconnect_reason = MISSING_SCOPE
+        integration.last_error = "The calendar list permission was not granted."
+        integration.last_error_at = now
+    else:
+        integration.status = CalendarIntegration.Status.CONNECTED
+        integration.reconnect_reason = ""
+        integration.last_error = ""
+        integration.last_error_at = None
     integration.save()
 
 

@@ -34,12 +34,12 @@ def _probe_delay() -> timedelta:
 
 def provider_fault_record(*, provider: str, error: AppCredentialsRejected) -> None:
     """The provider refused the application's credentials: hold its syncs."""
-    now = timezone.now()
+    now, fingerprint = timezone.now(), _fingerprint(provider)
     fault, created = ProviderFault.objects.get_or_create(
         provider=provider,
         defaults={
             "detail": error.message,
-            "secret_fingerprint": _fingerprint(provider),
+            "secret_fingerprint": fingerprint,
             "probe_at": now + _probe_delay(),
         },
     )
@@ -48,8 +48,8 @@ def provider_fault_record(*, provider: str, error: AppCredentialsRejected) -> No
         return
     fault.detail = error.message
     fault.probe_at = now + _probe_delay()
-    if fault.secret_fingerprint != _fingerprint(provider):  # refused again, with new ones
-        fault.secret_fingerprint = _fingerprint(provider)
+    if fault.secret_fingerprint != fingerprint:  # refused again, with other credentials
+        fault.secret_fingerprint = fingerprint
         fault.detected_at = now
     fault.save()
 

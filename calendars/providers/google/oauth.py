@@ -165,9 +165,10 @@ class GoogleOAuth(OAuthClient):
         try:
             google_credentials.refresh(_Request())
         except google.auth.exceptions.RefreshError as error:
-            if _refresh_error(error) in APP_ERRORS:
+            refused = _refresh_error(error)
+            if refused in APP_ERRORS:
                 raise AppCredentialsRejected(APP_REFUSED) from None
-            if _refresh_error(error) == "invalid_grant":
+            if refused == "invalid_grant":
                 raise ReconnectRequired(
                     "Google: the authorization was revoked or expired."
                 ) from None
