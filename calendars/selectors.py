@@ -12,7 +12,7 @@ from django.db.models import Exists, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from calendars.models import CalendarIntegration, PushChannel, SyncRun
+from calendars.models import CalendarIntegration, FormationExport, PushChannel, SyncRun
 
 
 def learner_integration(user: Any, provider: str) -> CalendarIntegration:
@@ -76,3 +76,13 @@ def integrations_sync_state(*, user: Any, requested_since: datetime) -> dict[str
         )
         for provider, running, requested, error in rows
     }
+
+
+def integration_formations_in_calendar(*, integration: CalendarIntegration) -> int:
+    """How many formations this site wrote to the learner's calendar and still keeps there
+    (those the learner deleted there are not counted)."""
+    return (
+        integration.exports.filter(create_sent=True)
+        .exclude(state=FormationExport.State.REMOVED)
+        .count()
+    )

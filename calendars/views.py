@@ -29,7 +29,11 @@ from calendars.errors import ProviderError, ReconnectRequired, Refused
 from calendars.forms import IntegrationSettingsForm
 from calendars.models import CalendarIntegration, FormationExport, SyncRun
 from calendars.providers.names import PROVIDERS
-from calendars.selectors import integrations_sync_state, learner_integration
+from calendars.selectors import (
+    integration_formations_in_calendar,
+    integrations_sync_state,
+    learner_integration,
+)
 from calendars.services.connection import (
     integration_choose_calendars,
     integration_connect_finish,
@@ -39,7 +43,11 @@ from calendars.services.connection import (
     integration_update_settings,
 )
 from calendars.services.faults import provider_faults
-from calendars.services.lifecycle import integration_disconnect, integration_disconnect_plan
+from calendars.services.lifecycle import (
+    integration_disconnect,
+    integration_disconnect_plan,
+    integration_formations_withdraw,
+)
 from calendars.sync.runs import REQUEST_STALE_AFTER, formation_export
 from calendars.tasks import dispatch_in_background, dispatch_sync
 from formations.models import Formation
@@ -173,6 +181,7 @@ def settings_calendars(request: HttpRequest) -> HttpResponse:
             "integration": integrations.get(name),
             "form": IntegrationSettingsForm.for_integration(integrations.get(name)),
             "exported": exported.get(name, 0),
+            "target": _export_target(integrations.get(name)),
             "last_run": integrations[name].sync_runs.first() if name in integrations else None,
             # The provider refuses the application itself: the operator's to fix, not shown.
             "unavailable": name in faults,
@@ -180,6 +189,13 @@ def settings_calendars(request: HttpRequest) -> HttpResponse:
         for name, provider in PROVIDERS.items()
     ]
     return render(request, "calendars/settings.html", {"cards": cards, "tab": "calendars"})
+
+
+def _export_target(integration: CalendarIntegration | None) -> Any:
+    """The calendar that receives the formations, from the prefetched ones."""
+    if integration is None:
+        return None
+    return next((c for c in integration.calendars.all() if c.is_export_target), None)
 
 
 @require_POST
@@ -232,6 +248,7 @@ def update_settings(request: HttpRequest, provider: str) -> HttpResponse:
     form = IntegrationSettingsForm(request.POST, prefix=integration.provider)
     if not form.is_valid():
         return redirect("settings_calendars")
+    was_adding = integration.export_enabled
     integration_update_settings(integration=integration, **form.cleaned_data)
     if integration.calendars.exists():
         try:
@@ -246,6 +263,68 @@ def update_settings(request: HttpRequest, provider: str) -> HttpResponse:
             return redirect("settings_calendars")
     dispatch_sync(integration.pk, SyncRun.Trigger.SETTINGS)
     messages.success(request, _("Vos réglages de synchronisation sont enregistrés."))
+    if (
+        was_adding
+        and not integration.export_enabled
+        and integration_formations_in_calendar(integration=integration)
+    ):
+        # Those already in the calendar stay unless the learner says otherwise: ask.
+        return redirect("settings_calendar_withdraw", provider)
+    return redirect("settings_calendars")
+
+
+@require_http_methods(["GET", "POST"])
+def withdraw_formations(request: HttpRequest, provider: str) -> HttpResponse:
+    """After "Ajouter mes formations" is turned off: those already in the learner's calendar
+    can be taken out (POST) or left there, kept up to date (the page's other link)."""
+    integration = learner_integration(request.user, _provider_or_404(provider))
+    title = PROVIDERS[provider].title
+    if request.method == "GET":
+        count = integration_formations_in_calendar(integration=integration)
+        if not count:
+            return redirect("settings_calendars")
+        context = {
+            "integration": integration,
+            "provider": provider,
+            "title": title,
+            "count": count,
+            "tab": "calendars",
+        }
+        return render(request, "calendars/withdraw.html", context)
+    try:
+        done = integration_formations_withdraw(integration=integration)
+    except ReconnectRequired:
+        messages.error(request, _("L'accès à ce calendrier a été retiré : reconnectez-le."))
+        return redirect("settings_calendars")
+    if done.busy:
+        messages.warning(
+            request,
+            _("Une synchronisation de %(provider)s est en cours : réessayez dans un instant.")
+            % {"provider": title},
+        )
+        return redirect("settings_calendar_withdraw", provider)
+    if done.removed:
+        messages.success(
+            request,
+            ngettext(
+                "%(count)d formation est retirée de votre agenda %(provider)s.",
+                "%(count)d formations sont retirées de votre agenda %(provider)s.",
+                done.removed,
+            )
+            % {"count": done.removed, "provider": title},
+        )
+    if done.left:
+        messages.warning(
+            request,
+            ngettext(
+                "%(count)d formation n'a pas pu être retirée de votre agenda %(provider)s : "
+                "réessayez plus tard.",
+                "%(count)d formations n'ont pas pu être retirées de votre agenda %(provider)s : "
+                "réessayez plus tard.",
+                done.left,
+            )
+            % {"count": done.left, "provider": title},
+        )
     return redirect("settings_calendars")
 
 

@@ -47,6 +47,11 @@ urlpatterns = [
         name="settings_calendar_refresh",
     ),
     path(
+        "settings/calendars/<str:provider>/withdraw",
+        calendars_views.withdraw_formations,
+        name="settings_calendar_withdraw",
+    ),
+    path(
         "settings/calendars/<str:provider>/disconnect",
         calendars_views.disconnect,
         name="settings_calendar_disconnect",

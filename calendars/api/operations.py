@@ -36,7 +36,7 @@ from calendars.services.connection import (
     integration_redirect_uri,
     integration_update_settings,
 )
-from calendars.services.lifecycle import integration_disconnect
+from calendars.services.lifecycle import integration_disconnect, integration_formations_withdraw
 from calendars.sync.runs import formation_export
 from calendars.tasks import dispatch_sync, run_now
 from formations.models import Formation
@@ -95,15 +95,29 @@ def integrations(request: HttpRequest) -> list[IntegrationOut]:
 
 
 @router.put(
-    "/integrations/{type}/settings", response={200: IntegrationOut, **ERRORS}, by_alias=True
+    "/integrations/{type}/settings",
+    response={200: IntegrationOut, **ERRORS, 409: ErrorOut},
+    by_alias=True,
 )
-def update_settings(request: HttpRequest, type: str, payload: SettingsIn) -> IntegrationOut:
+def update_settings(
+    request: HttpRequest, type: str, payload: SettingsIn, removeExported: bool = False
+) -> IntegrationOut:
+    """Only the choices sent are changed. Turning `export` off adds no formation any more and
+    leaves those already in the calendar, kept up to date; with `?removeExported=true` they
+    are taken out (`formationsInCalendar` says how many are left)."""
     integration = integration_update_settings(
         integration=_integration(request, type),
         import_enabled=payload.import_,
         export_enabled=payload.export,
         sync_enabled=payload.sync,
     )
+    withdraw = removeExported and not integration.export_enabled
+    if withdraw and integration_formations_withdraw(integration=integration).busy:
+        raise ApiError(
+            409,
+            "sync_in_progress",
+            _("Une synchronisation de ce calendrier est en cours : réessayez dans un instant."),
+        )
     dispatch_sync(integration.pk, SyncRun.Trigger.SETTINGS)
     return IntegrationOut.of(integration)
 

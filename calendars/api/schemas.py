@@ -17,6 +17,7 @@ from calendars.agenda import (
     parse_day,
 )
 from calendars.models import CalendarIntegration, SyncRun
+from calendars.selectors import integration_formations_in_calendar
 
 
 class AuthUrlOut(Schema):
@@ -63,8 +64,18 @@ class IntegrationOut(Schema):
     account_name: str = Field(serialization_alias="accountName")
     status: str
     import_: bool = Field(serialization_alias="import")
-    export: bool
+    export: bool = Field(
+        description=(
+            "true: every formation the learner is enrolled in is added to the calendar that "
+            "receives formations and kept up to date. false: only those added one by one "
+            "(export-formation), kept up to date too."
+        )
+    )
     sync: bool
+    formations_in_calendar: int = Field(
+        serialization_alias="formationsInCalendar",
+        description="How many formations this site wrote to the learner's calendar and keeps.",
+    )
     scopes: list[str]
     connected_at: datetime = Field(serialization_alias="connectedAt")
     last_sync_at: datetime | None = Field(serialization_alias="lastSyncAt")
@@ -81,6 +92,7 @@ class IntegrationOut(Schema):
             import_=integration.import_enabled,
             export=integration.export_enabled,
             sync=integration.sync_enabled,
+            formations_in_calendar=integration_formations_in_calendar(integration=integration),
             scopes=integration.scopes,
             connected_at=integration.connected_at,
             last_sync_at=integration.last_synced_at,

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from django.views.decorators.debug import sensitive_variables
 
 from calendars.errors import ProviderError, UndecryptableError
-from calendars.models import CalendarEvent, CalendarIntegration, FormationExport
+from calendars.models import CalendarEvent, CalendarIntegration
 from calendars.providers import get_provider
 from calendars.push import integration_channels_stop
+from calendars.selectors import integration_formations_in_calendar
 from calendars.sync.exporting import integration_export_remove_all
 
 logger = logging.getLogger(__name__)
@@ -31,13 +32,29 @@ class Disconnected:
 def integration_disconnect_plan(*, integration: CalendarIntegration) -> tuple[int, int]:
     """(formations in the learner's calendar, events imported from it): what disconnecting
     concerns, for the confirmation page."""
-    exported = (
-        integration.exports.filter(create_sent=True)
-        .exclude(state=FormationExport.State.REMOVED)
-        .count()
-    )
+    exported = integration_formations_in_calendar(integration=integration)
     events = CalendarEvent.objects.filter(calendar__integration=integration).count()
     return exported, events
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """What taking the formations out of the learner's calendar did."""
+
+    removed: int
+    left: int  # not taken out (a provider failure): still there, and kept up to date
+    busy: bool  # a sync of this integration held it: nothing was done
+
+
+def integration_formations_withdraw(*, integration: CalendarIntegration) -> Withdrawn:
+    """Takes every formation this site wrote out of the learner's calendar, once they turned
+    off "Ajouter mes formations" and chose to. Those the provider would not remove stay
+    there, kept up to date as if the learner had added them: asking again retries them."""
+    before = integration_formations_in_calendar(integration=integration)
+    result = integration_export_remove_all(integration=integration)
+    if result.busy:
+        return Withdrawn(removed=0, left=before, busy=True)
+    return Withdrawn(removed=result.deleted, left=max(0, before - result.deleted), busy=False)
 
 
 def integration_disconnect(

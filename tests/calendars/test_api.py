@@ -232,7 +232,7 @@ def test_integration_list_holds_no_secret(learner_client, learner, make_user, sa
     ]
     assert set(body[0]) == {
         "type", "accountEmail", "accountName", "status", "import", "export", "sync",
-        "scopes", "connectedAt", "lastSyncAt", "lastError", "lastRun",
+        "scopes", "connectedAt", "lastSyncAt", "lastError", "lastRun", "formationsInCalendar",
     }  # fmt: skip
     assert body[0]["lastRun"] is None
     issued = sandbox_settings.google.issued_tokens() | sandbox_settings.microsoft.issued_tokens()

@@ -123,7 +123,7 @@ def test_the_formation_page_button_adds_it_to_the_calendar(
     one_event(_remote(sandbox_settings, integration), formation, provider)
     page = response.content.decode()
     assert f"La formation est dans votre agenda {label}." in page
-    assert f"Dans votre agenda {label}, tenue à jour automatiquement." in page
+    assert f"Dans votre agenda {label}, ajoutée à votre demande et tenue à jour" in page
 
 
 def test_the_formation_page_offers_to_add_again_what_the_learner_removed(
@@ -150,6 +150,27 @@ def test_the_export_button_refuses_other_learners_formations_and_get(
                                       args=["google", mine.pk])).status_code == 405  # fmt: skip
     url = reverse("calendars:export_formation", args=["nope", mine.pk])
     assert learner_client.post(url).status_code == 404
+
+
+def test_the_formation_page_says_what_the_add_my_formations_setting_means(
+    learner_client, sandbox_settings, learner, make_formation
+):
+    integration = connect(sandbox_settings, learner, "google")
+    formation = make_formation(learners=(learner,))
+    page = learner_client.get(formation.get_absolute_url()).text
+    # On, before the sync has written it: it will be, and the button does it now.
+    assert "Toutes vos formations sont ajoutées à votre agenda Google" in page
+    assert "Ajouter à mon agenda Google" in page
+    integration_export(integration=integration)
+    page = learner_client.get(formation.get_absolute_url()).text
+    assert "Dans votre agenda Google, avec toutes vos formations, tenue à jour" in page
+    assert "Ajouter à mon agenda Google" not in page
+
+    CalendarIntegration.objects.update(export_enabled=False)
+    other = make_formation(learners=(learner,))
+    page = learner_client.get(other.get_absolute_url()).text
+    assert "Vos formations ne sont pas ajoutées automatiquement à votre agenda Google" in page
+    assert "Ajouter à mon agenda Google" in page
 
 
 def test_without_a_calendar_the_formation_page_invites_to_connect_one(
@@ -207,3 +228,129 @@ def test_disconnect_offers_to_take_the_exported_formations_back(
     done = learner_client.post(url, {"remove_exported": "on"}, follow=True)
     assert events_of(remote, kept, "google") == []
     assert "1 formation est retirée de votre agenda" in done.text
+
+
+def test_the_card_says_what_add_my_formations_does_and_names_the_settings_plainly(
+    learner_client, sandbox_settings, learner, make_formation
+):
+    integration = connect(sandbox_settings, learner, "outlook")
+    make_formation(learners=(learner,))
+    make_formation(learners=(learner,))
+    integration_export(integration=integration)
+    target = integration.calendars.get(is_export_target=True).name
+    page = learner_client.get(reverse("settings_calendars")).text
+    for label in ("Importer mes événements", "Ajouter mes formations",
+                  "Synchronisation automatique"):  # fmt: skip
+        assert f">{label}</label>" in page
+    assert f"Toutes vos formations sont ajoutées à « {target} » et tenues à jour." in page
+    assert "2 formations y sont aujourd'hui." in page
+
+    CalendarIntegration.objects.update(export_enabled=False)
+    page = learner_client.get(reverse("settings_calendars")).text
+    assert f"ne sont pas ajoutées automatiquement : ajoutez-en une à « {target} »" in page
+
+    integration.calendars.update(is_export_target=False)
+    page = learner_client.get(reverse("settings_calendars")).text
+    assert "Aucun de vos calendriers ne reçoit les formations" in page
+
+
+def _settings(integration, **choices):
+    """The card's form as the learner sends it: `choices`, and the calendars as they are."""
+    provider = integration.provider
+    data = {f"{provider}-{name}": "on" for name, on in choices.items() if on}
+    calendars = integration.calendars.all()
+    data[f"{provider}-import_calendars"] = [c.pk for c in calendars if c.import_enabled]
+    data[f"{provider}-export_calendar"] = [c.pk for c in calendars if c.is_export_target]
+    return reverse("settings_calendar_update", args=[provider]), data
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_turning_add_my_formations_off_offers_to_take_them_out(
+    learner_client, sandbox_settings, learner, make_formation, provider
+):
+    integration = connect(sandbox_settings, learner, provider)
+    first = make_formation(learners=(learner,))
+    second = make_formation(learners=(learner,))
+    integration_export(integration=integration)
+    remote = _remote(sandbox_settings, integration)
+    url, data = _settings(integration, import_enabled=True, sync_enabled=True)
+    withdraw = reverse("settings_calendar_withdraw", args=[provider])
+
+    response = learner_client.post(url, data)
+
+    assert response["Location"] == withdraw
+    integration.refresh_from_db()
+    assert not integration.export_enabled
+    assert integration.calendars.filter(is_export_target=True).exists()
+    page = learner_client.get(withdraw).text
+    assert "Retirer les 2 formations déjà dans votre agenda" in page
+    assert "Les laisser dans mon agenda" in page
+    one_event(remote, first, provider)  # nothing done by looking
+
+    done = learner_client.post(withdraw, follow=True)
+
+    assert events_of(remote, first, provider) == events_of(remote, second, provider) == []
+    assert "2 formations sont retirées de votre agenda" in done.text
+    assert not FormationExport.objects.exists()
+    # Nothing left to take out: the page sends back to the settings.
+    assert learner_client.get(withdraw)["Location"] == reverse("settings_calendars")
+
+
+def test_formations_left_in_the_calendar_stay_up_to_date_and_no_new_one_is_added(
+    learner_client, sandbox_settings, learner, make_formation
+):
+    integration = connect(sandbox_settings, learner, "google")
+    kept = make_formation(learners=(learner,))
+    integration_export(integration=integration)
+    remote = _remote(sandbox_settings, integration)
+    url, data = _settings(integration, import_enabled=True, sync_enabled=True)
+    learner_client.post(url, data)  # off; the learner then follows "Les laisser"
+
+    kept.title = "Nouveau titre"
+    kept.save()
+    new = make_formation(learners=(learner,))
+    integration_export(integration=integration)
+
+    assert one_event(remote, kept, "google").title == "Nouveau titre"
+    assert events_of(remote, new, "google") == []
+
+
+def test_turning_it_off_with_nothing_in_the_calendar_asks_nothing(
+    learner_client, sandbox_settings, learner
+):
+    integration = connect(sandbox_settings, learner, "google")
+    url, data = _settings(integration, import_enabled=True)
+    assert learner_client.post(url, data)["Location"] == reverse("settings_calendars")
+
+
+def test_the_withdraw_page_is_the_learners_own(
+    client, make_user, sandbox_settings, learner, make_formation
+):
+    integration = connect(sandbox_settings, learner, "google")
+    make_formation(learners=(learner,))
+    integration_export(integration=integration)
+    other = make_user("other")
+    client.force_login(other)
+    url = reverse("settings_calendar_withdraw", args=["google"])
+    assert client.get(url).status_code == 404
+    assert client.post(url).status_code == 404
+    assert FormationExport.objects.filter(create_sent=True).count() == 1
+
+
+def test_api_turning_export_off_can_take_the_formations_out(
+    client, sandbox_settings, learner, make_formation, bearer
+):
+    integration = connect(sandbox_settings, learner, "outlook")
+    formation = make_formation(learners=(learner,))
+    integration_export(integration=integration)
+    remote = _remote(sandbox_settings, integration)
+    path = f"{BASE}/integrations/outlook/settings"
+
+    off = call(client, "put", path, {"export": False}, **bearer)
+    assert off.status_code == 200, off.content
+    assert (off.json()["export"], off.json()["formationsInCalendar"]) == (False, 1)
+    one_event(remote, formation, "outlook")
+
+    out = call(client, "put", f"{path}?removeExported=true", {"export": False}, **bearer)
+    assert out.json()["formationsInCalendar"] == 0
+    assert events_of(remote, formation, "outlook") == []
