@@ -133,18 +133,20 @@ def _days_of(start: datetime, end: datetime, zone: tzinfo) -> tuple[date, date]:
 
 
 def agenda_items(
-    *, user: Any, start: date, end: date, zone: tzinfo | None = None
+    *, user: Any, start: date, end: date, zone: tzinfo | None = None, shown_only: bool = False
 ) -> list[AgendaItem]:
     """The learner's formations (those they are enrolled in) and imported events (of the
     calendars they import, not cancelled) that overlap the days [start, end) in `zone` (by
     default the active one), in display order: by first day, items spanning days first, then
-    by start time and title.
+    by start time and title. With `shown_only`, the events of the calendars the learner hid
+    on the calendar page are left out.
 
     Two queries, whatever the number of items.
     """
     zone = zone or timezone.get_current_timezone()
     since, until = day_start(start, zone), day_start(end, zone)
-    items = [*_formations(user, since, until, zone), *_events(user, start, end, zone)]
+    events = _events(user, start, end, zone, shown_only)
+    items = [*_formations(user, since, until, zone), *events]
     items.sort(key=lambda i: (i.first_day, not i.spans_days, i.start, i.title.casefold(), i.key))
     return items
 
@@ -176,16 +178,18 @@ def _formations(user: Any, since: datetime, until: datetime, zone: tzinfo) -> li
     return items
 
 
-def _events(user: Any, start: date, end: date, zone: tzinfo) -> list[AgendaItem]:
+def _events(user: Any, start: date, end: date, zone: tzinfo, shown_only: bool) -> list[AgendaItem]:
     since, until = day_start(start, zone), day_start(end, zone)
     timed = Q(all_day=False, start__lt=until, end__gt=since)
     # All-day events are the provider's dates, shown on those days in every zone.
     all_day = Q(all_day=True, start_date__lt=end, end_date__gt=start)
+    shown = {"calendar__shown": True} if shown_only else {}
     rows = (
         CalendarEvent.objects.filter(
             calendar__integration__user=user,
             calendar__integration__import_enabled=True,
             calendar__import_enabled=True,
+            **shown,
             start__lt=until + _ZONE_SLACK,
             end__gt=since - _ZONE_SLACK,
         )

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from calendars.crypto import EncryptedTextField, UndecryptableText
 from calendars.errors import UndecryptableError
@@ -142,6 +143,8 @@ class Calendar(models.Model):
     can_edit = models.BooleanField(_("modifiable"), default=False)
     import_enabled = models.BooleanField(_("importé"), default=False)
     is_export_target = models.BooleanField(_("reçoit les formations"), default=False)
+    # The learner's choice on the calendar page: its events are imported either way.
+    shown = models.BooleanField(_("affiché dans le calendrier"), default=True)
     # Import state: Google's nextSyncToken or Graph's deltaLink once a full import ended; during
     # one, the page to resume from (pageToken / nextLink) and the generation it marks.
     sync_token = models.TextField(blank=True)
@@ -313,7 +316,7 @@ class SyncRun(models.Model):
         PUSH = "push", _("Notification du fournisseur")
         PERIODIC = "periodic", _("Périodique")
         RETRY = "retry", _("Nouvel essai après un échec")
-        CONNECT = "connect", _("Connexion")
+        CONNECT = "connect", pgettext_lazy("sync trigger", "Connexion")
         SETTINGS = "settings", _("Réglages modifiés")
         FORMATION = "formation", _("Formation modifiée")
         ADMIN = "admin", _("Équipe d'assistance")

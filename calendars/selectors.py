@@ -12,7 +12,13 @@ from django.db.models import Exists, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from calendars.models import CalendarIntegration, FormationExport, PushChannel, SyncRun
+from calendars.models import (
+    Calendar,
+    CalendarIntegration,
+    FormationExport,
+    PushChannel,
+    SyncRun,
+)
 
 
 def learner_integration(user: Any, provider: str) -> CalendarIntegration:
@@ -86,3 +92,24 @@ def integration_formations_in_calendar(*, integration: CalendarIntegration) -> i
         .exclude(state=FormationExport.State.REMOVED)
         .count()
     )
+
+
+@dataclass(frozen=True)
+class ShownCalendar:
+    pk: int
+    provider: str
+    name: str
+    shown: bool
+
+
+def calendars_on_page(*, user: Any) -> list[ShownCalendar]:
+    """The calendars whose events the calendar page can show (those `user` imports), by
+    provider then name, with whether the learner shows them: one query."""
+    rows = (
+        Calendar.objects.filter(
+            integration__user=user, integration__import_enabled=True, import_enabled=True
+        )
+        .order_by("integration__provider", "-is_primary", "name", "pk")
+        .values_list("pk", "integration__provider", "name", "shown")
+    )
+    return [ShownCalendar(*row) for row in rows]

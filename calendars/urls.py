@@ -8,6 +8,7 @@ app_name = "calendars"
 urlpatterns = [
     path("", views.calendar_page, name="calendar"),
     path("import/", views.import_now, name="import_now"),
+    path("shown/", views.show_calendars, name="show_calendars"),
     path("version", views.calendar_version, name="version"),
     path("connect/<str:provider>/", views.connect, name="connect"),
     path("export/<str:provider>/<int:pk>/", views.export_formation, name="export_formation"),

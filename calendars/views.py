@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calendars.agenda import (
+    FORMATION,
     VIEWS,
     agenda_items,
     calendar_stamp,
@@ -30,11 +31,13 @@ from calendars.forms import IntegrationSettingsForm
 from calendars.models import CalendarIntegration, FormationExport, SyncRun
 from calendars.providers.names import PROVIDERS
 from calendars.selectors import (
+    calendars_on_page,
     integration_formations_in_calendar,
     integrations_sync_state,
     learner_integration,
 )
 from calendars.services.connection import (
+    calendars_show,
     integration_choose_calendars,
     integration_connect_finish,
     integration_connect_start,
@@ -64,11 +67,12 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
     period = period_of(
         view if view in VIEWS else "month", parse_day(request.GET.get("date")) or today
     )
-    items = agenda_items(user=request.user, start=period.start, end=period.end)
+    items = agenda_items(user=request.user, start=period.start, end=period.end, shown_only=True)
     days = days_of(items, period.start, period.end)
     state = integrations_sync_state(
         user=request.user, requested_since=timezone.now() - REQUEST_STALE_AFTER
     )
+    calendars = calendars_on_page(user=request.user)
     try:
         import_now_url = reverse("calendars:import_now")
     except NoReverseMatch:  # until the import view exists
@@ -81,7 +85,10 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
         "days": days,
         "weeks": [days[i : i + 7] for i in range(0, len(days), 7)],
         "agenda_days": [day for day in days if day.entries],
-        "sources": sources(),
+        # The legend: formations, and the providers connected (each calendar is listed
+        # under its provider, to show or hide).
+        "sources": [s for s in sources() if s.name == FORMATION or s.name in state],
+        "calendars": calendars,
         "import_now_url": import_now_url,
         "has_integrations": bool(state),
         "syncing": [PROVIDERS[n].title for n, s in sorted(state.items()) if s.syncing],
@@ -142,6 +149,14 @@ def import_now(request: HttpRequest) -> HttpResponse:
               "y seront pris en compte.") % {"providers": ", ".join(running)},
         )  # fmt: skip
     return redirect(back)
+
+
+@require_POST
+def show_calendars(request: HttpRequest) -> HttpResponse:
+    """The calendar page's "Calendriers affichés": the calendars ticked are shown, the others
+    hidden (remembered), and the learner is back on the same view and date."""
+    calendars_show(user=request.user, shown=_ids(request.POST.getlist("shown")))
+    return redirect(_calendar_back(request.POST))
 
 
 def _calendar_back(data: Any) -> str:

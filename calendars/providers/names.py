@@ -7,14 +7,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 
 @dataclass(frozen=True)
 class ProviderInfo:
     name: str  # the key in URLs, the API and the database
-    title: str  # shown to people
+    label: str  # shown to people, translated by `title` ("Google Agenda" is Google Calendar)
     module: str  # the package whose `provider` implements it
     client_settings: tuple[str, ...]  # the settings that must be set for it to be offered
+
+    @property
+    def title(self) -> str:
+        """The provider's name in the active language."""
+        return gettext(self.label)
 
     def is_configured(self) -> bool:
         """Whether client credentials are set (else the provider shows as unavailable)."""
@@ -24,10 +30,10 @@ class ProviderInfo:
 PROVIDERS: dict[str, ProviderInfo] = {
     info.name: info
     for info in (
-        ProviderInfo("google", "Google Agenda", "calendars.providers.google",
+        ProviderInfo("google", gettext_noop("Google Agenda"), "calendars.providers.google",
                      ("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET")),
         ProviderInfo("outlook", "Outlook", "calendars.providers.outlook",
                      ("OUTLOOK_CLIENT_ID", "OUTLOOK_CLIENT_SECRET")),
     )
 }  # fmt: skip
-PROVIDER_CHOICES = [(name, info.title) for name, info in PROVIDERS.items()]
+PROVIDER_CHOICES = [(name, gettext_lazy(info.label)) for name, info in PROVIDERS.items()]

@@ -292,6 +292,14 @@ def integration_choose_calendars(
             Calendar.objects.filter(pk=target.pk).update(is_export_target=True)
 
 
+def calendars_show(*, user: Any, shown: set[int]) -> None:
+    """Shows the calendars of `shown` on `user`'s calendar page and hides their others (their
+    events stay imported)."""
+    mine = Calendar.objects.filter(integration__user=user)
+    mine.filter(pk__in=shown).exclude(shown=True).update(shown=True)
+    mine.exclude(pk__in=shown).exclude(shown=False).update(shown=False)
+
+
 def integration_update_settings(
     *,
     integration: CalendarIntegration,

@@ -387,7 +387,7 @@ def test_the_legend_names_each_source_and_each_item_says_its_source(
     for view in ("month", "week", "agenda"):
         text = page(learner_client, view=view, date="2027-04-08").text
 
-        legend = re.search(r'<div class="calendar-legend">.*?</div>', text, re.S).group(0)
+        legend = re.search(r'<div class="calendar-legend">.*?</ul>', text, re.S).group(0)
         assert '<p id="legend-title" class="legend-title">Légende</p>' in legend
         assert re.findall(r'<li class="source-(\w+)">.*?</span>([^<]+)</li>', legend) == [
             ("formation", "Formation"),
@@ -401,6 +401,85 @@ def test_the_legend_names_each_source_and_each_item_says_its_source(
             "Google Agenda",
             "Outlook",
         ]
+
+
+def test_the_legend_lists_only_the_providers_connected(
+    learner_client, learner, make_calendar, make_event
+):
+    legend = r'<ul aria-labelledby="legend-title">.*?</ul>'
+    text = page(learner_client).text
+    assert re.findall(r'class="source-(\w+)"', re.search(legend, text, re.S).group(0)) == [
+        "formation"
+    ]
+    assert "Calendriers affichés" not in text  # nothing to show or hide
+    make_calendar(learner, provider="outlook")
+    text = page(learner_client).text
+    assert re.findall(r'class="source-(\w+)"', re.search(legend, text, re.S).group(0)) == [
+        "formation",
+        "outlook",
+    ]
+
+
+def _shown_boxes(text: str) -> dict[str, bool]:
+    form = re.search(r'<form[^>]*class="shown-calendars".*?</form>', text, re.S).group(0)
+    boxes = re.findall(
+        r'<li class="source-(\w+)">\s*<input type="checkbox" name="shown" value="\d+" '
+        r'id="(shown-\d+)"( checked)?>\s*<label for="\2">.*?</span>([^<]+)</label>',
+        form,
+        re.S,
+    )
+    return {f"{provider}:{name}": bool(checked) for provider, _, checked, name in boxes}
+
+
+def test_a_calendar_hidden_on_the_page_stays_hidden_and_imported(
+    learner_client, learner, make_calendar, make_event, bearer
+):
+    start = datetime(2027, 4, 8, 9, tzinfo=PARIS)
+    work = make_calendar(learner, name="Travail", external_id="work")
+    home = make_calendar(learner, name="Maison", external_id="home")
+    teams = make_calendar(learner, provider="outlook", name="Équipe")
+    make_calendar(learner, name="Pas importé", external_id="off", import_enabled=False)
+    for calendar in (work, home, teams):
+        make_event(calendar, start=start, title=f"Chez {calendar.name}")
+    text = page(learner_client, view="week", date="2027-04-08").text
+    assert _shown_boxes(text) == {
+        "google:Maison": True,
+        "google:Travail": True,
+        "outlook:Équipe": True,
+    }
+
+    response = learner_client.post(
+        reverse("calendars:show_calendars"),
+        {"shown": [str(work.pk), str(teams.pk)], "view": "week", "date": "2027-04-08"},
+    )
+
+    assert response["Location"] == f"{URL}?view=week&date=2027-04-08"
+    for view in ("week", "month", "agenda"):  # remembered, whatever the view
+        shown = page(learner_client, view=view, date="2027-04-08")
+        assert sorted(titles(shown)) == ["Chez Travail", "Chez Équipe"]
+    assert _shown_boxes(shown.text)["google:Maison"] is False
+    assert home.events.count() == 1  # hidden, not forgotten
+    # Another client of the API sees every imported event: the choice is the page's.
+    api = learner_client.get(
+        "/api/calendar-integration/events", {"start": "2027-04-08", "end": "2027-04-09"}
+    )
+    assert len(api.json()) == 3
+
+    learner_client.post(reverse("calendars:show_calendars"), {"shown": [str(home.pk)]})
+    assert titles(page(learner_client, view="week", date="2027-04-08")) == ["Chez Maison"]
+
+
+def test_showing_calendars_touches_only_the_learners_own(client, make_user, learner, make_calendar):
+    mine = make_calendar(learner)
+    other = make_user("other")
+    theirs = make_calendar(other)
+    client.force_login(other)
+    client.post(reverse("calendars:show_calendars"), {"shown": [str(mine.pk)]})
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert mine.shown is True  # untouched: not theirs
+    assert theirs.shown is False  # their own, not in the list: hidden
+    assert client.get(reverse("calendars:show_calendars")).status_code == 405
 
 
 def test_a_busy_day_in_the_month_links_to_its_week(
@@ -508,9 +587,10 @@ def test_the_page_makes_a_fixed_number_of_queries(
 
 
 # Session, user, profile (time zone), the integrations to reconnect (banner), formations,
-# events, the integrations with the state of their syncs, and the three aggregates of the
-# page's version (events, sync runs, formations) that its script compares to keep it current.
-QUERIES = 10
+# events, the integrations with the state of their syncs, the calendars to show or hide, and
+# the three aggregates of the page's version (events, sync runs, formations) that its script
+# compares to keep it current.
+QUERIES = 11
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client, db):
