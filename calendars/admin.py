@@ -8,6 +8,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -120,7 +122,8 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
             "<li>{} — {} ({}) : +{} ~{} −{} {}</li>",
             (
                 (
-                    run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    # In the staff member's zone, as the admin's other dates.
+                    date_format(timezone.localtime(run.started_at), "SHORT_DATETIME_FORMAT"),
                     run.get_trigger_display(),
                     run.get_direction_display(),
                     run.created,

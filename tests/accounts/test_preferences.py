@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.urls import reverse
 
-from accounts.models import Profile
+from accounts.forms import grouped_time_zones
+from accounts.models import Profile, time_zone_choices
 
 
 def test_default_language_is_french_even_for_english_browsers(client, db):
@@ -90,3 +93,34 @@ def test_language_menu_names_each_language_in_itself(client, db):
     page = client.get(reverse("login"))
     assert '<option value="en" lang="en">English</option>' in page.text
     assert '<option value="fr" lang="fr" selected>Français</option>' in page.text
+
+
+def test_time_zones_are_grouped_common_ones_first_each_once_with_its_offset():
+    winter = grouped_time_zones(datetime(2027, 1, 15, tzinfo=UTC))
+    summer = grouped_time_zones(datetime(2027, 7, 15, tzinfo=UTC))
+    labels = [str(label) for label, _ in winter]
+    assert labels[0] == "Fuseaux courants"
+    assert labels[1:4] == ["Europe", "Afrique", "Amériques"]
+    assert labels[-1] == "Autres fuseaux"
+    common = dict(winter[0][1])
+    assert list(common)[:2] == ["Europe/Paris", "Europe/Brussels"]
+    assert common["Europe/Paris"] == "Paris (UTC+01:00)"
+    assert dict(summer[0][1])["Europe/Paris"] == "Paris (UTC+02:00)"
+    regions = dict(winter)
+    americas = dict(next(zones for label, zones in winter if str(label) == "Amériques"))
+    assert americas["America/Argentina/Buenos_Aires"] == "Argentina › Buenos Aires (UTC−03:00)"
+    names = [name for _, zones in winter for name, _ in zones]
+    assert len(names) == len(set(names))  # each zone once
+    assert set(names) == {name for name, _ in time_zone_choices()}
+    assert "Europe/Paris" not in dict(next(z for label, z in regions.items() if label == "Europe"))
+
+
+def test_the_settings_page_offers_the_grouped_zones_and_a_search(learner_client):
+    page = learner_client.get(reverse("settings")).text
+    assert '<optgroup label="Fuseaux courants">' in page
+    assert page.index('<optgroup label="Fuseaux courants">') < page.index(
+        '<optgroup label="Europe">'
+    )
+    assert '<option value="Europe/Paris" selected>Paris (UTC+0' in page
+    assert 'data-search-label="Rechercher un fuseau (ville ou région)"' in page
+    assert "js/zone-search.js" in page

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.urls import reverse
 
+from accounts.models import Profile
 from calendars import tasks
 from calendars.models import CalendarIntegration, SyncRun
 from tests.calendars.client_helpers import messages_of
@@ -212,3 +215,20 @@ def test_sync_history_is_read_only_for_staff(sandbox_settings, learner, staff_cl
     assert run.error == "" and run.created > 0
     delete = reverse("admin:calendars_syncrun_delete", args=[run.pk])
     assert staff_client.post(delete, {"post": "yes"}).status_code == 403
+
+
+def test_the_admin_shows_times_in_the_staff_members_zone_and_says_which(
+    staff_client, staff, integrations
+):
+    Profile.objects.update_or_create(user=staff, defaults={"time_zone": "America/Montreal"})
+    integration = integrations[0]
+    started = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)  # 07:00 in Montreal
+    SyncRun.objects.create(integration=integration, trigger="manual", direction="both",
+                           started_at=started, finished_at=started)  # fmt: skip
+    SyncRun.objects.filter(integration=integration).update(started_at=started)
+
+    page = staff_client.get(_change_url(integration)).text
+
+    assert "Heures affichées dans le fuseau America/Montreal" in page
+    assert "10/01/2027 07:00" in page
+    assert "10/01/2027 12:00" not in page
