@@ -17,7 +17,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.db.models import Count, Max, Q
 from django.utils import timezone
-from django.utils.formats import time_format
+from django.utils.formats import date_format, time_format
 from django.utils.translation import gettext as _
 
 from accounts.models import Profile
@@ -26,13 +26,14 @@ from calendars.providers.names import PROVIDERS
 from formations.models import Formation
 
 FORMATION = "formation"
-View = Literal["month", "week", "agenda"]
-VIEWS: tuple[View, ...] = ("month", "week", "agenda")
+View = Literal["month", "week", "day", "agenda"]
+VIEWS: tuple[View, ...] = ("month", "week", "day", "agenda")
 AGENDA_DAYS = 30
 # Dates outside these bounds are refused: their neighbours and UTC instants must stay valid.
 MIN_DAY = date(1900, 1, 1)
 MAX_DAY = date(2999, 12, 31)
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_KEY = re.compile(r"(formation|event)-([1-9][0-9]{0,17})")
 # An all-day event's stored midnights are in its own zone, up to 26 hours from the learner's;
 # the coarse instant filter on them (which the indexes serve) is widened by this much.
 _ZONE_SLACK = timedelta(days=2)
@@ -76,6 +77,11 @@ class AgendaItem:
     def end_day(self) -> date:
         """The day after the last one: all-day ends are exclusive, as providers give them."""
         return self.last_day + timedelta(days=1)
+
+    @property
+    def full_when(self) -> str:
+        """Its days and times in words, for screen readers and its details."""
+        return time_range(self)
 
     @property
     def source_label(self) -> str:
@@ -151,49 +157,43 @@ def agenda_items(
     return items
 
 
-def _formations(user: Any, since: datetime, until: datetime, zone: tzinfo) -> list[AgendaItem]:
-    rows = (
-        Formation.objects.for_learner(user)
-        .filter(start__lt=until, end__gt=since)
-        .only("pk", "title", "start", "end", "location", "status")
+def _formation_rows(user: Any) -> Any:
+    return Formation.objects.for_learner(user).only(
+        "pk", "title", "start", "end", "location", "status"
     )
-    items = []
-    for formation in rows:
-        first, last = _days_of(formation.start, formation.end, zone)
-        items.append(
-            AgendaItem(
-                key=f"formation-{formation.pk}",
-                source=FORMATION,
-                title=formation.title,
-                start=timezone.localtime(formation.start, zone),
-                end=timezone.localtime(formation.end, zone),
-                all_day=False,
-                first_day=first,
-                last_day=last,
-                location=formation.location,
-                url=formation.get_absolute_url(),
-                cancelled=formation.is_cancelled,
-            )
-        )
-    return items
 
 
-def _events(user: Any, start: date, end: date, zone: tzinfo, shown_only: bool) -> list[AgendaItem]:
-    since, until = day_start(start, zone), day_start(end, zone)
-    timed = Q(all_day=False, start__lt=until, end__gt=since)
-    # All-day events are the provider's dates, shown on those days in every zone.
-    all_day = Q(all_day=True, start_date__lt=end, end_date__gt=start)
-    shown = {"calendar__shown": True} if shown_only else {}
-    rows = (
+def _formations(user: Any, since: datetime, until: datetime, zone: tzinfo) -> list[AgendaItem]:
+    rows = _formation_rows(user).filter(start__lt=until, end__gt=since)
+    return [_formation_item(formation, zone) for formation in rows]
+
+
+def _formation_item(formation: Formation, zone: tzinfo) -> AgendaItem:
+    first, last = _days_of(formation.start, formation.end, zone)
+    return AgendaItem(
+        key=f"formation-{formation.pk}",
+        source=FORMATION,
+        title=formation.title,
+        start=timezone.localtime(formation.start, zone),
+        end=timezone.localtime(formation.end, zone),
+        all_day=False,
+        first_day=first,
+        last_day=last,
+        location=formation.location,
+        url=formation.get_absolute_url(),
+        cancelled=formation.is_cancelled,
+    )
+
+
+def _event_rows(user: Any) -> Any:
+    """The events the calendar shows the learner: of the calendars they import, neither
+    cancelled nor declined; as dicts."""
+    return (
         CalendarEvent.objects.filter(
             calendar__integration__user=user,
             calendar__integration__import_enabled=True,
             calendar__import_enabled=True,
-            **shown,
-            start__lt=until + _ZONE_SLACK,
-            end__gt=since - _ZONE_SLACK,
         )
-        .filter(timed | all_day)
         .exclude(status=CalendarEvent.Status.CANCELLED)
         .exclude(response=CalendarEvent.Response.DECLINED)  # the learner said no
         # values(): no model instances, and never the integration's encrypted credentials.
@@ -214,32 +214,58 @@ def _events(user: Any, start: date, end: date, zone: tzinfo, shown_only: bool) -
             "calendar__integration__provider",
         )
     )
-    items = []
-    for row in rows:
-        if row["all_day"]:
-            first = row["start_date"]
-            last = max(first, row["end_date"] - timedelta(days=1))
-        else:
-            first, last = _days_of(row["start"], row["end"], zone)
-        items.append(
-            AgendaItem(
-                key=f"event-{row['pk']}",
-                source=row["calendar__integration__provider"],
-                title=row["title"],
-                start=timezone.localtime(row["start"], zone),
-                end=timezone.localtime(row["end"], zone),
-                all_day=row["all_day"],
-                first_day=first,
-                last_day=last,
-                location=row["location"],
-                url=_link(row["html_link"]),
-                calendar=row["calendar__name"],
-                external_id=row["external_id"],
-                response=row["response"],
-                busy=row["busy"],
-            )
-        )
-    return items
+
+
+def _events(user: Any, start: date, end: date, zone: tzinfo, shown_only: bool) -> list[AgendaItem]:
+    since, until = day_start(start, zone), day_start(end, zone)
+    timed = Q(all_day=False, start__lt=until, end__gt=since)
+    # All-day events are the provider's dates, shown on those days in every zone.
+    all_day = Q(all_day=True, start_date__lt=end, end_date__gt=start)
+    shown = {"calendar__shown": True} if shown_only else {}
+    rows = _event_rows(user).filter(
+        timed | all_day, **shown, start__lt=until + _ZONE_SLACK, end__gt=since - _ZONE_SLACK
+    )
+    return [_event_item(row, zone) for row in rows]
+
+
+def _event_item(row: dict[str, Any], zone: tzinfo) -> AgendaItem:
+    if row["all_day"]:
+        first = row["start_date"]
+        last = max(first, row["end_date"] - timedelta(days=1))
+    else:
+        first, last = _days_of(row["start"], row["end"], zone)
+    return AgendaItem(
+        key=f"event-{row['pk']}",
+        source=row["calendar__integration__provider"],
+        title=row["title"],
+        start=timezone.localtime(row["start"], zone),
+        end=timezone.localtime(row["end"], zone),
+        all_day=row["all_day"],
+        first_day=first,
+        last_day=last,
+        location=row["location"],
+        url=_link(row["html_link"]),
+        calendar=row["calendar__name"],
+        external_id=row["external_id"],
+        response=row["response"],
+        busy=row["busy"],
+    )
+
+
+def agenda_item(*, user: Any, key: str, zone: tzinfo | None = None) -> AgendaItem | None:
+    """One item of the learner's calendar by its key ("formation-<pk>", "event-<pk>"), as the
+    calendar shows it, or None: a bad key, someone else's item, or one the calendar does not
+    show (a calendar not imported, a cancelled or declined event). One query."""
+    match = _KEY.fullmatch(key)
+    if match is None:
+        return None
+    kind, pk = match.group(1), int(match.group(2))
+    zone = zone or timezone.get_current_timezone()
+    if kind == FORMATION:
+        formation = _formation_rows(user).filter(pk=pk).first()
+        return _formation_item(formation, zone) if formation else None
+    row = _event_rows(user).filter(pk=pk).first()
+    return _event_item(row, zone) if row else None
 
 
 # --- the page's periods and days --------------------------------------------------------
@@ -262,6 +288,9 @@ class Period:
 
 
 def period_of(view: View, day: date) -> Period:
+    if view == "day":
+        one = timedelta(days=1)
+        return Period(view, day, day, day + one, day - one, day + one)
     if view in ("week", "agenda"):
         length = timedelta(days=7 if view == "week" else AGENDA_DAYS)
         start = day - timedelta(days=day.weekday()) if view == "week" else day
@@ -314,6 +343,30 @@ def _when(item: AgendaItem, day: date) -> str:
     if ends:
         return _("jusqu'à %(time)s") % {"time": _hhmm(item.end)}
     return _("Toute la journée")
+
+
+def time_range(item: AgendaItem) -> str:
+    """When an item is, in full words (what a screen reader says, what its details show):
+    "jeudi 8 avril 2027, de 09:30 à 10:30"."""
+
+    def day(value: date) -> str:
+        return date_format(value, "l j F Y")
+
+    if item.all_day and item.first_day == item.last_day:
+        return _("%(day)s, toute la journée") % {"day": day(item.first_day)}
+    if item.all_day:
+        return _("du %(first)s au %(last)s, toute la journée") % {
+            "first": day(item.first_day),
+            "last": day(item.last_day),
+        }
+    times = {"start": _hhmm(item.start), "end": _hhmm(item.end)}
+    if item.first_day == item.last_day:
+        return _("%(day)s, de %(start)s à %(end)s") % {"day": day(item.first_day), **times}
+    return _("du %(first)s à %(start)s au %(last)s à %(end)s") % {
+        "first": day(item.first_day),
+        "last": day(item.last_day),
+        **times,
+    }
 
 
 def days_of(items: Iterable[AgendaItem], start: date, end: date) -> list[Day]:

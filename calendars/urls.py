@@ -7,6 +7,7 @@ from calendars import views, webhooks
 app_name = "calendars"
 urlpatterns = [
     path("", views.calendar_page, name="calendar"),
+    path("event/<str:key>/", views.event_detail, name="event"),
     path("import/", views.import_now, name="import_now"),
     path("shown/", views.show_calendars, name="show_calendars"),
     path("version", views.calendar_version, name="version"),

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -19,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from calendars.agenda import (
     FORMATION,
     VIEWS,
+    agenda_item,
     agenda_items,
     calendar_stamp,
     days_of,
@@ -28,6 +30,7 @@ from calendars.agenda import (
 )
 from calendars.errors import ProviderError, ReconnectRequired, Refused
 from calendars.forms import IntegrationSettingsForm
+from calendars.layout import time_grid
 from calendars.models import CalendarIntegration, FormationExport, SyncRun
 from calendars.providers.names import PROVIDERS
 from calendars.selectors import (
@@ -60,15 +63,17 @@ logger = logging.getLogger(__name__)
 
 @require_GET
 def calendar_page(request: HttpRequest) -> HttpResponse:
-    """The learner's formations and imported events by month, week or 30-day agenda, in their
-    time zone. `?view=` and `?date=` choose; anything else shows this month."""
-    today = timezone.localdate()
+    """The learner's formations and imported events by month, week, day or 30-day agenda, in
+    their time zone. `?view=` and `?date=` choose; anything else shows this month."""
+    now = timezone.localtime()
+    today = now.date()
     view = request.GET.get("view")
     period = period_of(
         view if view in VIEWS else "month", parse_day(request.GET.get("date")) or today
     )
     items = agenda_items(user=request.user, start=period.start, end=period.end, shown_only=True)
     days = days_of(items, period.start, period.end)
+    timed = period.view in ("week", "day")
     state = integrations_sync_state(
         user=request.user, requested_since=timezone.now() - REQUEST_STALE_AFTER
     )
@@ -85,6 +90,10 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
         "days": days,
         "weeks": [days[i : i + 7] for i in range(0, len(days), 7)],
         "agenda_days": [day for day in days if day.entries],
+        "grid": time_grid(items, period.start, period.end, now) if timed else None,
+        "hours": [f"{hour:02}:00" for hour in range(24)],
+        # What an event's details keep, to come back to the same view and date.
+        "period_query": urlencode({"view": period.view, "date": period.day.isoformat()}),
         # The legend: formations, and the providers connected (each calendar is listed
         # under its provider, to show or hide).
         "sources": [s for s in sources() if s.name == FORMATION or s.name in state],
@@ -97,6 +106,24 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
         ],
     }
     return render(request, "calendars/calendar.html", context)
+
+
+@require_GET
+def event_detail(request: HttpRequest, key: str) -> HttpResponse:
+    """One item of the learner's calendar: when, where, which calendar, their answer, and a
+    link to it at its provider or to the formation's page. A page of its own (the calendar's
+    links lead here without JavaScript); the calendar page's script asks for the panel alone,
+    with the X-Calendar-Panel header, and shows it in place."""
+    item = agenda_item(user=request.user, key=key)
+    if item is None:  # someone else's, not shown in the calendar, or no such key
+        raise Http404
+    panel = request.headers.get("X-Calendar-Panel") == "1"
+    template = "calendars/_event_details.html" if panel else "calendars/event.html"
+    response = render(
+        request, template, {"item": item, "back": _calendar_back(request.GET), "panel": panel}
+    )
+    patch_vary_headers(response, ["X-Calendar-Panel"])
+    return response
 
 
 @require_GET

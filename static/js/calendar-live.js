@@ -10,6 +10,7 @@
   var version = region.dataset.version;
   var every = parseInt(region.dataset.every, 10) || 5000;
   var busy = false;
+  var served = Date.now(); // when the calendar shown was drawn by the server
 
   function refresh() {
     return fetch(window.location.href, { credentials: "same-origin" })
@@ -19,6 +20,7 @@
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("calendar-live");
         if (!fresh) return;
         region.innerHTML = fresh.innerHTML;
+        served = Date.now();
         version = fresh.dataset.version;
         region.dataset.version = version;
         if (status) status.textContent = status.dataset.message;
@@ -37,6 +39,17 @@
       .then(function () { busy = false; });
   }
 
+  // The week and day views' line at the current time, drawn by the server where it was then:
+  // moved on with the minutes gone by since, hidden once the day is over.
+  function moveNow() {
+    var line = region.querySelector(".now-line");
+    if (!line) return;
+    var minute = Number(line.dataset.minute) + Math.floor((Date.now() - served) / 60000);
+    line.hidden = minute >= 1440;
+    line.style.setProperty("--now", (minute * 100) / 1440 + "%");
+  }
+
   window.setInterval(check, every);
+  window.setInterval(moveNow, 30000);
   document.addEventListener("visibilitychange", check);
 })();

@@ -50,7 +50,7 @@ def test_shows_only_the_learners_own_formations_and_events(
     make_event(make_calendar(other), title="Rendez-vous d'un autre", start=start)
     make_event(make_calendar(other, provider="outlook"), title="Outlook d'un autre", start=start)
 
-    for view in ("month", "week", "agenda"):
+    for view in ("month", "week", "day", "agenda"):
         response = page(learner_client, view=view, date="2027-04-08")
 
         assert sorted(titles(response)) == ["Ma formation", "Mon rendez-vous"]
@@ -145,7 +145,11 @@ def test_an_all_day_event_covers_each_of_its_days_in_every_zone(
     days = {day.date: day for day in week.context["days"]}
     assert [e.item.key for e in days[date(2027, 4, 7)].spanning] == [key]  # the all-day row
     assert days[date(2027, 4, 7)].timed == []
-    assert week.text.count(">Toute la journée</time>") == 3
+    # Drawn once, in the all-day row, from its first day (a Tuesday) over three columns.
+    bars = [(b.item.key, b.column, b.span) for d in week.context["grid"].days for b in d.bars]
+    assert bars == [(key, 1, 3)]
+    assert week.text.count(f'data-key="{key}"') == 1
+    assert '<li class="tg-bar" style="--span: 3; --lane: 0">' in week.text
 
     month = page(learner_client, view="month", date="2027-04-01")
     assert [d for d, keys in keys_by_day(month).items() if key in keys] == covered
@@ -241,7 +245,11 @@ def test_week_view_runs_monday_to_sunday(learner_client):
         date(2027, 4, 5) + timedelta(days=n) for n in range(7)
     ]
     assert "Semaine du 5 avril 2027 au 11 avril 2027" in response.text
-    assert response.text.count('<li class="week-day') == 7
+    assert response.text.count('<li class="tg-day') == 7
+    # Each day's heading leads to that day.
+    assert f'<a href="{URL}?view=day&amp;date=2027-04-11">Dimanche 11 avril</a></h3>' in (
+        response.text
+    )
     assert nav_links(response) == {
         "Semaine précédente": f"{URL}?view=week&amp;date=2027-03-29",
         "Aujourd'hui": f"{URL}?view=week",
@@ -294,7 +302,7 @@ def test_view_links_keep_the_date_and_mark_the_current_view(learner_client):
     ["nope", "2027-02-30", "2027-4-8", "20270408", "1717200000", "0001-01-01", "99999-01-01",
      "9999-12-31", "2027-04-08T10:00", ""],
 )  # fmt: skip
-@pytest.mark.parametrize("view", ["month", "week", "agenda", "year"])
+@pytest.mark.parametrize("view", ["month", "week", "day", "agenda", "year"])
 def test_a_bad_date_or_view_falls_back_to_today_and_the_month(learner_client, view, value):
     response = page(learner_client, view=view, date=value)
 
@@ -303,7 +311,7 @@ def test_a_bad_date_or_view_falls_back_to_today_and_the_month(learner_client, vi
     assert period.view == (view if view != "year" else "month")
 
 
-@pytest.mark.parametrize("view", ["month", "week", "agenda"])
+@pytest.mark.parametrize("view", ["month", "week", "day", "agenda"])
 def test_today_is_marked_as_the_current_date(learner_client, learner, make_formation, view):
     make_formation(title="Aujourd'hui", learners=(learner,),
                    start=timezone.localtime().replace(hour=12, minute=0))  # fmt: skip
@@ -353,7 +361,7 @@ def test_provider_data_is_escaped(learner_client, learner, make_calendar, make_e
         html_link='https://example.com/"><script>alert(3)</script>',
     )
 
-    for view in ("month", "week", "agenda"):
+    for view in ("month", "week", "day", "agenda"):
         text = page(learner_client, view=view, date="2027-04-08").text
 
         assert "<script>" not in text
@@ -384,7 +392,7 @@ def test_the_legend_names_each_source_and_each_item_says_its_source(
     make_event(make_calendar(learner), start=start)
     make_event(make_calendar(learner, provider="outlook"), start=start)
 
-    for view in ("month", "week", "agenda"):
+    for view in ("month", "week", "day", "agenda"):
         text = page(learner_client, view=view, date="2027-04-08").text
 
         legend = re.search(r'<div class="calendar-legend">.*?</ul>', text, re.S).group(0)
@@ -454,7 +462,7 @@ def test_a_calendar_hidden_on_the_page_stays_hidden_and_imported(
     )
 
     assert response["Location"] == f"{URL}?view=week&date=2027-04-08"
-    for view in ("week", "month", "agenda"):  # remembered, whatever the view
+    for view in ("week", "day", "month", "agenda"):  # remembered, whatever the view
         shown = page(learner_client, view=view, date="2027-04-08")
         assert sorted(titles(shown)) == ["Chez Travail", "Chez Équipe"]
     assert _shown_boxes(shown.text)["google:Maison"] is False
@@ -482,7 +490,7 @@ def test_showing_calendars_touches_only_the_learners_own(client, make_user, lear
     assert client.get(reverse("calendars:show_calendars")).status_code == 405
 
 
-def test_a_busy_day_in_the_month_links_to_its_week(
+def test_a_busy_day_in_the_month_links_to_that_day(
     learner_client, learner, make_calendar, make_event
 ):
     calendar = make_calendar(learner)
@@ -492,7 +500,7 @@ def test_a_busy_day_in_the_month_links_to_its_week(
     text = page(learner_client, view="month", date="2027-04-08").text
 
     assert text.count('<li class="entry source-google') == 4
-    assert f'href="{URL}?view=week&amp;date=2027-04-08">+ 2 autres' in text
+    assert f'href="{URL}?view=day&amp;date=2027-04-08">+ 2 autres' in text
 
 
 # --- import button -------------------------------------------------------------------------
@@ -576,13 +584,13 @@ def test_the_page_makes_a_fixed_number_of_queries(
     counts = []
     for added in (5, 195):  # 5 of each, then 200
         add(added)
-        for view in ("month", "week", "agenda"):
+        for view in ("month", "week", "day", "agenda"):
             with django_assert_max_num_queries(QUERIES) as captured:
                 response = learner_client.get(URL, {"view": view, "date": "2027-04-08"})
             assert response.status_code == 200
             counts.append((view, len(captured)))
 
-    assert counts[:3] == counts[3:]
+    assert counts[:4] == counts[4:]
     assert sum(len(day.entries) for day in response.context["days"]) > 600
 
 
@@ -600,7 +608,7 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, db):
 
 
 def test_signed_in_learners_can_open_every_view(learner_client: Client):
-    for view in ("month", "week", "agenda"):
+    for view in ("month", "week", "day", "agenda"):
         assert learner_client.get(URL, {"view": view}).status_code == 200
 
 
