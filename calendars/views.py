@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -117,11 +118,14 @@ def event_detail(request: HttpRequest, key: str) -> HttpResponse:
     item = agenda_item(user=request.user, key=key)
     if item is None:  # someone else's, not shown in the calendar, or no such key
         raise Http404
-    panel = request.headers.get("X-Calendar-Panel") == "1"
-    template = "calendars/_event_details.html" if panel else "calendars/event.html"
-    response = render(
-        request, template, {"item": item, "back": _calendar_back(request.GET), "panel": panel}
-    )
+    if request.headers.get("X-Calendar-Panel") == "1":
+        # The panel alone: none of the page's context processors (nor their queries).
+        response = HttpResponse(
+            render_to_string("calendars/_event_details.html", {"item": item, "panel": True})
+        )
+    else:
+        context = {"item": item, "back": _calendar_back(request.GET)}
+        response = render(request, "calendars/event.html", context)
     patch_vary_headers(response, ["X-Calendar-Panel"])
     return response
 

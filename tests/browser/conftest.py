@@ -78,13 +78,15 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def context_options() -> dict[str, Any]:
-    """Options of each test's browser context; override the fixture (or parametrize it
-    indirectly) for another locale or screen."""
+def context_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Options of each test's browser context; override the fixture, or parametrize it
+    indirectly with the options to change (`{"viewport": ..., "java_script_enabled": False}`),
+    for another locale or screen."""
     return {
         "locale": "fr-FR",
         "timezone_id": "Europe/Paris",
         "viewport": {"width": 1280, "height": 800},
+        **getattr(request, "param", {}),
     }
 
 
