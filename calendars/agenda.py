@@ -186,8 +186,8 @@ def _formation_item(formation: Formation, zone: tzinfo) -> AgendaItem:
 
 
 def _event_rows(user: Any) -> Any:
-    """The events the calendar shows the learner: of the calendars they import, neither
-    cancelled nor declined; as dicts."""
+    """The events the calendar may show the learner: of the calendars they import (shown on
+    the page or hidden there), neither cancelled nor declined; as dicts."""
     return (
         CalendarEvent.objects.filter(
             calendar__integration__user=user,
@@ -254,8 +254,9 @@ def _event_item(row: dict[str, Any], zone: tzinfo) -> AgendaItem:
 
 def agenda_item(*, user: Any, key: str, zone: tzinfo | None = None) -> AgendaItem | None:
     """One item of the learner's calendar by its key ("formation-<pk>", "event-<pk>"), as the
-    calendar shows it, or None: a bad key, someone else's item, or one the calendar does not
-    show (a calendar not imported, a cancelled or declined event). One query."""
+    calendar shows it, or None: a bad key, someone else's item, or one the calendar never
+    shows (a calendar not imported, a cancelled or declined event). An event of a calendar
+    hidden on the page is still the learner's: found. One query."""
     match = _KEY.fullmatch(key)
     if match is None:
         return None

@@ -139,6 +139,19 @@ BAD_KEYS = ["event-0", "event-99999", "event-", "event-1x", "calendar-1", "forma
             "event-123456789012345678901234567890", "event--1"]  # fmt: skip
 
 
+def test_an_event_of_a_calendar_hidden_on_the_page_keeps_its_details(
+    learner_client, learner, make_calendar, make_event
+):
+    calendar = make_calendar(learner)
+    event = make_event(calendar, title="Caché", start=START)
+    calendar.shown = False
+    calendar.save()
+
+    day = learner_client.get(reverse("calendars:calendar"), {"view": "day", "date": "2027-04-08"})
+    assert "Caché" not in day.text
+    assert learner_client.get(url(f"event-{event.pk}")).status_code == 200
+
+
 @pytest.mark.parametrize("key", BAD_KEYS)
 def test_a_bad_key_is_not_found(learner_client, learner, make_calendar, make_event, key):
     make_event(make_calendar(learner), start=START)
