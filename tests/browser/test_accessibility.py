@@ -93,8 +93,10 @@ def learner_pages(make_user, make_formation, sandbox_settings) -> tuple[Any, lis
         offered.get_absolute_url(),
         *(
             f"{reverse('calendars:calendar')}?view={view}&date={day}"
-            for view in ("month", "week", "agenda")
+            for view in ("month", "week", "day", "agenda")
         ),
+        reverse("calendars:event", args=[f"event-{event.pk}"]),
+        reverse("calendars:event", args=[f"formation-{added.pk}"]),
         reverse("settings"),
         reverse("settings_calendars"),
         reverse("settings_api"),
