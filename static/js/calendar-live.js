@@ -19,7 +19,9 @@
         if (!html) return;
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("calendar-live");
         if (!fresh) return;
+        document.dispatchEvent(new CustomEvent("calendar:before-refresh"));
         region.innerHTML = fresh.innerHTML;
+        document.dispatchEvent(new CustomEvent("calendar:refreshed"));
         served = Date.now();
         version = fresh.dataset.version;
         region.dataset.version = version;

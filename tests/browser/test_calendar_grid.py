@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from calendars.models import CalendarEvent
+
 # The calendars' own factories, shared with their page tests.
 from tests.calendars.conftest import make_calendar, make_event  # noqa: F401
 
@@ -196,3 +198,29 @@ def test_the_current_time_line_is_on_todays_column(page, sign_in, make_user):
     )
     assert column["y"] <= line["y"] <= column["y"] + column["height"]
     assert page.locator(".now-line").count() == 1
+
+
+def _in_frame(page: Page, selector: str) -> bool:
+    """Whether the element is within the grid's scrolling frame, below its sticky headings."""
+    return page.evaluate(
+        """(selector) => {
+          const frame = document.querySelector(".time-grid-scroll").getBoundingClientRect();
+          const box = document.querySelector(selector).getBoundingClientRect();
+          return box.top >= frame.top && box.bottom <= frame.bottom;
+        }""",
+        selector,
+    )
+
+
+def test_the_grid_starts_at_the_morning_or_at_an_earlier_first_event(page, sign_in, week):
+    sign_in(week["user"])
+    page.goto(WEEK)
+    expect(event_link(page, week["long"])).to_be_attached()
+    assert _in_frame(page, ".tg-hour-labels li:nth-child(9)")  # 08:00
+    assert not _in_frame(page, ".tg-hour-labels li:nth-child(3)")  # 02:00: above, scrolled past
+
+    early = CalendarEvent.objects.create(
+        calendar=week["long"].calendar, external_id="early", title="Train", start=at(5), end=at(6)
+    )
+    page.goto(WEEK)
+    assert _in_frame(page, f'a[data-key="event-{early.pk}"]')
