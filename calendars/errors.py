@@ -7,7 +7,9 @@
     ├── LockTimeout          a lock (calendars.locking) stayed taken longer than allowed
     └── ProviderError        a provider call failed: `permanent` or temporary (retried)
         ├── ReconnectRequired    the grant is gone: only a new consent helps
-        │   └── ScopeMissing     a permission the integration needs was not granted (or withdrawn)
+        │   ├── ScopeMissing     a permission the integration needs was not granted (or withdrawn)
+        │   └── CredentialsUnreadable  the stored grant no configured key can read
+        ├── RateLimited          the provider asks us to slow down (temporary)
         ├── AuthorizationDenied  the learner or the provider refused the authorization
         ├── AppCredentialsRejected  the provider refuses the application itself (its
         │                        client secret expired or is wrong): an operator must act
@@ -16,6 +18,7 @@
         └── SyncTokenExpired     the sync token or delta link is refused: list everything again
 
 Messages of provider errors go to logs and the admin; they never contain a token, code or key.
+What a learner is told is the catalogue's sentence for the failure (calendars.failures).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class Refused(CalendarError):
     formation that cannot be exported, a calendar that cannot receive formations).
 
     `message` is for the learner, in their language (often a lazy translation); `code` is
-    stable and machine-readable (the API's `error.code`)."""
+    stable and machine-readable, one of the catalogue's (calendars.failures), and the API's
+    `error.code`."""
 
     def __init__(self, message: Any, *, code: str) -> None:
         super().__init__(str(message))
@@ -65,24 +69,43 @@ class ProviderError(CalendarError):
         permanent: bool = False,
         retry_after: float | None = None,
         status: int | None = None,
+        code: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after
         self.status = status  # the provider's HTTP status, when it answered
+        # The catalogue's code (calendars.failures), when neither the type nor the status
+        # tells it: a failure recorded earlier and raised again, a run's failed exports.
+        self.code = code
 
 
 class ReconnectRequired(ProviderError):
     """The grant is gone (revoked, expired, too many tokens): only a new consent helps."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, permanent=True)
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message, permanent=True, code=code)
 
 
 class ScopeMissing(ReconnectRequired):
     """The learner did not grant, or later withdrew, a permission the integration needs
     (Google's granular consent lets them untick any): asking again for just it helps."""
+
+
+class CredentialsUnreadable(ReconnectRequired):
+    """The stored grant can no longer be decrypted (the key was lost or changed): only a new
+    consent helps, though nothing happened at the provider."""
+
+
+class RateLimited(ProviderError):
+    """The provider asks us to slow down (429, Google's 403 rateLimitExceeded or daily
+    quotaExceeded): temporary, retried after `retry_after` when it is given."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, retry_after=retry_after, status=status)
 
 
 class AuthorizationDenied(ProviderError):

@@ -14,6 +14,7 @@ from googleapiclient.errors import HttpError
 from calendars.errors import (
     ProviderError,
     PushNotSupported,
+    RateLimited,
     ScopeMissing,
     SyncTokenExpired,
     Unauthorized,
@@ -80,14 +81,14 @@ def error_from(error: HttpError) -> ProviderError:
     if status == 410:  # on a listing, whatever the reason given: list everything again
         return SyncTokenExpired("Google wants a full listing again (sync token expired).")
     if status == 429 or (status == 403 and reasons & RATE_LIMIT_REASONS):
-        return ProviderError(
+        return RateLimited(
             "Google's rate limit was reached.", retry_after=retry_after, status=status
         )
     if status == 403 and reasons & SCOPE_REASONS:
         return ScopeMissing("Google: a permission the integration needs was withdrawn.")
     if status == 403 and "quotaExceeded" in reasons:
         # The daily quota: retrying soon does not help.
-        return ProviderError("Google's usage limit was reached.", retry_after=3600, status=status)
+        return RateLimited("Google's usage limit was reached.", retry_after=3600, status=status)
     if status >= 500:
         return ProviderError(f"Google answered {status}.", retry_after=retry_after, status=status)
     return ProviderError(f"Google answered {status} ({', '.join(sorted(reasons)) or 'error'}).",

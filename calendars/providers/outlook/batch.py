@@ -16,7 +16,7 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
-from calendars.errors import ProviderError, Unauthorized
+from calendars.errors import ProviderError, RateLimited, Unauthorized
 from calendars.providers.base import retry_after_seconds
 from calendars.providers.outlook.graph import graph_error, http_client
 from calendars.providers.outlook.normalize import EXPORT_TRANSACTION_PREFIX, FORMATION_PROPERTY_ID
@@ -101,10 +101,17 @@ def inner_error(answer: dict[str, Any]) -> ProviderError:
     headers = answer.get("headers") if isinstance(answer.get("headers"), dict) else {}
     retry = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
     code = (body.get("error") or {}).get("code", "unknown") if body else "unknown"
+    retry_after = retry_after_seconds(str(retry) if retry is not None else None)
+    known = status if isinstance(status, int) else None
+    if status == 429:
+        return RateLimited(
+            f"Microsoft Graph answered 429 ({code}).", retry_after=retry_after, status=429
+        )
     return ProviderError(
         f"Microsoft Graph answered {status} ({code}).",
-        permanent=isinstance(status, int) and status != 429 and status < 500,
-        retry_after=retry_after_seconds(str(retry) if retry is not None else None),
+        permanent=known is not None and known < 500,
+        retry_after=retry_after,
+        status=known,
     )
 
 

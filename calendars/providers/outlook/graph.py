@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from django.conf import settings
 
-from calendars.errors import ProviderError, SyncTokenExpired, Unauthorized
+from calendars.errors import ProviderError, RateLimited, SyncTokenExpired, Unauthorized
 from calendars.providers.base import retry_after_seconds
 from core.tls import outlook_verify
 
@@ -105,7 +105,11 @@ def graph_error(response: requests.Response) -> ProviderError:
     except (ValueError, KeyError, TypeError):
         code = "unknown"
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-    if status == 429 or status >= 500:
+    if status == 429:
+        return RateLimited(
+            f"Microsoft Graph answered {status} ({code}).", retry_after=retry_after, status=status
+        )
+    if status >= 500:
         return ProviderError(
             f"Microsoft Graph answered {status} ({code}).", retry_after=retry_after, status=status
         )
