@@ -13,6 +13,7 @@ from django.utils.translation import pgettext_lazy
 
 from calendars.crypto import EncryptedTextField, UndecryptableText
 from calendars.errors import UndecryptableError
+from calendars.failures import Failure, failure_by_code
 from calendars.providers.names import PROVIDER_CHOICES
 
 OAUTH_STATE_LIFETIME = timedelta(minutes=10)
@@ -48,6 +49,9 @@ class CalendarIntegration(models.Model):
     status = models.CharField(
         _("statut"), max_length=20, choices=Status.choices, default=Status.CONNECTED
     )
+    # The failure as the learner is told it (a code of calendars.failures); `last_error` is
+    # the technical detail, for staff.
+    last_error_code = models.CharField(_("code de la dernière erreur"), max_length=32, blank=True)
     last_error = models.TextField(_("dernière erreur"), blank=True)
     last_error_at = models.DateTimeField(_("date de la dernière erreur"), null=True, blank=True)
     # Why the learner must reconnect, when it is not simply a lost grant: MISSING_SCOPE.
@@ -88,6 +92,11 @@ class CalendarIntegration(models.Model):
     @property
     def needs_reconnect(self) -> bool:
         return self.status == self.Status.NEEDS_RECONNECT
+
+    @property
+    def failure(self) -> Failure | None:
+        """The failure recorded last, as the learner is told it; None when none was."""
+        return failure_by_code(self.last_error_code) if self.last_error_code else None
 
     @property
     def missing_permission(self) -> bool:
@@ -342,6 +351,9 @@ class SyncRun(models.Model):
     deleted = models.PositiveIntegerField(_("supprimés"), default=0)
     skipped = models.PositiveIntegerField(_("ignorés"), default=0)
     requests = models.PositiveIntegerField(_("requêtes au fournisseur"), default=0)
+    # The failure as the learner is told it (a code of calendars.failures), blank when the run
+    # succeeded; `error` is the technical detail, for staff.
+    error_code = models.CharField(_("code d'erreur"), max_length=32, blank=True)
     error = models.TextField(_("erreur"), blank=True)
     warning = models.TextField(_("avertissement"), blank=True)
 

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from calendars.errors import AppCredentialsRejected, ProviderError, Refused, ScopeMissing
+from calendars.failures import refused
 from calendars.locking import lock_rows
 from calendars.models import (
     MISSING_SCOPE,
@@ -53,7 +54,7 @@ def integration_connect_start(
     """Records a new flow for `user` and returns the provider URL to send the browser to;
     `missing_only`: asks for just the permissions the learner's integration lacks."""
     if not PROVIDERS[provider_name].is_configured():
-        raise Refused(_("Ce fournisseur n'est pas configuré."), code="unavailable")
+        raise refused("unavailable")
     if provider_name in provider_faults():
         raise _service_unavailable(provider_name)
     provider = get_provider(provider_name)
@@ -68,9 +69,9 @@ def integration_connect_start(
         )
     except ProviderError as error:
         logger.warning("Connect start failed for %s: %s", provider_name, error.message)
-        raise Refused(
+        raise refused(
+            "provider_error",
             _("Le service du fournisseur est injoignable. Réessayez dans un instant."),
-            code="provider_error",
         ) from None
     state.set_flow(authorization.flow)
     state.save()
@@ -96,21 +97,17 @@ def integration_connect_finish(
         if state is not None and state.delete()[0] == 0:
             state = None
     if state is None or state.user_id != user.pk:
-        raise Refused(
-            _("Cette demande de connexion est inconnue ou a déjà servi. Recommencez."),
-            code="invalid_state",
-        )
+        raise refused("invalid_state")
     if state.expired:
-        raise Refused(_("Cette demande de connexion a expiré. Recommencez."), code="expired_state")
+        raise refused("expired_state")
     if params.get("error"):
         if _needs_admin_approval(params):
-            raise Refused(admin_approval_message(provider_name), code="admin_approval_required")
-        message = (
-            _("Vous avez refusé l'accès à votre agenda : rien n'a été connecté.")
-            if params["error"] == "access_denied"
-            else _("Le fournisseur a refusé la connexion. Recommencez.")
-        )
-        raise Refused(message, code="denied")
+            raise refused("admin_approval_required", admin_approval_message(provider_name))
+        if params["error"] == "access_denied":
+            raise refused(
+                "denied", _("Vous avez refusé l'accès à votre agenda : rien n'a été connecté.")
+            )
+        raise refused("denied")
 
     provider = get_provider(provider_name)
     try:
@@ -121,19 +118,23 @@ def integration_connect_finish(
         provider_fault_record(provider=provider_name, error=error)
         raise _service_unavailable(provider_name) from None
     except ScopeMissing:
-        raise Refused(
+        raise refused(
+            "missing_scope",
             _(
                 "Vous n'avez pas autorisé l'accès aux événements de votre agenda : rien n'a "
                 "été connecté. Recommencez en laissant cochées les cases qui concernent votre "
                 "agenda."
             ),
-            code="missing_scope",
         ) from None
     except ProviderError as error:
+        # What went wrong is for the logs: the learner is told what to do.
         logger.warning("Connect finish failed for %s: %s", provider_name, error.message)
-        raise Refused(
-            _("La connexion n'a pas abouti (%(reason)s). Recommencez.") % {"reason": error.message},
-            code="provider_error",
+        raise refused(
+            "provider_error",
+            _(
+                "La connexion n'a pas abouti : le fournisseur n'a pas répondu comme prévu. "
+                "Recommencez dans un instant."
+            ),
         ) from None
 
     provider_fault_clear(provider=provider_name)  # the code was redeemed: the app is fine
@@ -184,14 +185,14 @@ def admin_approval_message(provider_name: str) -> str:
 
 
 def _service_unavailable(provider_name: str) -> Refused:
-    return Refused(
+    return refused(
+        "service_unavailable",
         _(
             "La connexion à %(provider)s est momentanément indisponible, à cause d'un réglage "
             "de notre côté que l'équipe doit corriger. Vous n'avez rien à faire : réessayez "
             "plus tard."
         )
         % {"provider": PROVIDERS[provider_name].title},
-        code="service_unavailable",
     )
 
 
@@ -209,11 +210,12 @@ def _store_grant(
     if missing_permission:
         integration.status = CalendarIntegration.Status.NEEDS_RECONNECT
         integration.reconnect_reason = MISSING_SCOPE
+        integration.last_error_code = "missing_scope"
         integration.last_error = "The calendar list permission was not granted."
         integration.last_error_at = now
     else:
         integration.status = CalendarIntegration.Status.CONNECTED
-        integration.reconnect_reason = ""
+        integration.reconnect_reason = integration.last_error_code = ""
         integration.last_error = ""
         integration.last_error_at = None
     integration.save()
@@ -274,9 +276,9 @@ def integration_choose_calendars(
         calendars = list(lock_rows(integration.calendars.all()))
         target = next((c for c in calendars if c.pk == export_target and c.can_edit), None)
         if export_target is not None and target is None:
-            raise Refused(
+            raise refused(
+                "calendar_read_only",
                 _("Ce calendrier est en lecture seule : il ne peut pas recevoir vos formations."),
-                code="calendar_read_only",
             )
         for calendar in calendars:
             if calendar.pk in imported and not calendar.import_enabled:

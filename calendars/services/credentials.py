@@ -11,12 +11,14 @@ from django.views.decorators.debug import sensitive_variables
 
 from calendars.errors import (
     AppCredentialsRejected,
+    CredentialsUnreadable,
     ProviderError,
     ReconnectRequired,
     ScopeMissing,
     Unauthorized,
     UndecryptableError,
 )
+from calendars.failures import failure_of
 from calendars.locking import lock_rows
 from calendars.models import MISSING_SCOPE, CalendarIntegration
 from calendars.providers import get_provider
@@ -43,12 +45,15 @@ def integration_access_token(*, integration: CalendarIntegration, force: bool = 
         if locked is None:
             raise ReconnectRequired("The integration was disconnected.")
         if locked.needs_reconnect:
-            raise ReconnectRequired(locked.last_error or "The integration needs reconnecting.")
+            raise ReconnectRequired(
+                locked.last_error or "The integration needs reconnecting.",
+                code=locked.last_error_code,
+            )
         try:
             credentials = locked.get_credentials()
             grant = get_provider(locked.provider).oauth.access_token(credentials, force=force)
         except UndecryptableError:
-            failure = ReconnectRequired("The stored credentials can no longer be read.")
+            failure = CredentialsUnreadable("The stored credentials can no longer be read.")
             _record_failure(locked, failure)
         except AppCredentialsRejected as error:
             # The application's fault, not the learner's: their integration stays as it is.
@@ -65,10 +70,10 @@ def integration_access_token(*, integration: CalendarIntegration, force: bool = 
                 locked.token_expires_at = grant.expires_at
             if changed or locked.status != CalendarIntegration.Status.CONNECTED:
                 locked.status = CalendarIntegration.Status.CONNECTED
-                locked.last_error = ""
+                locked.last_error_code = locked.last_error = ""
                 locked.last_error_at = None
                 locked.save(update_fields=[*CREDENTIAL_FIELDS, *STATUS_FIELDS])
-    for name in ("status", "last_error", "last_error_at", "token_expires_at"):
+    for name in ("status", "last_error_code", "last_error", "last_error_at", "token_expires_at"):
         setattr(integration, name, getattr(locked, name))
     if failure is not None:
         raise failure
@@ -76,7 +81,9 @@ def integration_access_token(*, integration: CalendarIntegration, force: bool = 
 
 
 CREDENTIAL_FIELDS = ["credentials", "token_expires_at"]
-STATUS_FIELDS = ["status", "last_error", "last_error_at", "reconnect_reason", "updated_at"]
+STATUS_FIELDS = [
+    "status", "last_error_code", "last_error", "last_error_at", "reconnect_reason", "updated_at",
+]  # fmt: skip
 
 
 def _record_failure(integration: CalendarIntegration, failure: ProviderError) -> None:
@@ -86,6 +93,7 @@ def _record_failure(integration: CalendarIntegration, failure: ProviderError) ->
         integration.reconnect_reason = MISSING_SCOPE if isinstance(failure, ScopeMissing) else ""
     elif failure.permanent:
         integration.status = CalendarIntegration.Status.ERROR
+    integration.last_error_code = failure_of(failure).code
     integration.last_error = failure.message
     integration.last_error_at = timezone.now()
     integration.save(update_fields=STATUS_FIELDS)
@@ -105,15 +113,16 @@ def integration_mark_needs_reconnect(
     *, integration: CalendarIntegration, reason: str, code: str = ""
 ) -> None:
     """The grant is gone, or lacks a permission (`code` MISSING_SCOPE): the learner is told on
-    every page; their data and choices stay."""
+    every page; their data and choices stay. `reason` is for staff."""
     CalendarIntegration.objects.filter(pk=integration.pk).exclude(
         status=CalendarIntegration.Status.NEEDS_RECONNECT
     ).update(
         status=CalendarIntegration.Status.NEEDS_RECONNECT,
+        last_error_code="missing_scope" if code == MISSING_SCOPE else "needs_reconnect",
         last_error=reason,
         last_error_at=timezone.now(),
         reconnect_reason=code,
     )
     integration.refresh_from_db(
-        fields=["status", "last_error", "last_error_at", "reconnect_reason"]
+        fields=["status", "last_error_code", "last_error", "last_error_at", "reconnect_reason"]
     )

@@ -70,7 +70,10 @@ def integration_export(
     with held:
         integration.refresh_from_db()
         if integration.needs_reconnect:
-            raise ReconnectRequired(integration.last_error or "The integration needs reconnecting.")
+            raise ReconnectRequired(
+                integration.last_error or "The integration needs reconnecting.",
+                code=integration.last_error_code,
+            )
         result = ExportResult()
         steps = _export_plan(integration, uids, result)
         _export_run(integration, steps, result)
@@ -376,5 +379,6 @@ def _apply_outcome(
 def _record_export_error(row: FormationExport, error: ProviderError, result: ExportResult) -> None:
     logger.warning("Export of formation %s failed: %s", row.formation_uid, error.message)
     result.failed += 1
+    result.first_error = result.first_error or error
     if row.pk is not None:
         FormationExport.objects.filter(pk=row.pk).update(last_error=error.message)

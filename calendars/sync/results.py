@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from calendars.errors import ProviderError
+
 
 @dataclass
 class ImportResult:
@@ -44,12 +46,14 @@ class ExportResult:
     requests: int = 0
     busy: bool = False
     event_ids: dict[str, str] = field(default_factory=dict, repr=False)  # formation uid → id
+    first_error: ProviderError | None = field(default=None, repr=False)  # of those `failed`
 
     def add(self, other: ExportResult) -> None:
         for name in ("created", "updated", "deleted", "unchanged", "removed", "failed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.requests += other.requests
         self.event_ids.update(other.event_ids)
+        self.first_error = self.first_error or other.first_error
 
     def as_dict(self) -> dict[str, int]:
         names = ("created", "updated", "deleted", "unchanged", "removed", "failed")

@@ -26,16 +26,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
-from django.utils.translation import gettext_lazy as _
 
 from calendars.errors import (
     AppCredentialsRejected,
     LockTimeout,
     ProviderError,
     ReconnectRequired,
-    Refused,
     ScopeMissing,
 )
+from calendars.failures import UNKNOWN, failure_of, refused
 from calendars.locking import integration_lock, integration_lock_free, lock_rows
 from calendars.models import MISSING_SCOPE, CalendarIntegration, FormationExport, SyncRun
 from calendars.push import integration_channels_reconcile
@@ -182,7 +181,9 @@ def _run_once(
 ) -> SyncRun:
     # Whatever run of this integration is still open was cut off (the lock is ours).
     SyncRun.objects.filter(integration=integration, finished_at__isnull=True).update(
-        finished_at=timezone.now(), error=gettext("Interrompue avant la fin.")
+        finished_at=timezone.now(),
+        error_code="interrupted",
+        error=gettext("Interrompue avant la fin."),
     )
     run = SyncRun.objects.create(integration=integration, trigger=trigger, direction=direction)
     if clear_request:
@@ -194,9 +195,13 @@ def _run_once(
             integration=integration, direction=direction, formation_uids=formation_uids
         )
         if exported.failed:
+            # Said to the learner by the first write's failure: a calendar turned read-only
+            # or gone is theirs to fix; anything else is tried again.
+            first = exported.first_error
             failure = ProviderError(
-                f"{exported.failed} formation(s) could not be written; "
-                "they are tried again at the next sync."
+                f"{exported.failed} formation(s) could not be written; they are tried again "
+                f"at the next sync. First failure: {first.message if first else 'unknown'}",
+                code=failure_of(first, exporting=True).code if first else "export_failed",
             )
     except ScopeMissing as error:
         # A permission withdrawn (a 403 on a call, not on the token): the learner is asked
@@ -208,9 +213,15 @@ def _run_once(
     except ProviderError as error:
         failure = error
     except Exception:
-        _finish(run, imported, exported, error="Unexpected error (see the server's log).")
+        _finish(
+            run, imported, exported,
+            error="Unexpected error (see the server's log).", code=UNKNOWN.code,
+        )  # fmt: skip
         raise
-    _finish(run, imported, exported, error=failure.message if failure else "")
+    if failure is None:
+        _finish(run, imported, exported, error="")
+    else:
+        _finish(run, imported, exported, error=failure.message, code=failure_of(failure).code)
     run.failure = failure  # for a caller that reports it (not saved)
     _schedule_next(integration, run, failure)
     if failure is None and direction == SyncRun.Direction.BOTH:
@@ -231,12 +242,17 @@ def integration_channels_refresh(*, integration_id: int) -> None:
             integration_channels_reconcile(integration=integration)
 
 
-def _finish(run: SyncRun, imported: ImportResult, exported: ExportResult, *, error: str) -> None:
+def _finish(
+    run: SyncRun, imported: ImportResult, exported: ExportResult, *, error: str, code: str = ""
+) -> None:
+    """Records how the run ended: `error` for staff, `code` (calendars.failures) for the
+    learner."""
     run.created = imported.created + exported.created
     run.updated = imported.updated + exported.updated
     run.deleted = imported.deleted + exported.deleted
     run.skipped = imported.skipped
     run.requests = imported.requests + exported.requests
+    run.error_code = code
     run.error = error
     run.warning = "\n".join(imported.warnings)
     run.finished_at = timezone.now()
@@ -309,15 +325,12 @@ def formation_export(*, integration: CalendarIntegration, formation: Formation) 
     automatic export setting. A formation the learner had removed from their calendar is
     added again, as a new event."""
     if not formation.enrollments.filter(learner_id=integration.user_id).exists():
-        raise Refused(_("Vous n'êtes pas inscrit à cette formation."), code="not_enrolled")
+        raise refused("not_enrolled")
     if formation.is_cancelled:
-        raise Refused(_("Cette formation a été annulée."), code="formation_cancelled")
+        raise refused("formation_cancelled")
     target = integration.calendars.filter(is_export_target=True).first()
     if target is None:
-        raise Refused(
-            _("Choisissez d'abord, dans les paramètres, le calendrier qui reçoit vos formations."),
-            code="no_target_calendar",
-        )
+        raise refused("no_target_calendar")
     run = SyncRun.objects.create(
         integration=integration,
         trigger=SyncRun.Trigger.MANUAL,
@@ -327,7 +340,7 @@ def formation_export(*, integration: CalendarIntegration, formation: Formation) 
     try:
         held = integration_lock(integration.pk)
     except LockTimeout:
-        _finish(run, ImportResult(), ExportResult(busy=True), error=busy)
+        _finish(run, ImportResult(), ExportResult(busy=True), error=busy, code="sync_in_progress")
         return ExportResult(busy=True)
     # The row is written under the export lock: an export running meanwhile plans its rows
     # and creates them under the same lock, so the two never insert the same row.
@@ -346,7 +359,13 @@ def formation_export(*, integration: CalendarIntegration, formation: Formation) 
                 integration=integration, formation_uids={str(formation.uid)}
             )
         except ProviderError as error:
-            _finish(run, ImportResult(), ExportResult(), error=error.message)
+            _finish(
+                run, ImportResult(), ExportResult(),
+                error=error.message, code=failure_of(error).code,
+            )  # fmt: skip
             raise
-    _finish(run, ImportResult(), result, error=busy if result.busy else "")
+    if result.busy:
+        _finish(run, ImportResult(), result, error=busy, code="sync_in_progress")
+    else:
+        _finish(run, ImportResult(), result, error="")
     return result
