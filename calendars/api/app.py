@@ -16,7 +16,8 @@ from ninja.errors import HttpError, ValidationError
 
 from calendars.api.auth import ApiError, SessionAuth, TokenAuth
 from calendars.api.operations import router
-from calendars.errors import AppCredentialsRejected, ProviderError, ReconnectRequired, Refused
+from calendars.errors import ProviderError, Refused
+from calendars.failures import failure_of
 
 logger = logging.getLogger(__name__)
 
@@ -110,28 +111,17 @@ def _refused(request: HttpRequest, exc: Refused) -> HttpResponse:
 
 @api.exception_handler(ProviderError)
 def _provider_error(request: HttpRequest, exc: ProviderError) -> HttpResponse:
+    """The catalogue's code and sentence; the provider's own words go to the log."""
     logger.warning("Provider error in the API: %s", exc.message)
-    if isinstance(exc, ReconnectRequired):
-        return _error(
-            request,
-            409,
-            "needs_reconnect",
-            _("L'accès à ce calendrier a été retiré : reconnectez-le."),
-        )
-    if isinstance(exc, AppCredentialsRejected):  # the operator's to fix, said plainly
-        return _error(
-            request,
-            503,
-            "service_unavailable",
-            _("Le service de calendrier est momentanément indisponible. Réessayez plus tard."),
-        )
-    response = _error(
-        request,
-        502 if exc.permanent else 503,
-        "provider_error",
-        _("Le fournisseur de calendrier n'a pas répondu comme prévu. Réessayez plus tard."),
-    )
-    if exc.retry_after:
+    failure = failure_of(exc)
+    if failure.action.reconnects:
+        status = 409  # the learner must give their consent again
+    elif failure.code == "service_unavailable":  # the operator's to fix
+        status = 503
+    else:
+        status = 502 if failure.permanent else 503
+    response = _error(request, status, failure.code, failure.message)
+    if exc.retry_after and not failure.permanent:
         response["Retry-After"] = str(int(exc.retry_after))
     return response
 

@@ -27,6 +27,7 @@ from calendars.api.schemas import (
     SettingsIn,
 )
 from calendars.errors import ReconnectRequired, Refused
+from calendars.failures import FAILURES
 from calendars.models import CalendarIntegration, SyncRun
 from calendars.providers.names import PROVIDERS
 from calendars.selectors import learner_integration
@@ -36,6 +37,7 @@ from calendars.services.connection import (
     integration_redirect_uri,
     integration_update_settings,
 )
+from calendars.services.faults import provider_faults
 from calendars.services.lifecycle import integration_disconnect, integration_formations_withdraw
 from calendars.sync.runs import formation_export
 from calendars.tasks import dispatch_sync, run_now
@@ -52,6 +54,11 @@ def _provider(name: str) -> str:
 
 def _integration(request: HttpRequest, provider: str) -> CalendarIntegration:
     return learner_integration(request.auth, _provider(provider))
+
+
+def _api_error(status: int, code: str) -> ApiError:
+    """An answer with the catalogue's code and sentence (calendars.failures)."""
+    return ApiError(status, code, str(FAILURES[code].message))
 
 
 @router.get(
@@ -113,11 +120,7 @@ def update_settings(
     )
     withdraw = removeExported and not integration.export_enabled
     if withdraw and integration_formations_withdraw(integration=integration).busy:
-        raise ApiError(
-            409,
-            "sync_in_progress",
-            _("Une synchronisation de ce calendrier est en cours : réessayez dans un instant."),
-        )
+        raise _api_error(409, "sync_in_progress")
     dispatch_sync(integration.pk, SyncRun.Trigger.SETTINGS)
     return IntegrationOut.of(integration)
 
@@ -147,14 +150,15 @@ def import_now(request: HttpRequest, provider: str) -> dict[str, int]:
     A lost grant is a 409 (needs_reconnect), a provider failure a 502/503."""
     integration = _integration(request, provider)
     if integration.needs_reconnect:
-        raise ReconnectRequired(integration.last_error or "The integration needs reconnecting.")
+        raise ReconnectRequired(
+            integration.last_error or "The integration needs reconnecting.",
+            code=integration.last_error_code,
+        )
+    if integration.provider in provider_faults():  # held until the team fixes our set-up
+        raise _api_error(503, "service_unavailable")
     run = run_now(integration.pk, SyncRun.Trigger.MANUAL, direction=SyncRun.Direction.IMPORT)
     if run is None:
-        raise ApiError(
-            503,
-            "sync_in_progress",
-            _("Une synchronisation de cet agenda est en cours ; réessayez dans un instant."),
-        )
+        raise _api_error(503, "sync_in_progress")
     if run.failure is not None:
         raise run.failure
     return {name: getattr(run, name) for name in ("created", "updated", "deleted", "skipped")}
@@ -209,11 +213,7 @@ def export_formation(request: HttpRequest, provider: str, payload: ExportIn) -> 
         raise ApiError(409, refused.code, str(refused.message)) from None
     event_id = result.event_ids.get(str(formation.uid))
     if result.busy or not event_id:
-        raise ApiError(
-            503,
-            "export_pending",
-            _("L'export n'a pas pu aboutir pour l'instant ; il sera repris automatiquement."),
-        )
+        raise _api_error(503, "export_pending")
     row = integration.exports.get(formation_uid=formation.uid)
     status = "created" if result.created else "updated" if result.updated else "unchanged"
     return {"eventId": event_id, "calendarId": row.calendar_external_id, "status": status}

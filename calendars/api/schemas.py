@@ -16,6 +16,7 @@ from calendars.agenda import (
     AgendaItem,
     parse_day,
 )
+from calendars.failures import failure_by_code
 from calendars.models import CalendarIntegration, SyncRun
 from calendars.selectors import integration_formations_in_calendar
 
@@ -43,16 +44,22 @@ class RunOut(Schema):
     updated: int
     deleted: int
     skipped: int
-    error: str  # empty when it succeeded
+    # Why it failed, as the learner is told it in their language, and the catalogue's code
+    # (calendars.failures); "" and None when it succeeded.
+    error: str
+    error_code: str | None = Field(serialization_alias="errorCode")
 
     @classmethod
     def of(cls, run: SyncRun | None) -> RunOut | None:
         if run is None:
             return None
+        failure = failure_by_code(run.error_code) if run.error else None
         return cls(
             trigger=run.trigger, direction=run.direction, started_at=run.started_at,
             finished_at=run.finished_at, created=run.created, updated=run.updated,
-            deleted=run.deleted, skipped=run.skipped, error=run.error,
+            deleted=run.deleted, skipped=run.skipped,
+            error=str(failure.message) if failure else "",
+            error_code=failure.code if failure else None,
         )  # fmt: skip
 
 
@@ -79,11 +86,19 @@ class IntegrationOut(Schema):
     scopes: list[str]
     connected_at: datetime = Field(serialization_alias="connectedAt")
     last_sync_at: datetime | None = Field(serialization_alias="lastSyncAt")
+    # The last failure, as the learner is told it, and the catalogue's code; "" and None
+    # when none is recorded.
     last_error: str = Field(serialization_alias="lastError")
+    last_error_code: str | None = Field(serialization_alias="lastErrorCode")
     last_run: RunOut | None = Field(serialization_alias="lastRun")
 
     @classmethod
     def of(cls, integration: CalendarIntegration) -> IntegrationOut:
+        failure = (
+            failure_by_code(integration.last_error_code)
+            if integration.last_error or integration.last_error_code
+            else None
+        )
         return cls(
             type=integration.provider,
             account_email=integration.account_email,
@@ -96,7 +111,8 @@ class IntegrationOut(Schema):
             scopes=integration.scopes,
             connected_at=integration.connected_at,
             last_sync_at=integration.last_synced_at,
-            last_error=integration.last_error,
+            last_error=str(failure.message) if failure else "",
+            last_error_code=failure.code if failure else None,
             last_run=RunOut.of(integration.sync_runs.first()),
         )
 

@@ -232,7 +232,8 @@ def test_integration_list_holds_no_secret(learner_client, learner, make_user, sa
     ]
     assert set(body[0]) == {
         "type", "accountEmail", "accountName", "status", "import", "export", "sync",
-        "scopes", "connectedAt", "lastSyncAt", "lastError", "lastRun", "formationsInCalendar",
+        "scopes", "connectedAt", "lastSyncAt", "lastError", "lastErrorCode", "lastRun",
+        "formationsInCalendar",
     }  # fmt: skip
     assert body[0]["lastRun"] is None
     issued = sandbox_settings.google.issued_tokens() | sandbox_settings.microsoft.issued_tokens()
@@ -422,5 +423,6 @@ def test_integrations_give_their_last_sync(learner_client, learner, sandbox_sett
         "deleted": 0,
         "skipped": run.skipped,
         "error": "",
+        "errorCode": None,
     }
     assert body["lastSyncAt"] is not None
