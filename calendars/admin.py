@@ -15,6 +15,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from calendars.errors import ProviderError
+from calendars.failures import failure_by_code
 from calendars.models import (
     CalendarIntegration,
     FormationExport,
@@ -31,6 +32,11 @@ from calendars.services.lifecycle import integration_disconnect
 from calendars.tasks import dispatch_sync
 
 CHOICES = ["import_enabled", "export_enabled", "sync_enabled"]
+# A failure as the learner is told it (its code and sentence), then as it happened.
+FOLLOW_UP = [
+    "last_error_code", "learner_message", "last_error", "last_error_at", "last_synced_at",
+    "updated_at",
+]  # fmt: skip
 
 
 class FormationExportInline(admin.TabularInline):
@@ -63,6 +69,14 @@ class PushChannelInline(admin.TabularInline):
 RECENT_RUNS = 10
 
 
+def _learner_message(code: str, detail: str) -> str:
+    """The catalogue's sentence for a recorded failure, with its code; "" when there is none."""
+    if not (code or detail):
+        return ""
+    failure = failure_by_code(code)
+    return f"{failure.message} [{failure.code}]"
+
+
 @admin.register(CalendarIntegration)
 class CalendarIntegrationAdmin(admin.ModelAdmin):
     """Support's view of the learners' connections.
@@ -74,9 +88,9 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
 
     list_display = [
         "user", "provider", "account_email", "status", *CHOICES,
-        "token_expires_at", "last_error_at",
+        "token_expires_at", "last_error_code", "last_error_at",
     ]  # fmt: skip
-    list_filter = ["provider", "status"]
+    list_filter = ["provider", "status", "last_error_code"]
     search_fields = ["user__username", "user__email", "account_email"]
     list_select_related = ["user"]
     inlines = [PushChannelInline, FormationExportInline]
@@ -89,7 +103,7 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
         (None, {"fields": ["user", "provider", "account_email", "account_name", "status"]}),
         (_("Choix de l'apprenant"), {"fields": CHOICES}),
         (_("Autorisation"), {"fields": ["granted_scopes", "token_expires_at", "connected_at"]}),
-        (_("Suivi"), {"fields": ["last_error", "last_error_at", "last_synced_at", "updated_at"]}),
+        (_("Suivi"), {"fields": FOLLOW_UP}),
         (
             _("Synchronisation en arrière-plan"),
             {"fields": ["next_sync_at", "sync_failures", "sync_requested_at", "recent_runs"]},
@@ -97,8 +111,9 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
     ]
     readonly_fields = [
         "user", "provider", "account_email", "account_name", "status", "granted_scopes",
-        "token_expires_at", "connected_at", "last_error", "last_error_at", "last_synced_at",
-        "updated_at", "next_sync_at", "sync_failures", "sync_requested_at", "recent_runs",
+        "token_expires_at", "connected_at", "last_error_code", "learner_message", "last_error",
+        "last_error_at", "last_synced_at", "updated_at", "next_sync_at", "sync_failures",
+        "sync_requested_at", "recent_runs",
     ]  # fmt: skip
     actions = ["sync_now", "refresh_tokens", "mark_needs_reconnect", "disconnect"]
 
@@ -112,6 +127,11 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
     def granted_scopes(self, obj: CalendarIntegration) -> str:
         return format_html_join("\n", "<div>{}</div>", ((scope,) for scope in obj.scopes))
 
+    @admin.display(description=_("message à l'apprenant"))
+    def learner_message(self, obj: CalendarIntegration) -> str:
+        """What the learner reads about the last error (`last_error` is the detail)."""
+        return _learner_message(obj.last_error_code, obj.last_error)
+
     @admin.display(description=_("dernières synchronisations"))
     def recent_runs(self, obj: CalendarIntegration) -> str:
         runs = obj.sync_runs.all()[:RECENT_RUNS]
@@ -119,7 +139,7 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
             return gettext("Aucune")
         rows = format_html_join(
             "\n",
-            "<li>{} — {} ({}) : +{} ~{} −{} {}</li>",
+            "<li>{} — {} ({}) : +{} ~{} −{} {} {}</li>",
             (
                 (
                     # In the staff member's zone, as the admin's other dates.
@@ -129,6 +149,7 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
                     run.created,
                     run.updated,
                     run.deleted,
+                    f"[{run.error_code or 'unknown'}]" if run.error else "",
                     run.error or ("" if run.finished_at else gettext("en cours")),
                 )
                 for run in runs
@@ -260,20 +281,22 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     list_display = [
         "started_at", "integration", "trigger", "direction", "duration", "created", "updated",
-        "deleted", "skipped", "requests", "outcome",
+        "deleted", "skipped", "requests", "outcome", "error_code",
     ]  # fmt: skip
     list_filter = [
         "trigger",
         "direction",
         "integration__provider",
         ("error", admin.EmptyFieldListFilter),
+        "error_code",
     ]
     search_fields = ["integration__user__username", "integration__account_email", "error"]
     list_select_related = ["integration__user"]
     date_hierarchy = "started_at"
     readonly_fields = [
         "integration", "trigger", "direction", "started_at", "finished_at", "created",
-        "updated", "deleted", "skipped", "requests", "error", "warning",
+        "updated", "deleted", "skipped", "requests", "error_code", "learner_message", "error",
+        "warning",
     ]  # fmt: skip
     fields = readonly_fields
 
@@ -288,6 +311,11 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("message à l'apprenant"))
+    def learner_message(self, run: SyncRun) -> str:
+        """What the learner reads about the run's failure (`error` is the detail)."""
+        return _learner_message(run.error_code, run.error)
 
     @admin.display(description=_("durée"))
     def duration(self, run: SyncRun) -> str:
