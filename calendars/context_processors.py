@@ -19,7 +19,7 @@ def calendar_alerts(request: HttpRequest) -> dict[str, object]:
         .filter(
             Q(status=needs_reconnect) | Q(provider__in=ProviderFault.objects.values("provider"))
         )
-        .only("provider", "status", "reconnect_reason")
+        .only("provider", "status", "reconnect_reason", "last_error_code")
     )
     return {
         "integrations_to_reconnect": [i for i in rows if i.status == needs_reconnect],

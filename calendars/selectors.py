@@ -12,10 +12,12 @@ from django.db.models import Exists, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from calendars.failures import FAILURES, Failure, failure_by_code
 from calendars.models import (
     Calendar,
     CalendarIntegration,
     FormationExport,
+    ProviderFault,
     PushChannel,
     SyncRun,
 )
@@ -58,30 +60,64 @@ def channels_due_for_renewal() -> list[int]:
 
 @dataclass(frozen=True)
 class SyncState:
+    """Where an integration's syncs stand, as the learner is told it."""
+
     syncing: bool  # a sync is running, or was asked for and has not started yet
-    failed: bool  # the last sync that ended did not succeed
+    # Why it does not sync, or why the last sync that ended failed; None when all is well.
+    # A failure only the learner (or the team) can end is told even while a sync is asked for.
+    failure: Failure | None
+    synced_at: datetime | None  # the last sync that succeeded
+    automatic: bool  # the periodic sync is on: a temporary failure is retried by itself
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
+
+
+STATE_FIELDS = [
+    "provider", "status", "last_error_code", "last_synced_at", "sync_enabled",
+    "sync_requested_at", "running", "last_run_error", "last_run_code", "held",
+]  # fmt: skip
 
 
 def integrations_sync_state(*, user: Any, requested_since: datetime) -> dict[str, SyncState]:
     """`user`'s integrations by provider, with the state of their syncs (a request older than
     `requested_since` that never started counts as lost): one query."""
     runs = SyncRun.objects.filter(integration=OuterRef("pk"))
-    last_error = runs.filter(finished_at__isnull=False).order_by("-finished_at", "-pk")
+    last_run = runs.filter(finished_at__isnull=False).order_by("-finished_at", "-pk")
     rows = (
         CalendarIntegration.objects.filter(user=user)
         .annotate(
             running=Exists(runs.filter(finished_at__isnull=True)),
-            last_run_error=Subquery(last_error.values("error")[:1]),
+            last_run_error=Subquery(last_run.values("error")[:1]),
+            last_run_code=Subquery(last_run.values("error_code")[:1]),
+            held=Exists(ProviderFault.objects.filter(provider=OuterRef("provider"))),
         )
-        .values_list("provider", "running", "sync_requested_at", "last_run_error")
+        .values(*STATE_FIELDS)
     )
-    return {
-        provider: SyncState(
-            syncing=running or (requested is not None and requested >= requested_since),
-            failed=bool(error),
-        )
-        for provider, running, requested, error in rows
-    }
+    return {row["provider"]: _sync_state(row, requested_since) for row in rows}
+
+
+def _sync_state(row: dict[str, Any], requested_since: datetime) -> SyncState:
+    requested = row["sync_requested_at"]
+    syncing = row["running"] or (requested is not None and requested >= requested_since)
+    failure = None
+    if row["held"]:  # the provider refuses the application: no sync runs, the team must act
+        failure, syncing = FAILURES["service_unavailable"], False
+    elif row["status"] == CalendarIntegration.Status.NEEDS_RECONNECT:
+        failure, syncing = failure_by_code(row["last_error_code"]), False
+        if not failure.action.reconnects:  # a code from before the catalogue
+            failure = FAILURES["needs_reconnect"]
+    elif row["status"] == CalendarIntegration.Status.ERROR:
+        failure = failure_by_code(row["last_error_code"])
+    elif row["last_run_error"] and not syncing:
+        failure = failure_by_code(row["last_run_code"])
+    return SyncState(
+        syncing=syncing,
+        failure=failure,
+        synced_at=row["last_synced_at"],
+        automatic=row["sync_enabled"],
+    )
 
 
 def integration_formations_in_calendar(*, integration: CalendarIntegration) -> int:

@@ -30,6 +30,7 @@ from calendars.agenda import (
     sources,
 )
 from calendars.errors import ProviderError, ReconnectRequired, Refused
+from calendars.failures import failure_of
 from calendars.forms import IntegrationSettingsForm
 from calendars.layout import time_grid
 from calendars.models import CalendarIntegration, FormationExport, SyncRun
@@ -101,10 +102,11 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
         "calendars": calendars,
         "import_now_url": import_now_url,
         "has_integrations": bool(state),
-        "syncing": [PROVIDERS[n].title for n, s in sorted(state.items()) if s.syncing],
-        "sync_failed": [
-            PROVIDERS[n].title for n, s in sorted(state.items()) if s.failed and not s.syncing
+        "syncs": [
+            {"name": name, "title": PROVIDERS[name].title, "state": state[name]}
+            for name in sorted(state)
         ],
+        "syncing": any(s.syncing for s in state.values()),
     }
     return render(request, "calendars/calendar.html", context)
 
@@ -147,20 +149,27 @@ def _provider_or_404(name: str) -> str:
 
 @require_POST
 def import_now(request: HttpRequest) -> HttpResponse:
-    """The calendar page's "Importer maintenant": a sync of every connected calendar, both
-    ways, sent to run in the background; the answer is immediate and the page, back on the
-    same view and date, updates itself when the run ends."""
-    back = _calendar_back(request.POST)
-    integrations = list(
-        CalendarIntegration.objects.filter(user=request.user, import_enabled=True)
+    """ "Synchroniser maintenant" (and "Réessayer"): a sync, both ways, of every connected
+    calendar or of one (`provider`), sent to run in the background. The answer is immediate:
+    back on the calendar page, on the same view and date, which updates itself when the run
+    ends, or on the settings page's card (`back=settings`)."""
+    provider = request.POST.get("provider")
+    back = _settings_back(provider) if request.POST.get("back") == "settings" else None
+    back = back or _calendar_back(request.POST)
+    integrations = (
+        CalendarIntegration.objects.filter(user=request.user)
         .exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT)
         .defer("credentials")
     )
+    if provider:
+        integrations = integrations.filter(provider=provider)
+    integrations = list(integrations)
     if not integrations:
         messages.warning(
             request,
-            _("Aucun agenda à importer : connectez ou reconnectez-en un dans les paramètres."),
-        )
+            _("Aucun agenda à synchroniser : connectez ou reconnectez-en un dans les "
+              "paramètres."),
+        )  # fmt: skip
         return redirect(back)
     started, running = [], []
     for integration in integrations:
@@ -188,6 +197,12 @@ def show_calendars(request: HttpRequest) -> HttpResponse:
     hidden (remembered), and the learner is back on the same view and date."""
     calendars_show(user=request.user, shown=_ids(request.POST.getlist("shown")))
     return redirect(_calendar_back(request.POST))
+
+
+def _settings_back(provider: str | None) -> str:
+    """The settings page, on the provider's card when it is one."""
+    url = reverse("settings_calendars")
+    return f"{url}#integration-{provider}" if provider in PROVIDERS else url
 
 
 def _calendar_back(data: Any) -> str:
@@ -219,7 +234,10 @@ def settings_calendars(request: HttpRequest) -> HttpResponse:
         .values_list("integration__provider")
         .annotate(count=Count("pk"))
     )
-    faults = provider_faults()
+    provider_faults()  # those of credentials no longer configured are lifted first
+    states = integrations_sync_state(
+        user=request.user, requested_since=timezone.now() - REQUEST_STALE_AFTER
+    )
     cards = [
         {
             "name": name,
@@ -229,8 +247,7 @@ def settings_calendars(request: HttpRequest) -> HttpResponse:
             "exported": exported.get(name, 0),
             "target": _export_target(integrations.get(name)),
             "last_run": integrations[name].sync_runs.first() if name in integrations else None,
-            # The provider refuses the application itself: the operator's to fix, not shown.
-            "unavailable": name in faults,
+            "sync": states.get(name),
         }
         for name, provider in PROVIDERS.items()
     ]
@@ -339,8 +356,8 @@ def withdraw_formations(request: HttpRequest, provider: str) -> HttpResponse:
         return render(request, "calendars/withdraw.html", context)
     try:
         done = integration_formations_withdraw(integration=integration)
-    except ReconnectRequired:
-        messages.error(request, _("L'accès à ce calendrier a été retiré : reconnectez-le."))
+    except ReconnectRequired as error:
+        messages.error(request, failure_of(error).message)
         return redirect("settings_calendars")
     if done.busy:
         messages.warning(
@@ -383,13 +400,8 @@ def refresh_calendars(request: HttpRequest, provider: str) -> HttpResponse:
     integration = learner_integration(request.user, _provider_or_404(provider))
     try:
         integration_refresh_calendars(integration=integration)
-    except ReconnectRequired:
-        messages.error(request, _("L'accès à ce calendrier a été retiré : reconnectez-le."))
-    except ProviderError:
-        messages.error(
-            request,
-            _("Le fournisseur n'a pas pu donner la liste de vos calendriers. Réessayez plus tard."),
-        )
+    except ProviderError as error:
+        messages.error(request, failure_of(error).message)
     else:
         messages.success(request, _("La liste de vos calendriers est à jour."))
     return redirect("settings_calendars")
@@ -405,14 +417,8 @@ def export_formation(request: HttpRequest, provider: str, pk: int) -> HttpRespon
         result = formation_export(integration=integration, formation=formation)
     except Refused as refused:
         messages.error(request, refused.message)
-    except ReconnectRequired:
-        messages.error(request, _("L'accès à ce calendrier a été retiré : reconnectez-le."))
-    except ProviderError:
-        messages.error(
-            request,
-            _("Votre agenda %(provider)s n'a pas répondu. Réessayez dans un instant.")
-            % {"provider": label},
-        )
+    except ProviderError as error:
+        messages.error(request, failure_of(error).message)
     else:
         if result.event_ids.get(str(formation.uid)):
             messages.success(

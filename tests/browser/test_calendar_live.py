@@ -49,7 +49,7 @@ def test_a_synced_change_appears_on_the_open_calendar_page(
 def test_import_now_answers_at_once_stays_on_the_view_and_updates_when_done(
     page, sign_in, make_user, sandbox_settings, settings
 ):
-    """ "Importer maintenant" sends the sync to the background: the learner is back on the
+    """ "Synchroniser maintenant" sends the sync to the background: the learner is back on the
     same week at once, told it runs (the button off meanwhile), and the calendar updates
     itself when it ends."""
     if connection.vendor != "postgresql":
@@ -76,12 +76,15 @@ def test_import_now_answers_at_once_stays_on_the_view_and_updates_when_done(
 
     sign_in(demo, "demo")
     page.goto(week)
-    page.get_by_role("button", name="Importer maintenant").click()
+    page.get_by_role("button", name="Synchroniser maintenant").click()
 
     assert page.url.endswith(week)
-    expect(page.get_by_text("Synchronisation en cours… (Google Agenda)")).to_be_visible()
-    expect(page.get_by_role("button", name="Importer maintenant")).to_be_disabled()
+    google = page.locator("#sync-google")
+    expect(google).to_contain_text("Google Agenda")
+    expect(google.get_by_text("Synchronisation en cours…")).to_be_visible()
+    expect(page.get_by_role("button", name="Synchroniser maintenant")).to_be_disabled()
     expect(page.get_by_text("Renommé avant l'import")).to_be_visible(timeout=15_000)
     expect(page.get_by_text("Synchronisation en cours")).to_have_count(0)
-    expect(page.get_by_role("button", name="Importer maintenant")).to_be_enabled()
+    expect(google.get_by_text("Synchronisé à l'instant")).to_be_visible()
+    expect(page.get_by_role("button", name="Synchroniser maintenant")).to_be_enabled()
     tasks.wait_for_background_syncs()

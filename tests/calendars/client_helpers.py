@@ -3,11 +3,43 @@ and errors."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
 from django.test import Client
+from django.utils import translation
+from django.utils.html import strip_tags
+
+from calendars.failures import FAILURES
 
 BASE = "/api/calendar-integration"
+
+
+def text_of(response) -> str:
+    """A page's HTML with its character references decoded: "n'a" rather than "n&#x27;a"."""
+    return html.unescape(response.content.decode())
+
+
+def words_of(html_text: str) -> str:
+    """What a piece of a page reads, without its tags, references decoded and spaces as one."""
+    return " ".join(html.unescape(strip_tags(html_text)).split())
+
+
+def said(code: str, language: str = "fr") -> str:
+    """The catalogue's sentence for the failure `code`, as a learner reading `language` reads
+    it (whatever language an earlier request left active)."""
+    with translation.override(language):
+        return str(FAILURES[code].message)
+
+
+def sync_line(response, provider: str) -> str:
+    """The HTML of where `provider`'s syncs stand, on the calendar page or a settings card."""
+    found = re.search(
+        rf'<div class="sync-state[^"]*" id="sync-{provider}">.*?\n</div>', response.text, re.S
+    )
+    assert found, f"no sync status for {provider}"
+    return found.group(0)
 
 
 def messages_of(response) -> list[str]:

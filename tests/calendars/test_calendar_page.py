@@ -540,7 +540,7 @@ def test_import_now_button_posts_to_the_import_view(learner_client, learner, mak
 
     form = re.search(r'<form method="post" action="/calendar/import".*?</form>', text, re.S)
     assert form and 'name="csrfmiddlewaretoken"' in form.group(0)
-    assert ">Importer maintenant</button>" in form.group(0)
+    assert ">Synchroniser maintenant</button>" in form.group(0)
 
 
 def test_page_works_before_the_import_view_exists(learner_client, learner, make_calendar,
@@ -548,7 +548,7 @@ def test_page_works_before_the_import_view_exists(learner_client, learner, make_
     settings.ROOT_URLCONF = UrlsWithoutImportNow
     make_calendar(learner)
 
-    assert "Importer maintenant" not in page(learner_client).text
+    assert "Synchroniser maintenant" not in page(learner_client).text
 
 
 def test_without_a_connected_calendar_the_page_says_where_to_connect_one(learner_client, settings):
@@ -556,7 +556,7 @@ def test_without_a_connected_calendar_the_page_says_where_to_connect_one(learner
 
     text = page(learner_client).text
 
-    assert "Importer maintenant" not in text
+    assert "Synchroniser maintenant" not in text
     assert f'href="{reverse("settings_calendars")}"' in text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from calendars import tasks
 from calendars.models import CalendarEvent, SyncRun
 from sandbox.store import Event, new_google_id
 from tests.calendars.calendar_helpers import LIST_ENDPOINT
+from tests.calendars.client_helpers import said, sync_line, words_of
 from tests.calendars.connect_helpers import connect
 
 pytestmark = pytest.mark.usefixtures("quick_retries")
@@ -59,7 +61,8 @@ def test_import_now_answers_at_once_and_the_sync_runs_in_the_background(
     assert not SyncRun.objects.filter(finished_at__isnull=False).exists()  # not waited for
     page = learner_client.get(response["Location"])
     assert "Synchronisation de Google Agenda lancée" in page.text
-    assert "Synchronisation en cours… (Google Agenda)" in page.text
+    assert "Google Agenda</strong> — " in sync_line(page, "google")
+    assert "Synchronisation en cours…" in sync_line(page, "google")
     assert re.search(r'<button type="submit" class="button button-secondary" disabled>', page.text)
     again = learner_client.post(reverse("calendars:import_now"), follow=True)
     assert "Une synchronisation de Google Agenda est déjà en cours" in again.text
@@ -71,6 +74,7 @@ def test_import_now_answers_at_once_and_the_sync_runs_in_the_background(
     assert CalendarEvent.objects.filter(calendar__integration=integration).exists()
     agenda = learner_client.get(reverse("calendars:calendar"), {"view": "agenda"})
     assert "Synchronisation en cours" not in agenda.text
+    assert "Synchronisé à l'instant" in words_of(sync_line(agenda, "google"))
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Réunion" in agenda.text
     assert "<script>alert(1)</script>" not in agenda.text
 
@@ -104,7 +108,9 @@ def test_a_failed_import_is_said_on_the_calendar_page(
     background()
 
     page = learner_client.get(reverse("calendars:calendar"))
-    assert "La dernière synchronisation de Outlook n'a pas abouti" in page.text
+    line = sync_line(page, "outlook")
+    assert said("provider_error") in html.unescape(line)
+    assert re.search(r'name="provider" value="outlook">.*>Réessayer</button>', line, re.S)
     assert "503" not in page.text  # the technical detail stays in the admin
 
 
@@ -149,7 +155,7 @@ def test_import_now_with_nothing_to_import_says_so(sandbox_settings, learner, le
         reverse("calendars:import_now"), {"view": "agenda", "date": "2027-01-04"}, follow=True
     )
     assert [str(m) for m in response.context["messages"]] == [
-        "Aucun agenda à importer : connectez ou reconnectez-en un dans les paramètres."
+        "Aucun agenda à synchroniser : connectez ou reconnectez-en un dans les paramètres."
     ]
     assert response.redirect_chain[-1][0].endswith("?view=agenda&date=2027-01-04")
 

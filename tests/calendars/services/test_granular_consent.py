@@ -12,7 +12,7 @@ from django.urls import reverse
 from calendars.models import CalendarIntegration, SyncRun
 from calendars.providers.google.oauth import CALENDAR_EVENTS, CALENDAR_LIST
 from calendars.sync.runs import integration_run
-from tests.calendars.client_helpers import messages_of
+from tests.calendars.client_helpers import messages_of, text_of
 from tests.calendars.connect_helpers import GOOGLE_ACCOUNT, connect
 from tests.sandbox.google.helpers import consent
 
@@ -46,7 +46,7 @@ def test_the_calendar_list_unticked_is_said_at_once_with_a_button_for_just_that(
     assert sandbox_settings.count("google.calendarList.list") == 0  # known from the grant
     assert CALENDAR_EVENTS in integration.scopes and CALENDAR_LIST not in integration.scopes
     assert not any("est connecté" in m for m in messages_of(page))
-    assert NOT_GRANTED in page.text and ASK_AGAIN in page.text
+    assert NOT_GRANTED in text_of(page) and ASK_AGAIN in text_of(page)
     assert not SyncRun.objects.exists()  # no sync that can only fail
 
     again = _start(learner_client, missing="1")
@@ -62,7 +62,7 @@ def test_the_calendar_list_unticked_is_said_at_once_with_a_button_for_just_that(
     assert {CALENDAR_EVENTS, CALENDAR_LIST} <= set(integration.scopes)
     assert integration.calendars.exists()
     assert any("est connecté" in m for m in messages_of(page))
-    assert NOT_GRANTED not in page.text
+    assert NOT_GRANTED not in text_of(page)
 
 
 def test_the_events_unticked_connect_nothing_and_say_why(sandbox_settings, learner, learner_client):
@@ -99,7 +99,7 @@ def test_the_events_permission_withdrawn_later_asks_for_it_again(
     assert run is not None and run.error
     assert integration.missing_permission
     page = learner_client.get(reverse("settings_calendars"))
-    assert NOT_GRANTED in page.text and ASK_AGAIN in page.text
+    assert NOT_GRANTED in text_of(page) and ASK_AGAIN in text_of(page)
     # The button asks for the calendar permissions again; granted, all is as before.
     again = _start(learner_client, missing="1")
     _back(learner_client, consent(sandbox_settings, again, GOOGLE_ACCOUNT))
@@ -119,4 +119,4 @@ def test_the_calendar_list_withdrawn_later_asks_for_it_again(
 
     integration.refresh_from_db()
     assert integration.missing_permission
-    assert NOT_GRANTED in page.text and ASK_AGAIN in page.text
+    assert NOT_GRANTED in text_of(page) and ASK_AGAIN in text_of(page)
