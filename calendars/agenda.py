@@ -385,13 +385,16 @@ def days_of(items: Iterable[AgendaItem], start: date, end: date) -> list[Day]:
 
 def calendar_stamp(user: Any) -> str:
     """Changes whenever the learner's imported events or formations change (rows added,
-    changed or deleted) or a sync of theirs ends."""
+    changed or deleted) or a sync of theirs starts or ends (the page says one is under way)."""
     events = CalendarEvent.objects.filter(calendar__integration__user=user).aggregate(
         n=Count("pk"), at=Max("updated_at")
     )
-    runs = SyncRun.objects.filter(integration__user=user).aggregate(at=Max("finished_at"))
+    runs = SyncRun.objects.filter(integration__user=user).aggregate(
+        at=Max("finished_at"), started=Max("started_at")
+    )
     formations = Formation.objects.filter(enrollments__learner=user).aggregate(
         n=Count("pk"), at=Max("updated_at")
     )
-    parts = [events["n"], events["at"], runs["at"], formations["n"], formations["at"]]
+    parts = [events["n"], events["at"], runs["at"], runs["started"], formations["n"],
+             formations["at"]]  # fmt: skip
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]

@@ -349,6 +349,10 @@ class SyncRun(models.Model):
     created = models.PositiveIntegerField(_("ajoutés"), default=0)
     updated = models.PositiveIntegerField(_("modifiés"), default=0)
     deleted = models.PositiveIntegerField(_("supprimés"), default=0)
+    # Of those, the formations written to the learner's calendar (the rest are events imported).
+    formations_created = models.PositiveIntegerField(_("formations ajoutées"), default=0)
+    formations_updated = models.PositiveIntegerField(_("formations mises à jour"), default=0)
+    formations_deleted = models.PositiveIntegerField(_("formations retirées"), default=0)
     skipped = models.PositiveIntegerField(_("ignorés"), default=0)
     requests = models.PositiveIntegerField(_("requêtes au fournisseur"), default=0)
     # The failure as the learner is told it (a code of calendars.failures), blank when the run

@@ -250,6 +250,9 @@ def _finish(
     run.created = imported.created + exported.created
     run.updated = imported.updated + exported.updated
     run.deleted = imported.deleted + exported.deleted
+    run.formations_created = exported.created
+    run.formations_updated = exported.updated
+    run.formations_deleted = exported.deleted
     run.skipped = imported.skipped
     run.requests = imported.requests + exported.requests
     run.error_code = code

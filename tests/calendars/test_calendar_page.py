@@ -15,7 +15,7 @@ from django.utils import timezone
 import config.urls
 from accounts.models import Profile
 from calendars import urls as calendar_urls
-from calendars.models import CalendarIntegration
+from calendars.models import CalendarIntegration, SyncRun
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 URL = reverse("calendars:calendar")
@@ -643,6 +643,16 @@ def test_the_version_moves_when_what_the_page_shows_changes(
     assert version() == before
     make_formation(learners=(learner,))
     assert version() != before
+
+    # A sync that starts (the page then says it is under way), and when it ends.
+    before = version()
+    run = SyncRun.objects.create(integration=calendar.integration, trigger="push",
+                                 direction="both")  # fmt: skip
+    started = version()
+    assert started != before
+    run.finished_at = timezone.now()
+    run.save()
+    assert version() != started
 
 
 def test_the_version_needs_a_session(client, db):

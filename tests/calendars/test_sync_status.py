@@ -10,8 +10,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from calendars import views
-from calendars.models import CalendarIntegration, SyncRun
+from calendars import tasks, views
+from calendars.models import CalendarEvent, CalendarIntegration, SyncRun
+from calendars.templatetags.calendar_sync import run_summary
 from tests.calendars.client_helpers import said, sync_line, text_of, words_of
 from tests.calendars.connect_helpers import connect
 
@@ -194,3 +195,33 @@ def test_no_sync_button_while_only_the_learner_or_the_team_can_act(
 
     assert f'action="{SYNC_NOW}"' not in card
     assert ">Reconnecter</button>" in card
+
+
+def test_the_last_run_says_what_its_counts_count(
+    learner_client, sandbox_settings, learner, make_formation
+):
+    integration = connect(sandbox_settings, learner, "google")
+    make_formation(learners=(learner,))
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.MANUAL)
+    imported = CalendarEvent.objects.filter(calendar__integration=integration).count()
+    assert imported > 1
+
+    page = words_of(learner_client.get(reverse("settings_calendars")).text)
+
+    assert f"{imported} événements importés, 1 formation ajoutée à votre agenda." in page
+    tasks.sync_integration(integration.pk, SyncRun.Trigger.MANUAL)
+    assert "Rien n'a changé." in words_of(learner_client.get(reverse("settings_calendars")).text)
+
+
+@pytest.mark.parametrize(
+    ("counts", "said"),
+    [
+        ({"created": 1}, "1 événement importé."),
+        ({"created": 3, "formations_created": 1, "updated": 2, "formations_updated": 2},
+         "2 événements importés, 1 formation ajoutée à votre agenda, 2 formations mises à jour."),
+        ({"deleted": 1, "formations_deleted": 1}, "1 formation retirée de votre agenda."),
+        ({}, "Rien n'a changé."),
+    ],
+)  # fmt: skip
+def test_a_runs_summary_names_events_and_formations_apart(counts, said):
+    assert run_summary(SyncRun(**counts)) == said
