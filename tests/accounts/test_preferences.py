@@ -29,7 +29,7 @@ def test_language_switcher_saves_the_learners_choice(learner_client, learner):
     learner_client.cookies.clear()
     learner_client.force_login(learner)
     page = learner_client.get(reverse("formations:list"))
-    assert "My trainings" in page.text
+    assert "My training sessions" in page.text
 
 
 def test_language_switcher_ignores_foreign_redirects_and_unknown_languages(client, db):

@@ -22,7 +22,7 @@ def test_switching_to_english_sticks_while_navigating(
     page.get_by_role("button", name="Changer").click()
 
     expect(page.locator("html")).to_have_attribute("lang", "en")
-    expect(page.get_by_role("heading", level=1)).to_have_text("My trainings")
+    expect(page.get_by_role("heading", level=1)).to_have_text("My training sessions")
 
     page.get_by_role("link", name=formation.title).click()
     expect(page.get_by_role("link", name="Download (.ics)")).to_be_visible()
@@ -46,4 +46,4 @@ def test_language_chosen_before_signing_in_is_kept_after(page: Page, make_user):
     page.get_by_label("Username").fill("lea")
     page.get_by_label("Password").fill("pw-for-tests-1")
     page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("My trainings")
+    expect(page.get_by_role("heading", level=1)).to_have_text("My training sessions")
