@@ -224,3 +224,18 @@ def test_the_grid_starts_at_the_morning_or_at_an_earlier_first_event(page, sign_
     )
     page.goto(WEEK)
     assert _in_frame(page, f'a[data-key="event-{early.pk}"]')
+
+
+@pytest.mark.parametrize("view", ["month", "agenda"])
+def test_in_the_month_and_agenda_an_event_opens_its_details_in_place_too(
+    page, sign_in, week, view
+):
+    sign_in(week["user"])
+    page.goto(f"/calendar/?view={view}&date={DAY}")
+
+    page.get_by_role("link", name="Réunion longue").click()
+
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Bureau 4")
+    assert page.url.endswith(f"?view={view}&date={DAY}")

@@ -329,7 +329,7 @@ def test_another_period_has_no_current_date(learner_client):
 # --- what each item shows ----------------------------------------------------------------
 
 
-def test_items_link_to_the_formation_page_and_to_the_provider(
+def test_items_link_to_their_details_which_link_to_the_formation_and_the_provider(
     learner_client, learner, make_formation, make_calendar, make_event
 ):
     start = datetime(2027, 4, 8, 9, 30, tzinfo=PARIS)
@@ -339,17 +339,25 @@ def test_items_link_to_the_formation_page_and_to_the_provider(
     make_event(outlook, title="Point", start=start, location="Bureau 4",
                html_link="https://outlook.example.com/e/1")  # fmt: skip
 
-    response = page(learner_client, view="agenda", date="2027-04-08")
+    event = outlook.events.get()
+    for view in ("agenda", "month"):
+        response = page(learner_client, view=view, date="2027-04-08")
 
-    assert f'<a class="entry-title" href="{formation.get_absolute_url()}">Excel</a>' in (
-        response.text
-    )
-    assert (
-        '<a class="entry-title" href="https://outlook.example.com/e/1" '
-        'rel="noopener noreferrer">Point</a>'
-    ) in response.text
+        for key, title in ((f"formation-{formation.pk}", "Excel"), (f"event-{event.pk}", "Point")):
+            details = reverse("calendars:event", args=[key])
+            assert (
+                f'<a class="entry-title" href="{details}?view={view}&amp;date=2027-04-08" '
+                f'data-details data-key="{key}">{title}</a>'
+            ) in response.text
     for text in ("09:30–12:30", "09:30–10:30", "Salle Lumière", "Bureau 4", "Travail"):
-        assert text in response.text
+        assert text in page(learner_client, view="agenda", date="2027-04-08").text
+    # The details link on, to the formation's page and to the event at its provider.
+    formation_details = learner_client.get(
+        reverse("calendars:event", args=[f"formation-{formation.pk}"])
+    ).text
+    assert f'href="{formation.get_absolute_url()}"' in formation_details
+    event_details = learner_client.get(reverse("calendars:event", args=[f"event-{event.pk}"])).text
+    assert 'href="https://outlook.example.com/e/1" rel="noopener noreferrer"' in event_details
 
 
 def test_provider_data_is_escaped(learner_client, learner, make_calendar, make_event):
@@ -378,10 +386,15 @@ def test_an_event_link_that_is_not_http_is_not_a_link(
     make_event(make_calendar(learner), title="Piège", html_link=link,
                start=datetime(2027, 4, 8, 9, tzinfo=PARIS))  # fmt: skip
 
-    text = page(learner_client, view="agenda", date="2027-04-08").text
+    for view in ("agenda", "month", "week", "day"):
+        text = page(learner_client, view=view, date="2027-04-08").text
 
-    assert '<span class="entry-title">Piège</span>' in text
-    assert "alert(1)" not in text or link == ""
+        # The item links to its details (which offer no such link: test_event_detail.py),
+        # never to what the provider gave.
+        assert re.search(
+            r'href="/calendar/event/event-\d+/\?[^"]*"[^>]*>\s*(<[^>]+>[^<]*)*Piège', text
+        )
+        assert "alert(1)" not in text and "data:text" not in text
 
 
 def test_the_legend_names_each_source_and_each_item_says_its_source(
