@@ -227,9 +227,7 @@ def test_the_grid_starts_at_the_morning_or_at_an_earlier_first_event(page, sign_
 
 
 @pytest.mark.parametrize("view", ["month", "agenda"])
-def test_in_the_month_and_agenda_an_event_opens_its_details_in_place_too(
-    page, sign_in, week, view
-):
+def test_in_the_month_and_agenda_an_event_opens_its_details_in_place_too(page, sign_in, week, view):
     sign_in(week["user"])
     page.goto(f"/calendar/?view={view}&date={DAY}")
 
