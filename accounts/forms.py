@@ -79,7 +79,7 @@ def grouped_time_zones(now: datetime | None = None) -> list[tuple[Any, list[tupl
 class ProfileForm(forms.ModelForm):
     class Meta:
         model = Profile
-        fields = ["time_zone", "language"]
+        fields = ["time_zone", "language", "share_busy"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

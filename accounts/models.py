@@ -36,6 +36,15 @@ class Profile(models.Model):
         default=settings.LANGUAGE_CODE,
         help_text=_("La langue des pages et des e-mails."),
     )
+    # Read by the calendars app: whether staff may count this learner as busy or free.
+    share_busy = models.BooleanField(
+        _("partager mes disponibilités avec l'équipe de formation"),
+        default=True,
+        help_text=_(
+            "L'équipe voit seulement si vous êtes libre ou occupé aux heures d'une formation, "
+            "jamais le titre, le lieu ou le détail de vos événements."
+        ),
+    )
 
     class Meta:
         verbose_name = _("profil")

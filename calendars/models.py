@@ -429,3 +429,33 @@ class ProviderFault(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()}: {self.detail}"
+
+
+class ConflictDismissal(models.Model):
+    """A learner's "je m'en occupe" for one of their events over one of their formations.
+    It holds while neither moves: `fingerprint` is of both their times
+    (calendars.availability.conflict_fingerprint)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conflict_dismissals"
+    )
+    formation = models.ForeignKey(
+        "formations.Formation", on_delete=models.CASCADE, related_name="conflict_dismissals"
+    )
+    event = models.ForeignKey(
+        CalendarEvent, on_delete=models.CASCADE, related_name="conflict_dismissals"
+    )
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("conflit écarté")
+        verbose_name_plural = _("conflits écartés")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "formation", "event"], name="one_dismissal_per_conflict"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.formation_id} / {self.event_id}"

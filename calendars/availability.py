@@ -1,0 +1,298 @@
+"""When enrolled learners are busy, from what their calendars imported: the learner's own
+conflicts with their formations, and, for staff, how many learners a time suits.
+
+No provider is asked: busy time is what the import keeps (`CalendarEvent`, not cancelled,
+not declined, not marked free, of calendars the learner imports). Staff never get an event's
+title, place or description from here, only learners' names and counts; a learner who turned
+off sharing (`Profile.share_busy`) or has no calendar imported counts as unknown.
+
+Every function makes a fixed number of queries, whatever the number of learners and events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import Profile
+from calendars.models import CalendarEvent, CalendarIntegration, ConflictDismissal
+from formations.models import Enrollment, Formation
+
+# Suggested slots: working hours in the formation's zone, Monday to Friday, every half hour.
+WORK_HOURS = (time(9), time(18))
+SLOT_STEP = timedelta(minutes=30)
+SLOTS_SHOWN = 10
+
+
+def busy_events(user_ids: Iterable[int] | QuerySet[Any]) -> QuerySet[CalendarEvent]:
+    """The imported events that take the time of these learners."""
+    return CalendarEvent.objects.filter(
+        calendar__integration__user_id__in=user_ids,
+        calendar__integration__import_enabled=True,
+        calendar__import_enabled=True,
+        busy=True,
+    ).exclude(
+        Q(status=CalendarEvent.Status.CANCELLED) | Q(response=CalendarEvent.Response.DECLINED)
+    )
+
+
+def _overlapping(start: datetime, end: datetime) -> Q:
+    return Q(start__lt=end, end__gt=start)
+
+
+# --- the learner's own conflicts -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One of the learner's busy events over a formation of theirs."""
+
+    formation_id: int
+    event_id: int
+    title: str  # the learner's own event: shown to them, never to staff
+    provider: str
+    start: datetime
+    end: datetime
+    all_day: bool
+    dismissed: bool  # "je m'en occupe", while neither moved
+
+    @property
+    def key(self) -> str:
+        return f"event-{self.event_id}"
+
+
+def conflict_fingerprint(
+    formation_start: datetime, formation_end: datetime, start: datetime, end: datetime
+) -> str:
+    """Changes when the formation or the event moves: a dismissal holds only as long as it."""
+    text = "|".join(v.isoformat() for v in (formation_start, formation_end, start, end))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def learner_conflicts(*, user: Any, formations: Sequence[Formation]) -> dict[int, list[Conflict]]:
+    """The learner's busy events overlapping each of `formations` (theirs, scheduled), by
+    formation id, in time order; dismissed ones are included and say so. Two queries."""
+    scheduled = [f for f in formations if f.status == Formation.Status.SCHEDULED]
+    if not scheduled:
+        return {}
+    around = Q()
+    for formation in scheduled:
+        around |= _overlapping(formation.start, formation.end)
+    rows = list(
+        busy_events([user.pk])
+        .filter(around)
+        .order_by("start", "pk")
+        .values_list("pk", "title", "start", "end", "all_day", "calendar__integration__provider")
+    )
+    if not rows:
+        return {}
+    dismissed = set(
+        ConflictDismissal.objects.filter(
+            user=user, formation__in=[f.pk for f in scheduled]
+        ).values_list("formation_id", "event_id", "fingerprint")
+    )
+    conflicts: dict[int, list[Conflict]] = {}
+    for formation in scheduled:
+        for pk, title, start, end, all_day, provider in rows:
+            if start < formation.end and end > formation.start:
+                fingerprint = conflict_fingerprint(formation.start, formation.end, start, end)
+                conflicts.setdefault(formation.pk, []).append(
+                    Conflict(
+                        formation_id=formation.pk,
+                        event_id=pk,
+                        title=title,
+                        provider=provider,
+                        start=start,
+                        end=end,
+                        all_day=all_day,
+                        dismissed=(formation.pk, pk, fingerprint) in dismissed,
+                    )
+                )
+    return conflicts
+
+
+# --- for staff: who is free ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Learner:
+    pk: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Availability:
+    """The enrolled learners at a time: busy (names only), free, unknown (no calendar
+    imported, or not sharing)."""
+
+    busy: list[Learner]
+    free: int
+    unknown: int
+
+    @property
+    def known(self) -> int:
+        return len(self.busy) + self.free
+
+
+def _enrolled(formation: Formation) -> list[Learner]:
+    rows = (
+        Enrollment.objects.filter(formation=formation)
+        .order_by("learner__last_name", "learner__first_name", "learner__username")
+        .values_list("learner_id", "learner__first_name", "learner__last_name", "learner__username")
+    )
+    return [
+        Learner(pk, f"{first} {last}".strip() or username) for pk, first, last, username in rows
+    ]
+
+
+def _known(learner_ids: list[int]) -> set[int]:
+    """Of these learners, those whose busy time counts: a calendar imported, sharing on."""
+    importing = set(
+        CalendarIntegration.objects.filter(user_id__in=learner_ids, import_enabled=True)
+        .exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT)
+        .values_list("user_id", flat=True)
+    )
+    private = set(
+        Profile.objects.filter(user_id__in=importing, share_busy=False).values_list(
+            "user_id", flat=True
+        )
+    )
+    return importing - private
+
+
+def formation_availability(
+    *, formation: Formation, start: datetime | None = None, end: datetime | None = None
+) -> Availability:
+    """Who of the formation's learners is busy over [start, end) (by default, its own
+    times). Four queries."""
+    start, end = start or formation.start, end or formation.end
+    learners = _enrolled(formation)
+    known = _known([learner.pk for learner in learners])
+    busy_ids = (
+        set(
+            busy_events(known)
+            .filter(_overlapping(start, end))
+            .values_list("calendar__integration__user_id", flat=True)
+            .distinct()
+        )
+        if known
+        else set()
+    )
+    return Availability(
+        busy=[learner for learner in learners if learner.pk in busy_ids],
+        free=len(known - busy_ids),
+        unknown=len(learners) - len(known),
+    )
+
+
+def formations_busy_counts(formations: Sequence[Formation]) -> dict[int, int]:
+    """For the admin's list: how many enrolled, sharing learners are busy over each
+    formation. Three queries for the whole page."""
+    ids = [f.pk for f in formations]
+    if not ids:
+        return {}
+    enrolled = list(Enrollment.objects.filter(formation_id__in=ids).values_list(
+        "formation_id", "learner_id"
+    ))  # fmt: skip
+    known = _known(sorted({learner for _, learner in enrolled}))
+    around = Q()
+    for formation in formations:
+        around |= _overlapping(formation.start, formation.end)
+    rows = (
+        busy_events(known)
+        .filter(around)
+        .values_list("calendar__integration__user_id", "start", "end")
+        if known
+        else []
+    )
+    intervals: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for user_id, start, end in rows:
+        intervals[user_id].append((start, end))
+    by_id = {f.pk: f for f in formations}
+    counts = dict.fromkeys(ids, 0)
+    for formation_id, learner_id in enrolled:
+        formation = by_id[formation_id]
+        if any(s < formation.end and e > formation.start for s, e in intervals[learner_id]):
+            counts[formation_id] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: datetime
+    end: datetime
+    free: int
+    busy: int
+    unknown: int
+
+
+class _BusyTimes:
+    """One learner's busy intervals, merged and sorted, for quick overlap tests."""
+
+    def __init__(self, intervals: list[tuple[datetime, datetime]]) -> None:
+        merged: list[list[datetime]] = []
+        for start, end in sorted(intervals):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self.starts = [s for s, _ in merged]
+        self.ends = [e for _, e in merged]
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        # The first interval ending after `start` is the only one that can overlap.
+        i = bisect_left(self.ends, start)
+        while i < len(self.ends) and self.ends[i] == start:
+            i += 1
+        return i < len(self.starts) and self.starts[i] < end
+
+
+def free_slots(
+    *,
+    formation: Formation,
+    since: date,
+    until: date,
+    now: datetime | None = None,
+    limit: int = SLOTS_SHOWN,
+) -> tuple[list[Slot], int]:
+    """Times of the formation's length, on working days and hours of its zone within
+    [since, until), ranked by how many of its learners are free (then the earliest), and how
+    many learners are unknown. Four queries."""
+    zone = formation.tz
+    length = formation.end - formation.start
+    learners = _enrolled(formation)
+    known = _known([learner.pk for learner in learners])
+    unknown = len(learners) - len(known)
+    first = datetime.combine(since, time.min, tzinfo=zone)
+    last = datetime.combine(until, time.min, tzinfo=zone)
+    intervals: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    if known:
+        rows = (
+            busy_events(known)
+            .filter(_overlapping(first, last))
+            .values_list("calendar__integration__user_id", "start", "end")
+        )
+        for user_id, start, end in rows:
+            intervals[user_id].append((start, end))
+    times = [_BusyTimes(intervals[pk]) for pk in known]
+    slots = []
+    day = since
+    while day < until:
+        if day.weekday() < 5:
+            start = datetime.combine(day, WORK_HOURS[0], tzinfo=zone)
+            closing = datetime.combine(day, WORK_HOURS[1], tzinfo=zone)
+            while start + length <= closing:
+                if now is None or start >= now:
+                    busy = sum(t.overlaps(start, start + length) for t in times)
+                    slots.append(Slot(start, start + length, len(times) - busy, busy, unknown))
+                start += SLOT_STEP
+        day += timedelta(days=1)
+    slots.sort(key=lambda s: (-s.free, s.start))
+    return slots[:limit], unknown
