@@ -124,3 +124,17 @@ def test_the_settings_page_offers_the_grouped_zones_and_a_search(learner_client)
     assert '<option value="Europe/Paris" selected>Paris (UTC+0' in page
     assert 'data-search-label="Rechercher un fuseau (ville ou région)"' in page
     assert "js/zone-search.js" in page
+
+
+def test_a_learner_can_stop_sharing_their_busy_time_with_staff(learner_client, learner):
+    page = learner_client.get(reverse("settings")).text
+    assert 'name="share_busy"' in page and "checked" in page.split('name="share_busy"')[1][:80]
+    assert "jamais le titre, le lieu ou le détail de vos événements" in page
+
+    learner_client.post(reverse("settings"), {"time_zone": "Europe/Paris", "language": "fr"})
+
+    assert Profile.objects.get(user=learner).share_busy is False
+    learner_client.post(
+        reverse("settings"), {"time_zone": "Europe/Paris", "language": "fr", "share_busy": "on"}
+    )
+    assert Profile.objects.get(user=learner).share_busy is True
