@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -29,6 +29,9 @@ from formations.models import Enrollment, Formation
 WORK_HOURS = (time(9), time(18))
 SLOT_STEP = timedelta(minutes=30)
 SLOTS_SHOWN = 10
+# Past this many separate formation spans, a learner's events are fetched over one span
+# covering them all (SQLite refuses expressions deeper than 1,000).
+MAX_SPANS = 50
 
 
 def busy_events(user_ids: Iterable[int] | QuerySet[Any]) -> QuerySet[CalendarEvent]:
@@ -71,9 +74,44 @@ class Conflict:
 def conflict_fingerprint(
     formation_start: datetime, formation_end: datetime, start: datetime, end: datetime
 ) -> str:
-    """Changes when the formation or the event moves: a dismissal holds only as long as it."""
-    text = "|".join(v.isoformat() for v in (formation_start, formation_end, start, end))
+    """Changes when the formation or the event moves: a dismissal holds only as long as it.
+    Of the instants, not of how they are written: the same times in another zone (a page's
+    local times, the database's UTC) give the same fingerprint."""
+    instants = (formation_start, formation_end, start, end)
+    text = "|".join(v.astimezone(UTC).isoformat() for v in instants)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def dismissed_conflicts(*, user: Any, formation_ids: Iterable[int]) -> set[tuple[int, int, str]]:
+    """The learner's dismissals for these formations, as (formation id, event id,
+    fingerprint): a conflict is dismissed when its own fingerprint is among them. One query,
+    none without formations."""
+    ids = sorted(set(formation_ids))
+    if not ids:
+        return set()
+    return set(
+        ConflictDismissal.objects.filter(user=user, formation__in=ids).values_list(
+            "formation_id", "event_id", "fingerprint"
+        )
+    )
+
+
+def _around(spans: Iterable[tuple[datetime, datetime]]) -> Q:
+    """A filter for events overlapping any of the spans: the spans merged where they touch,
+    one bounding span past MAX_SPANS (the database's expression depth is limited; events
+    outside the spans are then left out in Python)."""
+    merged: list[list[datetime]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    if len(merged) > MAX_SPANS:
+        merged = [[merged[0][0], max(end for _, end in merged)]]
+    around = Q()
+    for start, end in merged:
+        around |= _overlapping(start, end)
+    return around
 
 
 def learner_conflicts(*, user: Any, formations: Sequence[Formation]) -> dict[int, list[Conflict]]:
@@ -82,22 +120,15 @@ def learner_conflicts(*, user: Any, formations: Sequence[Formation]) -> dict[int
     scheduled = [f for f in formations if f.status == Formation.Status.SCHEDULED]
     if not scheduled:
         return {}
-    around = Q()
-    for formation in scheduled:
-        around |= _overlapping(formation.start, formation.end)
     rows = list(
         busy_events([user.pk])
-        .filter(around)
+        .filter(_around((f.start, f.end) for f in scheduled))
         .order_by("start", "pk")
         .values_list("pk", "title", "start", "end", "all_day", "calendar__integration__provider")
     )
     if not rows:
         return {}
-    dismissed = set(
-        ConflictDismissal.objects.filter(
-            user=user, formation__in=[f.pk for f in scheduled]
-        ).values_list("formation_id", "event_id", "fingerprint")
-    )
+    dismissed = dismissed_conflicts(user=user, formation_ids=[f.pk for f in scheduled])
     conflicts: dict[int, list[Conflict]] = {}
     for formation in scheduled:
         for pk, title, start, end, all_day, provider in rows:
