@@ -63,6 +63,22 @@ class AgendaItem:
     # An invitation: the learner's answer (declined ones are never listed); "" otherwise.
     response: str = ""
     busy: bool = True  # blocks the learner's time (false: shown as free)
+    # The items of the page it clashes with (a formation's busy events, an event's
+    # formations), not dismissed by the learner: set by calendars.layout.mark_conflicts.
+    conflicts: tuple[AgendaItem, ...] = ()
+
+    @property
+    def pk(self) -> int:
+        return int(self.key.rpartition("-")[2])
+
+    @property
+    def is_formation(self) -> bool:
+        return self.source == FORMATION
+
+    @property
+    def conflict_titles(self) -> str:
+        """What it clashes with, for screen readers: "Dentiste, Réunion"."""
+        return ", ".join(other.title or _("(sans titre)") for other in self.conflicts)
 
     @property
     def tentative(self) -> bool:
@@ -129,6 +145,15 @@ def day_start(day: date, zone: tzinfo) -> datetime:
 def _link(url: str) -> str:
     # Providers' data is not trusted: a "javascript:" link would run in our page when clicked.
     return url if url.lower().startswith(("https://", "http://")) else ""
+
+
+def all_day_dates(start: datetime, end: datetime, zone: tzinfo) -> tuple[date, date]:
+    """An all-day event's dates (the end exclusive, as providers give it) from its stored
+    midnights, which are in the event's own zone: the nearest midnights in `zone` (two zones
+    are less than 12 hours apart, but for a few islands of the Pacific)."""
+    half = timedelta(hours=12)
+    first = (timezone.localtime(start, zone) + half).date()
+    return first, max((timezone.localtime(end, zone) + half).date(), first + timedelta(days=1))
 
 
 def _days_of(start: datetime, end: datetime, zone: tzinfo) -> tuple[date, date]:

@@ -96,6 +96,18 @@ def dismissed_conflicts(*, user: Any, formation_ids: Iterable[int]) -> set[tuple
     )
 
 
+def dismissed_conflicts_between(
+    *, user: Any, start: datetime, end: datetime
+) -> set[tuple[int, int, str]]:
+    """As dismissed_conflicts, for the formations over [start, end): what a calendar page
+    needs, in one query whatever it shows (none, or any number of conflicts)."""
+    return set(
+        ConflictDismissal.objects.filter(
+            user=user, formation__start__lt=end, formation__end__gt=start
+        ).values_list("formation_id", "event_id", "fingerprint")
+    )
+
+
 def _around(spans: Iterable[tuple[datetime, datetime]]) -> Q:
     """A filter for events overlapping any of the spans: the spans merged where they touch,
     one bounding span past MAX_SPANS (the database's expression depth is limited; events

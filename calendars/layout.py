@@ -4,15 +4,22 @@ Timed items of a single day are blocks in their day's hour column, placed by the
 time in the learner's zone (10:00 is 10:00 on a 23- or 25-hour day too) and put side by side
 when they overlap. Items over several days (all-day ones, and timed ones that cross midnight)
 are bars in the all-day row, drawn once across the days they cover, stacked in lanes.
+
+Conflicts are found here too, among the items a page already holds: a formation and one of the
+learner's busy events at the same time are both marked, as the formation's page counts them
+(calendars.availability), unless the learner dismissed it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from calendars.agenda import AgendaItem
+from calendars.availability import conflict_fingerprint
 
 DAY_MINUTES = 24 * 60
 # A short event is drawn at least this tall (in minutes of the grid), so that its text and its
@@ -207,3 +214,58 @@ def time_grid(
         if now is not None and now.date() == day.date:
             day.now = wall_minutes(now, day.date)
     return TimeGrid(days, max([1] + [b.lane + 1 for b in bars]))
+
+
+# --- conflicts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clash:
+    """A formation and a busy event of the learner's over the same time."""
+
+    formation: AgendaItem
+    event: AgendaItem
+
+    @property
+    def fingerprint(self) -> str:
+        f, e = self.formation, self.event
+        return conflict_fingerprint(f.start, f.end, e.start, e.end)
+
+    @property
+    def ids(self) -> tuple[int, int, str]:
+        """As calendars.availability.dismissed_conflicts gives the dismissed ones."""
+        return self.formation.pk, self.event.pk, self.fingerprint
+
+
+def clashes(items: Iterable[AgendaItem]) -> list[Clash]:
+    """The formations (not cancelled) and busy events among `items` that overlap, as
+    calendars.availability.learner_conflicts sees them: touching is not overlapping."""
+    formations = [i for i in items if i.is_formation and not i.cancelled]
+    events = sorted(
+        (i for i in items if not i.is_formation and i.busy and not i.cancelled),
+        key=lambda i: i.start,
+    )
+    if not formations or not events:
+        return []
+    starts = [e.start for e in events]
+    longest = max(e.end - e.start for e in events)
+    found = []
+    for formation in formations:
+        # Only events starting within `longest` before the formation can still run over it.
+        first = bisect_left(starts, formation.start - longest)
+        last = bisect_left(starts, formation.end)
+        found += [Clash(formation, e) for e in events[first:last] if e.end > formation.start]
+    return found
+
+
+def mark_conflicts(
+    items: Sequence[AgendaItem], found: Iterable[Clash], dismissed: Collection[tuple[int, int, str]]
+) -> list[AgendaItem]:
+    """`items` with their `conflicts` set from the clashes `found`, but those the learner
+    dismissed (`dismissed`, as calendars.availability.dismissed_conflicts gives them)."""
+    others: dict[str, list[AgendaItem]] = defaultdict(list)
+    for clash in found:
+        if clash.ids not in dismissed:
+            others[clash.formation.key].append(clash.event)
+            others[clash.event.key].append(clash.formation)
+    return [replace(i, conflicts=tuple(others[i.key])) if i.key in others else i for i in items]

@@ -24,15 +24,17 @@ from calendars.agenda import (
     agenda_item,
     agenda_items,
     calendar_stamp,
+    day_start,
     days_of,
     parse_day,
     period_of,
     sources,
 )
+from calendars.availability import dismissed_conflicts_between
 from calendars.errors import ProviderError, ReconnectRequired, Refused
 from calendars.failures import failure_of
 from calendars.forms import IntegrationSettingsForm
-from calendars.layout import time_grid
+from calendars.layout import clashes, mark_conflicts, time_grid
 from calendars.models import CalendarIntegration, FormationExport, SyncRun
 from calendars.providers.names import PROVIDERS
 from calendars.selectors import (
@@ -74,6 +76,13 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
         view if view in VIEWS else "month", parse_day(request.GET.get("date")) or today
     )
     items = agenda_items(user=request.user, start=period.start, end=period.end, shown_only=True)
+    # Conflicts among the items shown: those with a hidden calendar's events are not marked
+    # here (the formation's page counts them).
+    zone = timezone.get_current_timezone()
+    dismissed = dismissed_conflicts_between(
+        user=request.user, start=day_start(period.start, zone), end=day_start(period.end, zone)
+    )
+    items = mark_conflicts(items, clashes(items), dismissed)
     days = days_of(items, period.start, period.end)
     timed = period.view in ("week", "day")
     state = integrations_sync_state(
@@ -92,6 +101,7 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
         "days": days,
         "weeks": [days[i : i + 7] for i in range(0, len(days), 7)],
         "agenda_days": [day for day in days if day.entries],
+        "has_conflicts": any(item.conflicts for item in items),
         "grid": time_grid(items, period.start, period.end, now) if timed else None,
         "hours": [f"{hour:02}:00" for hour in range(24)],
         # What an event's details keep, to come back to the same view and date.
