@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ from pydantic import ConfigDict
 
 from calendars.agenda import (
     agenda_items,
+    day_start,
     learner_zone,
 )
 from calendars.api.auth import ApiError
@@ -21,16 +23,21 @@ from calendars.api.schemas import (
     AgendaItemOut,
     AuthUrlOut,
     CallbackIn,
+    ConflictOut,
     ErrorOut,
+    FormationOut,
     IntegrationOut,
     IsoDay,
     SettingsIn,
 )
+from calendars.availability import Conflict, dismissed_conflicts_between, learner_conflicts
 from calendars.errors import ReconnectRequired, Refused
 from calendars.failures import FAILURES
+from calendars.layout import clashes, mark_conflicts
 from calendars.models import CalendarIntegration, SyncRun
 from calendars.providers.names import PROVIDERS
 from calendars.selectors import learner_integration
+from calendars.services.conflicts import conflict_dismiss, conflict_restore
 from calendars.services.connection import (
     integration_connect_finish,
     integration_connect_start,
@@ -44,6 +51,8 @@ from calendars.tasks import dispatch_sync, run_now
 from formations.models import Formation
 
 router = Router(tags=["calendar-integration"])
+# An event in a path: its id as `events` gives it ("event-12"), or its number.
+_EVENT_ID = re.compile(r"(?:event-)?([1-9][0-9]{0,15})")
 
 
 def _provider(name: str) -> str:
@@ -183,8 +192,8 @@ class ExportOut(Schema):
 def _learner_formation(user: Any, reference: int | str) -> Formation:
     formations = Formation.objects.for_learner(user)
     text = str(reference).strip()
-    if text.isdigit():
-        found = formations.filter(pk=int(text)).first()
+    if text.isascii() and text.isdigit():
+        found = formations.filter(pk=int(text)).first() if int(text) <= 2**53 else None
     else:
         try:
             found = formations.filter(uid=uuid.UUID(text)).first()
@@ -228,8 +237,77 @@ def events(request: HttpRequest, start: IsoDay, end: IsoDay) -> list[AgendaItemO
         raise ApiError(400, "invalid_range", _("La date de fin doit suivre la date de début."))
     if (end - start).days > EVENTS_MAX_DAYS:
         raise ApiError(400, "range_too_long", _("La période demandée ne peut dépasser 366 jours."))
-    items = agenda_items(user=request.auth, start=start, end=end, zone=learner_zone(request.auth))
+    zone = learner_zone(request.auth)
+    items = agenda_items(user=request.auth, start=start, end=end, zone=zone)
+    dismissed = dismissed_conflicts_between(
+        user=request.auth, start=day_start(start, zone), end=day_start(end, zone)
+    )
+    items = mark_conflicts(items, clashes(items), dismissed)
     return [AgendaItemOut.of(item, request) for item in items if not item.cancelled]
+
+
+# --- formations and their conflicts with the learner's calendar ---------------------------
+
+
+def _conflicts_of(user: Any, formation: Formation) -> list[Conflict]:
+    return learner_conflicts(user=user, formations=[formation]).get(formation.pk, [])
+
+
+@router.get("/formations/{id}", response={200: FormationOut, **ERRORS}, by_alias=True)
+def formation(request: HttpRequest, id: str) -> FormationOut:
+    """One of the learner's formations, by its number (as in its page's address) or its
+    uid, and their busy events over it (`conflicts`, those of calendars hidden on the
+    calendar page too; dismissed ones say so)."""
+    found = _learner_formation(request.auth, id)
+    return FormationOut.of(
+        found, _conflicts_of(request.auth, found), request, learner_zone(request.auth)
+    )
+
+
+def _event_id(value: str) -> int:
+    match = _EVENT_ID.fullmatch(value)
+    if match is None:
+        raise _no_conflict()
+    return int(match.group(1))
+
+
+def _no_conflict() -> ApiError:
+    return ApiError(
+        404,
+        "conflict_not_found",
+        _("Cet événement n'est pas un de ceux de votre agenda en conflit avec cette formation."),
+    )
+
+
+def _conflict(request: HttpRequest, formation: Formation, event_id: int) -> ConflictOut:
+    for conflict in _conflicts_of(request.auth, formation):
+        if conflict.event_id == event_id:
+            return ConflictOut.of(conflict, learner_zone(request.auth))
+    raise _no_conflict()
+
+
+DISMISSAL = "/formations/{id}/conflicts/{eventId}/dismissal"
+
+
+@router.post(DISMISSAL, response={200: ConflictOut, **ERRORS}, by_alias=True)
+def dismiss_conflict(request: HttpRequest, id: str, eventId: str) -> ConflictOut:
+    """ "Je m'en occupe": the conflict of the event `eventId` ("event-12", as `events` and
+    the formation's `conflicts` give it) with the formation is no longer flagged, until
+    either moves. 404 unless it is one of the learner's events over one of their
+    formations."""
+    found = _learner_formation(request.auth, id)
+    event_id = _event_id(eventId)
+    conflict_dismiss(user=request.auth, formation_id=found.pk, event_id=event_id)
+    return _conflict(request, found, event_id)
+
+
+@router.delete(DISMISSAL, response={200: ConflictOut, **ERRORS}, by_alias=True)
+def restore_conflict(request: HttpRequest, id: str, eventId: str) -> ConflictOut:
+    """The conflict is flagged again."""
+    found = _learner_formation(request.auth, id)
+    event_id = _event_id(eventId)
+    conflict_restore(user=request.auth, formation_id=found.pk, event_id=event_id)
+    return _conflict(request, found, event_id)
 
 
 @router.api_operation(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Annotated, Any
 
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Field, Schema
 from pydantic import BeforeValidator, ConfigDict, StrictBool
 
@@ -14,11 +15,14 @@ from calendars.agenda import (
     MAX_DAY,
     MIN_DAY,
     AgendaItem,
+    all_day_dates,
     parse_day,
 )
+from calendars.availability import Conflict
 from calendars.failures import failure_by_code
 from calendars.models import CalendarIntegration, SyncRun
 from calendars.selectors import integration_formations_in_calendar
+from formations.models import Formation
 
 
 class AuthUrlOut(Schema):
@@ -155,6 +159,13 @@ class AgendaItemOut(Schema):
     # "tentative"; declined ones are not listed); null for formations and own events.
     response: str | None = None
     busy: bool = True  # the event blocks the learner's time (false: it shows as free)
+    conflicts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "The ids of the items it clashes with, not dismissed by the learner: for a "
+            "formation, the busy events over it; for an event, the formations."
+        ),
+    )
 
     @classmethod
     def of(cls, item: AgendaItem, request: HttpRequest) -> AgendaItemOut:
@@ -171,7 +182,65 @@ class AgendaItemOut(Schema):
             url=(request.build_absolute_uri(item.url) if formation else item.url) or None,
             response=item.response or None,
             busy=item.busy,
+            conflicts=[other.key for other in item.conflicts],
         )
+
+
+class ConflictOut(Schema):
+    """One of the learner's busy events over a formation. Timed events' `start` and `end`
+    are instants with the learner's UTC offset; all-day events' are dates, `end` exclusive."""
+
+    event_id: str = Field(serialization_alias="eventId")  # as in `events`: "event-12"
+    title: str
+    provider: str  # "google" or "outlook"
+    start: datetime | date
+    end: datetime | date
+    all_day: bool = Field(serialization_alias="allDay")
+    dismissed: bool = Field(
+        description="The learner said they handle it; it holds until either moves."
+    )
+
+    @classmethod
+    def of(cls, conflict: Conflict, zone: tzinfo) -> ConflictOut:
+        if conflict.all_day:
+            start, end = all_day_dates(conflict.start, conflict.end, zone)
+        else:
+            start = timezone.localtime(conflict.start, zone)
+            end = timezone.localtime(conflict.end, zone)
+        return cls(
+            event_id=conflict.key, title=conflict.title, provider=conflict.provider,
+            start=start, end=end, all_day=conflict.all_day, dismissed=conflict.dismissed,
+        )  # fmt: skip
+
+
+class FormationOut(Schema):
+    """One of the learner's formations, its times with the learner's UTC offset, and their
+    busy events over it (while it is scheduled), dismissed ones included."""
+
+    id: int  # as in its page's address
+    uid: str
+    title: str
+    start: datetime
+    end: datetime
+    time_zone: str = Field(serialization_alias="timeZone")  # where it takes place
+    location: str
+    status: str  # "scheduled" or "cancelled"
+    url: str  # its page
+    conflicts: list[ConflictOut]
+
+    @classmethod
+    def of(
+        cls, formation: Formation, conflicts: list[Conflict], request: HttpRequest, zone: tzinfo
+    ) -> FormationOut:
+        return cls(
+            id=formation.pk, uid=str(formation.uid), title=formation.title,
+            start=timezone.localtime(formation.start, zone),
+            end=timezone.localtime(formation.end, zone),
+            time_zone=formation.time_zone, location=formation.location,
+            status=formation.status,
+            url=request.build_absolute_uri(formation.get_absolute_url()),
+            conflicts=[ConflictOut.of(c, zone) for c in conflicts],
+        )  # fmt: skip
 
 
 class ErrorDetail(Schema):

@@ -373,6 +373,8 @@ def test_docs_render_for_signed_in_learners_only(client, learner_client):
         f"{BASE}/integrations/{{type}}",
         f"{BASE}/{{provider}}/import",
         f"{BASE}/events",
+        f"{BASE}/formations/{{id}}",
+        f"{BASE}/formations/{{id}}/conflicts/{{eventId}}/dismissal",
     }
     integration = schema["components"]["schemas"]["IntegrationOut"]["properties"]
     assert {"accountEmail", "import", "lastSyncAt"} <= set(integration)

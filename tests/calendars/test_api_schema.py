@@ -18,4 +18,7 @@ def test_operation_ids_are_the_ones_clients_know():
         "calendars_api_import_now",
         "calendars_api_export_formation",
         "calendars_api_events",
+        "calendars_api_formation",
+        "calendars_api_dismiss_conflict",
+        "calendars_api_restore_conflict",
     }

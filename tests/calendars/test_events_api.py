@@ -82,6 +82,7 @@ def test_events_and_formations_in_their_json_shape(
             "url": "https://calendar.example.com/salon-2027",
             "response": None,
             "busy": True,
+            "conflicts": [f"formation-{formation.pk}"],  # the salon covers its day
         },
         {
             "id": f"formation-{formation.pk}",
@@ -95,6 +96,7 @@ def test_events_and_formations_in_their_json_shape(
             "url": f"http://testserver{formation.get_absolute_url()}",
             "response": None,
             "busy": True,
+            "conflicts": [f"event-{all_day.pk}"],
         },
         {
             "id": f"event-{timed.pk}",
@@ -108,6 +110,7 @@ def test_events_and_formations_in_their_json_shape(
             "url": "https://outlook.example.com/e/AAMk",
             "response": None,
             "busy": True,
+            "conflicts": [],
         },
     ]
 
@@ -287,7 +290,8 @@ def test_the_answer_costs_a_fixed_number_of_queries(
             start = datetime(2027, 4, 1, 8, tzinfo=PARIS) + timedelta(hours=3 * n)
             make_formation(start=start, learners=(learner,))
             make_named_event(calendar, f"ev-{n}", start=start)
-        with django_assert_max_num_queries(6) as captured:
+        # The six of the items, and a seventh: the conflicts dismissed over the range.
+        with django_assert_max_num_queries(7) as captured:
             found = items(learner_client, "2027-04-01", "2027-07-01")
         counts.append(len(captured))
         assert len(found) == 2 * (first + added)
