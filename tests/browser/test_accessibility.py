@@ -10,10 +10,13 @@ from typing import Any
 import axe_playwright_python
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import Page
 
 from calendars import tasks
-from calendars.models import CalendarEvent, CalendarIntegration, SyncRun
+from calendars.availability import busy_events
+from calendars.models import CalendarIntegration, SyncRun
+from calendars.services.conflicts import conflict_dismiss
 from calendars.sync.exporting import integration_export
 from tests.calendars.connect_helpers import connect
 
@@ -70,13 +73,14 @@ def _check(page: Page, path: str, *, phone: bool) -> list[str]:
 def learner_pages(make_user, make_formation, sandbox_settings) -> tuple[Any, list[str]]:
     """A learner with Google connected and synced, Outlook connected, one formation added to
     both and one not (their "Ajouter mes formations" is off): the withdraw page has something
-    to say, and the second formation's page offers its buttons."""
+    to say, and the second formation's page offers its buttons. Both formations are over a
+    busy event to come: conflicts on every page, the second one's dismissed."""
     demo = make_user("demo", password="demo", first_name="Camille", last_name="Durand")
     google = connect(sandbox_settings, demo, "google")
     tasks.sync_integration(google.pk, SyncRun.Trigger.CONNECT)
     event = (
-        CalendarEvent.objects.filter(calendar__integration=google, all_day=False)
-        .exclude(response=CalendarEvent.Response.DECLINED)
+        busy_events([demo.pk])
+        .filter(calendar__integration=google, all_day=False, start__gt=timezone.now())
         .order_by("start")
         .first()
     )
@@ -86,6 +90,7 @@ def learner_pages(make_user, make_formation, sandbox_settings) -> tuple[Any, lis
     # "Ajouter mes formations" off: the next formation's page offers its buttons.
     CalendarIntegration.objects.filter(user=demo).update(export_enabled=False)
     offered = make_formation(start=event.start, learners=(demo,), title="Atelier 2")
+    assert conflict_dismiss(user=demo, formation_id=offered.pk, event_id=event.pk)
     day = f"{event.start:%Y-%m-%d}"
     paths = [
         reverse("formations:list"),
