@@ -21,8 +21,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from accounts.models import Profile
-from calendars.models import CalendarEvent, CalendarIntegration, ConflictDismissal
+from calendars.models import Calendar, CalendarEvent, CalendarIntegration, ConflictDismissal
 from formations.models import Enrollment, Formation
 
 # Suggested slots: working hours in the formation's zone, Monday to Friday, every half hour.
@@ -195,36 +194,63 @@ def _enrolled(formation: Formation) -> list[Learner]:
     ]
 
 
-def _known(learner_ids: list[int]) -> set[int]:
-    """Of these learners, those whose busy time counts: a calendar imported, sharing on."""
-    importing = set(
-        CalendarIntegration.objects.filter(user_id__in=learner_ids, import_enabled=True)
-        .exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT)
-        .values_list("user_id", flat=True)
-    )
-    private = set(
-        Profile.objects.filter(user_id__in=importing, share_busy=False).values_list(
-            "user_id", flat=True
+def _learners_of(formation_ids: Iterable[int]) -> QuerySet[Any]:
+    """The formations' learners, as a subquery: the database joins it, however many they are
+    (a list of ids would run into the limit on a statement's parameters)."""
+    return Enrollment.objects.filter(formation_id__in=formation_ids).values("learner_id")
+
+
+def _known(learner_ids: QuerySet[Any]) -> set[int]:
+    """Of these learners, those whose busy time counts: a calendar imported (at least once:
+    before its first import ends, an empty calendar says nothing), sharing on. One query."""
+    return set(
+        Calendar.objects.filter(
+            integration__user_id__in=learner_ids,
+            integration__import_enabled=True,
+            import_enabled=True,
+            last_imported_at__isnull=False,
         )
+        .exclude(integration__status=CalendarIntegration.Status.NEEDS_RECONNECT)
+        .exclude(integration__user__profile__share_busy=False)
+        .order_by()
+        .values_list("integration__user_id", flat=True)
+        .distinct()
     )
-    return importing - private
+
+
+def _busy_rows(learner_ids: QuerySet[Any], start: datetime, end: datetime, around: Q) -> Any:
+    """(learner, start, end) of the learners' busy events overlapping any of `around`, all
+    of which lie within [start, end): that envelope lets the database scan one range of its
+    index rather than one per time asked about."""
+    return (
+        busy_events(learner_ids)
+        .filter(_overlapping(start, end))
+        .filter(around)
+        .order_by()
+        .values_list("calendar__integration__user_id", "start", "end")
+    )
 
 
 def formation_availability(
     *, formation: Formation, start: datetime | None = None, end: datetime | None = None
 ) -> Availability:
     """Who of the formation's learners is busy over [start, end) (by default, its own
-    times). Four queries."""
+    times). Three queries."""
     start, end = start or formation.start, end or formation.end
     learners = _enrolled(formation)
-    known = _known([learner.pk for learner in learners])
+    if not learners:
+        return Availability(busy=[], free=0, unknown=0)
+    enrolled = _learners_of([formation.pk])
+    known = _known(enrolled)
     busy_ids = (
         set(
-            busy_events(known)
+            busy_events(enrolled)
             .filter(_overlapping(start, end))
+            .order_by()
             .values_list("calendar__integration__user_id", flat=True)
             .distinct()
         )
+        & known
         if known
         else set()
     )
@@ -244,20 +270,16 @@ def formations_busy_counts(formations: Sequence[Formation]) -> dict[int, int]:
     enrolled = list(Enrollment.objects.filter(formation_id__in=ids).values_list(
         "formation_id", "learner_id"
     ))  # fmt: skip
-    known = _known(sorted({learner for _, learner in enrolled}))
-    around = Q()
-    for formation in formations:
-        around |= _overlapping(formation.start, formation.end)
-    rows = (
-        busy_events(known)
-        .filter(around)
-        .values_list("calendar__integration__user_id", "start", "end")
-        if known
-        else []
-    )
+    known = _known(_learners_of(ids)) if enrolled else set()
     intervals: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for user_id, start, end in rows:
-        intervals[user_id].append((start, end))
+    if known:
+        around = Q()
+        for formation in formations:
+            around |= _overlapping(formation.start, formation.end)
+        envelope = (min(f.start for f in formations), max(f.end for f in formations))
+        for user_id, start, end in _busy_rows(_learners_of(ids), *envelope, around):
+            if user_id in known:
+                intervals[user_id].append((start, end))
     by_id = {f.pk: f for f in formations}
     counts = dict.fromkeys(ids, 0)
     for formation_id, learner_id in enrolled:
@@ -306,26 +328,25 @@ def free_slots(
     limit: int = SLOTS_SHOWN,
 ) -> tuple[list[Slot], int]:
     """Times of the formation's length, on working days and hours of its zone within
-    [since, until), ranked by how many of its learners are free (then the earliest), and how
-    many learners are unknown. Four queries."""
+    [since, until) and not before `now`, ranked by how many of its learners are free (then the
+    earliest), and how many learners are unknown. Slots overlap when taken every SLOT_STEP:
+    each one kept overlaps none ranked before it, so that ten suggestions are ten different
+    times rather than the same morning shifted by half an hour. Three queries."""
     zone = formation.tz
     length = formation.end - formation.start
     learners = _enrolled(formation)
-    known = _known([learner.pk for learner in learners])
+    enrolled = _learners_of([formation.pk])
+    known = _known(enrolled) if learners else set()
     unknown = len(learners) - len(known)
     first = datetime.combine(since, time.min, tzinfo=zone)
     last = datetime.combine(until, time.min, tzinfo=zone)
     intervals: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
     if known:
-        rows = (
-            busy_events(known)
-            .filter(_overlapping(first, last))
-            .values_list("calendar__integration__user_id", "start", "end")
-        )
-        for user_id, start, end in rows:
-            intervals[user_id].append((start, end))
+        for user_id, start, end in _busy_rows(enrolled, first, last, Q()):
+            if user_id in known:
+                intervals[user_id].append((start, end))
     times = [_BusyTimes(intervals[pk]) for pk in known]
-    slots = []
+    candidates = []
     day = since
     while day < until:
         if day.weekday() < 5:
@@ -334,8 +355,14 @@ def free_slots(
             while start + length <= closing:
                 if now is None or start >= now:
                     busy = sum(t.overlaps(start, start + length) for t in times)
-                    slots.append(Slot(start, start + length, len(times) - busy, busy, unknown))
+                    candidates.append(Slot(start, start + length, len(times) - busy, busy, unknown))
                 start += SLOT_STEP
         day += timedelta(days=1)
-    slots.sort(key=lambda s: (-s.free, s.start))
-    return slots[:limit], unknown
+    candidates.sort(key=lambda s: (-s.free, s.start))
+    slots: list[Slot] = []
+    for slot in candidates:
+        if len(slots) == limit:
+            break
+        if not any(slot.start < kept.end and slot.end > kept.start for kept in slots):
+            slots.append(slot)
+    return slots, unknown
