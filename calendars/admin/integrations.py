@@ -1,3 +1,6 @@
+"""Support's view of the learners' calendar integrations, their sync history and the
+providers' faults."""
+
 from __future__ import annotations
 
 from typing import Any
