@@ -277,7 +277,7 @@ class FormationAvailabilityAdmin(FormationAdmin):
             formation._busy_learners = counts.get(formation.pk)
         return changelist
 
-    @admin.display(description=_("apprenants occupés"))
+    @admin.display(description=_("occupés"))
     def busy_learners(self, obj: Formation) -> int | None:
         return getattr(obj, "_busy_learners", None)  # None: "—", cancelled
 
