@@ -5,6 +5,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.contrib.auth import get_user_model
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -48,11 +50,48 @@ class FormationAdminForm(forms.ModelForm):
         return cleaned
 
 
+class LearnerAutocomplete(AutocompleteSelect):
+    """The learner's search box, showing an enrolled learner from `known` (read once for the
+    whole list) rather than with a query of its own on each row."""
+
+    known: dict[str, Any] = {}
+
+    def optgroups(self, name: str, value: Any, attr: Any = None) -> Any:
+        selected = {str(v) for v in value if str(v) not in self.choices.field.empty_values}
+        if not selected or not selected <= self.known.keys():
+            return super().optgroups(name, value, attr)
+        options = [] if self.is_required else [self.create_option(name, "", "", False, 0)]
+        for pk in sorted(selected):
+            label = self.choices.field.label_from_instance(self.known[pk])
+            options.append(self.create_option(name, pk, label, selected, len(options)))
+        return [(None, options, 0)]
+
+
 class EnrollmentInline(admin.TabularInline):
+    """The formation's learners. A formation may have hundreds: the page's queries do not
+    grow with them."""
+
     model = Enrollment
     extra = 1
     autocomplete_fields = ["learner"]
     readonly_fields = ["created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Enrollment]:
+        return super().get_queryset(request).select_related("learner", "formation")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "learner":
+            kwargs["widget"] = LearnerAutocomplete(db_field, self.admin_site)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        widget = formset.form.base_fields["learner"].widget
+        widget = getattr(widget, "widget", widget)  # inside the add/change links' wrapper
+        if obj is not None and isinstance(widget, LearnerAutocomplete):
+            learners = get_user_model().objects.filter(enrollments__formation=obj)
+            widget.known = {str(learner.pk): learner for learner in learners}
+        return formset
 
 
 @admin.register(Formation)

@@ -187,6 +187,28 @@ def test_list_queries_do_not_grow_with_formations_learners_or_events(
     assert _changelist_queries(staff_client) == few
 
 
+def test_change_page_queries_do_not_grow_with_learners_or_events(
+    staff_client, make_formation, make_user
+):
+    def queries(formation: Formation) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert staff_client.get(_change(formation)).status_code == 200
+        return len(captured)
+
+    def learners(count: int) -> tuple:
+        people = tuple(make_user() for _ in range(count))
+        for person in people:
+            calendar = connected(person)
+            busy(calendar, NINE)
+            busy(calendar, NINE + timedelta(days=1))
+        return people
+
+    few = make_formation(start=NINE, learners=learners(1))
+    many = make_formation(start=NINE, learners=learners(12))
+    queries(few)  # the session's first request reads the staff member's preferences
+    assert queries(many) == queries(few)
+
+
 # --- moving a formation -------------------------------------------------------------------------
 
 

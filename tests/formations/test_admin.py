@@ -3,6 +3,8 @@ from __future__ import annotations
 import zoneinfo
 from datetime import UTC, datetime
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from formations.models import Formation
@@ -117,3 +119,20 @@ def test_time_zone_filter_lists_only_zones_in_use(staff_client, make_formation):
         f for f in response.context["cl"].filter_specs if f.title == "fuseau horaire"
     )
     assert sorted(zone_filter.lookup_choices) == ["America/Montreal", "Europe/Paris"]
+
+
+def test_change_page_queries_do_not_grow_with_the_learners(staff_client, make_formation, make_user):
+    def queries(formation: Formation) -> int:
+        url = reverse("admin:formations_formation_change", args=[formation.pk])
+        with CaptureQueriesContext(connection) as captured:
+            page = staff_client.get(url)
+        assert page.status_code == 200
+        return len(captured)
+
+    alice = make_user(username="alice")
+    few = make_formation(learners=(alice, make_user()))
+    many = make_formation(learners=tuple(make_user() for _ in range(12)))
+    queries(few)  # the session's first request reads the staff member's preferences
+    assert queries(many) == queries(few)
+    page = staff_client.get(reverse("admin:formations_formation_change", args=[few.pk]))
+    assert f'<option value="{alice.pk}" selected>alice</option>' in page.text
