@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from calendars.availability import (
+    MAX_SPANS,
     WORK_HOURS,
     formation_availability,
     formations_busy_counts,
@@ -163,6 +164,29 @@ def test_busy_counts_for_a_page_of_formations(make_formation, people):
 
     assert counts == {morning.pk: 2, afternoon.pk: 2, nobody.pk: 0}
     assert formations_busy_counts([]) == {}
+
+
+def test_busy_counts_for_a_page_of_many_formations(make_formation, people):
+    """Past MAX_SPANS separate times, the events are fetched over one span covering them all
+    and sorted out here: the counts are the same."""
+    ana, bruno, _ = people
+    formations = [
+        make_formation(start=NINE + timedelta(days=d, hours=h), hours=1, learners=(ana, bruno))
+        for d in range(MAX_SPANS // 2 + 1)
+        for h in (0, 4)
+    ]
+    calendar = connected(ana)
+    for formation in formations[::3]:
+        busy(calendar, formation.start + timedelta(minutes=30))
+    busy(calendar, NINE + timedelta(hours=2))  # between two formations: over none
+    busy(connected(bruno), formations[-1].start - timedelta(minutes=30))
+
+    counts = formations_busy_counts(formations)
+
+    assert len(formations) > MAX_SPANS
+    expected = {f.pk: int(n % 3 == 0) for n, f in enumerate(formations)}
+    expected[formations[-1].pk] += 1
+    assert counts == expected
 
 
 def _statements(work) -> list[str]:
