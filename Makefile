@@ -29,6 +29,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo_calendar
 	@pids=""; trap 'kill $$pids 2>/dev/null' EXIT; \
 	export SITE_URL="$${SITE_URL:-http://$(HOST):$(PORT)}"; \
 	if $(BIN)/python manage.py calendar_sandbox --needed; then \
