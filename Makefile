@@ -55,12 +55,14 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/import_benchmark.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/export_benchmark.py $(EXPORT_BENCH_ARGS)
 
-# Scale: 1,000 integrations synced by 2 Celery workers, and the calendar page and API under
-# load (benchmarks/README.md). Needs PostgreSQL, Redis and wrk, which `make bench` does not;
-# SYNC_BENCH_ARGS="--integrations 200", LOAD_BENCH_ARGS="--duration 10".
+# Scale: 1,000 integrations synced by 2 Celery workers, the calendar page and API under load,
+# and staff's availability views over a million imported events (benchmarks/README.md). Needs
+# PostgreSQL, Redis and wrk, which `make bench` does not; SYNC_BENCH_ARGS="--integrations 200",
+# LOAD_BENCH_ARGS="--duration 10", AVAILABILITY_BENCH_ARGS="--learners 200".
 bench-scale: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/sync_benchmark.py $(SYNC_BENCH_ARGS)
 	$(BIN)/python benchmarks/load_benchmark.py $(LOAD_BENCH_ARGS)
+	$(BIN)/python benchmarks/availability_benchmark.py $(AVAILABILITY_BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
