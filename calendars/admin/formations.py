@@ -152,7 +152,7 @@ class FormationAvailabilityForm(FormationAdminForm):
             self.confirmed = availability
             return cleaned
         self.clash = Clash(availability, token)
-        raise ValidationError(move_warning(availability), code="learners_busy")
+        raise ValidationError(move_warning(availability))
 
 
 def _proposed(request: HttpRequest) -> tuple[datetime, datetime] | None:
