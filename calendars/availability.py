@@ -52,24 +52,6 @@ def _overlapping(start: datetime, end: datetime) -> Q:
     return Q(start__lt=end, end__gt=start)
 
 
-def _around(spans: Iterable[tuple[datetime, datetime]]) -> Q:
-    """A filter for events overlapping any of the spans: the spans merged where they touch,
-    one bounding span past MAX_SPANS (the database's expression depth is limited; events
-    outside the spans are then left out in Python)."""
-    merged: list[list[datetime]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    if len(merged) > MAX_SPANS:
-        merged = [[merged[0][0], max(end for _, end in merged)]]
-    around = Q()
-    for start, end in merged:
-        around |= _overlapping(start, end)
-    return around
-
-
 # --- the learner's own conflicts -------------------------------------------------------------
 
 
