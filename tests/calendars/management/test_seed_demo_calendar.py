@@ -52,6 +52,9 @@ def test_the_demo_learner_has_a_conflict_on_their_pages_and_in_the_admin(demo, c
     assert page.status_code == 200
     assert "Rendez-vous chez le dentiste" in page.text
     assert formation.title in page.text
+    assert 'class="badge badge-conflict"' in client.get(reverse("formations:list")).text
+    detail = client.get(formation.get_absolute_url()).text
+    assert "has-conflict" in detail and "Rendez-vous chez le dentiste" in detail
 
 
 def test_it_is_idempotent(demo):
