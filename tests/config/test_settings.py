@@ -180,3 +180,28 @@ def test_an_install_without_the_sandbox_package_starts_without_it(calendar_sandb
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def _database_settings(**env: str) -> str:
+    result = run_python(
+        "manage.py",
+        "shell",
+        "-c",
+        "from django.conf import settings; d = settings.DATABASES['default']; "
+        "print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])",
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_production_keeps_database_connections_open_and_checks_them():
+    production = {
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "CALENDAR_TOKEN_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "example.com",
+    }
+    assert _database_settings(**production) == "60 True"
+    assert _database_settings(**{**production, "CONN_MAX_AGE": "0"}) == "0 True"
+    assert _database_settings(DEBUG="true") == "0 True"
