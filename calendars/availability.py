@@ -110,16 +110,22 @@ def dismissed_conflicts_between(
     )
 
 
-def _around(spans: Iterable[tuple[datetime, datetime]]) -> Q:
-    """A filter for events overlapping any of the spans: the spans merged where they touch,
-    one bounding span past MAX_SPANS (the database's expression depth is limited; events
-    outside the spans are then left out in Python)."""
-    merged: list[list[datetime]] = []
+def _merged[T: (datetime, float)](spans: Iterable[tuple[T, T]]) -> list[list[T]]:
+    """The spans sorted, those that overlap or touch made one."""
+    merged: list[list[T]] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
+    return merged
+
+
+def _around(spans: Iterable[tuple[datetime, datetime]]) -> Q:
+    """A filter for events overlapping any of the spans: the spans merged where they touch,
+    one bounding span past MAX_SPANS (the database's expression depth is limited; events
+    outside the spans are then left out in Python)."""
+    merged = _merged(spans)
     if len(merged) > MAX_SPANS:
         merged = [[merged[0][0], max(end for _, end in merged)]]
     around = Q()
@@ -305,12 +311,7 @@ class _BusyTimes:
     time, which made most of the time free_slots took."""
 
     def __init__(self, intervals: list[tuple[datetime, datetime]]) -> None:
-        merged: list[list[float]] = []
-        for start, end in sorted((s.timestamp(), e.timestamp()) for s, e in intervals):
-            if merged and start <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
+        merged = _merged((s.timestamp(), e.timestamp()) for s, e in intervals)
         self.starts = [s for s, _ in merged]
         self.ends = [e for _, e in merged]
 

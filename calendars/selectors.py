@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -120,13 +120,27 @@ def _sync_state(row: dict[str, Any], requested_since: datetime) -> SyncState:
     )
 
 
+def _kept_exports() -> QuerySet[FormationExport]:
+    """The formations this site wrote to learners' calendars and still keeps there (not those
+    a learner deleted there)."""
+    return FormationExport.objects.filter(create_sent=True).exclude(
+        state=FormationExport.State.REMOVED
+    )
+
+
 def integration_formations_in_calendar(*, integration: CalendarIntegration) -> int:
-    """How many formations this site wrote to the learner's calendar and still keeps there
-    (those the learner deleted there are not counted)."""
-    return (
-        integration.exports.filter(create_sent=True)
-        .exclude(state=FormationExport.State.REMOVED)
-        .count()
+    """How many formations this site keeps in the integration's calendar."""
+    return _kept_exports().filter(integration=integration).count()
+
+
+def formations_in_calendars(*, user: Any) -> dict[str, int]:
+    """How many formations this site keeps in each of `user`'s calendars, by provider: one
+    query."""
+    return dict(
+        _kept_exports()
+        .filter(integration__user=user)
+        .values_list("integration__provider")
+        .annotate(count=Count("pk"))
     )
 
 

@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -35,10 +34,11 @@ from calendars.errors import ProviderError, ReconnectRequired, Refused
 from calendars.failures import failure_of
 from calendars.forms import IntegrationSettingsForm
 from calendars.layout import clashes, mark_conflicts, time_grid
-from calendars.models import CalendarIntegration, FormationExport, SyncRun
+from calendars.models import CalendarIntegration, SyncRun
 from calendars.providers.names import PROVIDERS
 from calendars.selectors import (
     calendars_on_page,
+    formations_in_calendars,
     integration_formations_in_calendar,
     integrations_sync_state,
     learner_integration,
@@ -238,12 +238,7 @@ def settings_calendars(request: HttpRequest) -> HttpResponse:
         .defer("credentials")
         .prefetch_related("calendars")
     }
-    exported = dict(
-        FormationExport.objects.filter(integration__user=request.user, create_sent=True)
-        .exclude(state=FormationExport.State.REMOVED)
-        .values_list("integration__provider")
-        .annotate(count=Count("pk"))
-    )
+    exported = formations_in_calendars(user=request.user)
     provider_faults()  # those of credentials no longer configured are lifted first
     states = integrations_sync_state(
         user=request.user, requested_since=timezone.now() - REQUEST_STALE_AFTER
