@@ -13,11 +13,10 @@ import hmac
 import ipaddress
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -30,6 +29,7 @@ from calendars.errors import (
 from calendars.models import Calendar, CalendarIntegration, PushChannel
 from calendars.providers import get_provider
 from calendars.providers.base import PushClient
+from calendars.selectors import integration_calendars, integration_has_exports
 from calendars.services.credentials import integration_call
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def _wanted(integration: CalendarIntegration) -> list[Calendar | None]:
         return []
     if not webhook_address(integration.provider):
         return []
-    exports = integration.exports.exists()
+    exports = integration_has_exports(integration)
     if not (integration.import_enabled or exports):
         return []
     push = get_provider(integration.provider).push
@@ -75,10 +75,33 @@ def _wanted(integration: CalendarIntegration) -> list[Calendar | None]:
         return []
     if not push.per_calendar:
         return [None]
-    listed = Q(import_enabled=True) if integration.import_enabled else Q(pk__in=[])
-    if exports:
-        listed |= Q(is_export_target=True)
-    return list(integration.calendars.filter(listed).exclude(polled=True))
+    return [
+        calendar
+        for calendar in integration_calendars(integration)
+        if (
+            (integration.import_enabled and calendar.import_enabled)
+            or (exports and calendar.is_export_target)
+        )
+        and not calendar.polled
+    ]
+
+
+def _in_place(
+    integration: CalendarIntegration,
+    wanted: dict[int | None, Calendar | None],
+    renew_before: datetime,
+) -> bool:
+    """Whether the channels are what is wanted and none is due for renewal, as a sync run
+    read them with the integration (`selectors.integration_for_sync`): then none is read."""
+    count = getattr(integration, "channel_count", None)
+    if count is None or count != len(wanted):
+        return False
+    if count and integration.channels_renew_by <= renew_before:  # type: ignore[attr-defined]
+        return False
+    return all(
+        integration.mailbox_watched if calendar is None else getattr(calendar, "watched", False)  # type: ignore[attr-defined]
+        for calendar in wanted.values()
+    )
 
 
 def integration_channels_reconcile(*, integration: CalendarIntegration) -> None:
@@ -86,6 +109,8 @@ def integration_channels_reconcile(*, integration: CalendarIntegration) -> None:
     closes the others. Provider failures are logged; the next sync tries again."""
     wanted = {(c.pk if c else None): c for c in _wanted(integration)}
     renew_before = timezone.now() + timedelta(seconds=settings.CALENDAR_PUSH_RENEW_BEFORE)
+    if _in_place(integration, wanted, renew_before):
+        return
     open_channels = list(integration.channels.all())
     if not wanted and not open_channels:
         return

@@ -8,10 +8,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    prefetch_related_objects,
+)
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from accounts.models import Profile
 from calendars.failures import FAILURES, Failure, failure_by_code
 from calendars.models import (
     Calendar,
@@ -21,6 +32,7 @@ from calendars.models import (
     PushChannel,
     SyncRun,
 )
+from formations.models import Enrollment, Formation
 
 
 def learner_integration(user: Any, provider: str) -> CalendarIntegration:
@@ -163,3 +175,92 @@ def calendars_on_page(*, user: Any) -> list[ShownCalendar]:
         .values_list("pk", "integration__provider", "name", "shown")
     )
     return [ShownCalendar(*row) for row in rows]
+
+
+def integration_for_sync(integration_id: int) -> CalendarIntegration | None:
+    """The integration as a sync run reads it once it holds the integration's lock, in two
+    queries whatever it holds: its row (credentials included), annotated with what the run
+    would otherwise ask one query at a time, then its calendars, which
+    `integration.calendars.all()` gives from memory from then on.
+
+    The annotations: `open_run` (a run of it is still open), `has_exports` (it holds
+    exported formations), `provider_fault` (a fault of its provider is recorded),
+    `profile_language` (the learner's chosen language, None without a profile),
+    `formations_enrolled` (the scheduled formations its learner is enrolled in),
+    `channel_count`, `channels_renew_by` (the first expiry of its push channels) and
+    `mailbox_watched` (a channel on the whole mailbox); each calendar's `watched` (a channel
+    on it). A run's own writes can make them stale: the code that reads them says when they
+    stop holding."""
+    channels = PushChannel.objects.filter(integration=OuterRef("pk"))
+    enrolled = (
+        Enrollment.objects.filter(
+            learner_id=OuterRef("user_id"), formation__status=Formation.Status.SCHEDULED
+        )
+        .order_by()
+        .values("learner_id")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    integration = (
+        CalendarIntegration.objects.annotate(
+            open_run=Exists(
+                SyncRun.objects.filter(integration=OuterRef("pk"), finished_at__isnull=True)
+            ),
+            has_exports=Exists(FormationExport.objects.filter(integration=OuterRef("pk"))),
+            provider_fault=Exists(ProviderFault.objects.filter(provider=OuterRef("provider"))),
+            profile_language=Subquery(
+                Profile.objects.filter(user_id=OuterRef("user_id")).values("language")[:1]
+            ),
+            formations_enrolled=Coalesce(Subquery(enrolled), 0),
+            channel_count=Coalesce(
+                Subquery(
+                    channels.order_by()
+                    .values("integration_id")
+                    .annotate(count=Count("pk"))
+                    .values("count")
+                ),
+                0,
+            ),
+            channels_renew_by=Subquery(channels.order_by("expires_at").values("expires_at")[:1]),
+            mailbox_watched=Exists(channels.filter(calendar__isnull=True)),
+        )
+        .filter(pk=integration_id)
+        .first()
+    )
+    if integration is not None:
+        prefetch_related_objects(
+            [integration],
+            Prefetch(
+                "calendars",
+                Calendar.objects.annotate(
+                    watched=Exists(PushChannel.objects.filter(calendar=OuterRef("pk")))
+                ),
+            ),
+        )
+    return integration
+
+
+def read_for_sync(integration: CalendarIntegration) -> bool:
+    """Whether `integration` was read by `integration_for_sync`: a run holds its lock."""
+    return hasattr(integration, "open_run")
+
+
+def integration_calendars(integration: CalendarIntegration) -> list[Calendar]:
+    """The integration's calendars: from memory when `integration_for_sync` read them."""
+    return list(integration.calendars.all())
+
+
+def integration_has_exports(integration: CalendarIntegration) -> bool:
+    """Whether the integration holds exported formations: as `integration_for_sync` read it,
+    unless a write since made that stale (`forget_has_exports`)."""
+    known = getattr(integration, "has_exports", None)
+    return integration.exports.exists() if known is None else known
+
+
+def forget_has_exports(integration: CalendarIntegration) -> None:
+    integration.__dict__.pop("has_exports", None)
+
+
+def forget_calendars(integration: CalendarIntegration) -> None:
+    """The calendars read with the integration are stale (they were listed again)."""
+    getattr(integration, "_prefetched_objects_cache", {}).pop("calendars", None)

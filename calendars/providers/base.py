@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from calendars.errors import ProviderError, SyncTokenExpired
@@ -25,6 +25,10 @@ from calendars.providers.types import (
     Write,
     WriteOutcome,
 )
+
+# How long an access token read from storage must stay good for a sync to use it without
+# asking for another: longer than a sync takes.
+STORED_TOKEN_MARGIN = timedelta(minutes=5)
 
 
 class OAuthClient(ABC):
@@ -50,6 +54,12 @@ class OAuthClient(ABC):
     def access_token(self, credentials: dict[str, Any], *, force: bool = False) -> Grant:
         """A valid access token, refreshed if expired (or if `force`); the Grant carries the
         credentials to store (refresh tokens may have rotated)."""
+
+    def stored_access_token(self, credentials: dict[str, Any]) -> str | None:
+        """The access token `credentials` hold when it stays good for STORED_TOKEN_MARGIN
+        at least, else None; never calls the provider (nothing is refreshed, so nothing needs
+        saving). None by default: every token is asked of `access_token`."""
+        return None
 
     @abstractmethod
     def revoke(self, credentials: dict[str, Any]) -> bool:

@@ -22,6 +22,7 @@ from calendars.failures import failure_of
 from calendars.locking import lock_rows
 from calendars.models import MISSING_SCOPE, CalendarIntegration
 from calendars.providers import get_provider
+from calendars.selectors import read_for_sync
 from calendars.services.faults import provider_fault_clear, provider_fault_record
 
 
@@ -33,7 +34,20 @@ def integration_access_token(*, integration: CalendarIntegration, force: bool = 
     tokens, so a request must never use one that a concurrent refresh has just replaced. The
     outcome (new credentials, a lost grant, an error) is written under that same lock, so a
     reconnection made meanwhile is never overwritten by a stale failure.
+
+    A sync run, which read `integration` under the integration's lock, uses the access token
+    its credentials hold as it is when it stays good a while, without the row lock: nothing
+    is refreshed, and should the grant be gone meanwhile, the provider's 401 brings the run
+    back here with `force`.
     """
+    if (
+        not force
+        and read_for_sync(integration)
+        and integration.status == CalendarIntegration.Status.CONNECTED
+    ):
+        stored = _stored_access_token(integration)
+        if stored:
+            return stored
     failure: ProviderError | None = None
     with transaction.atomic():
         locked = (
@@ -75,9 +89,22 @@ def integration_access_token(*, integration: CalendarIntegration, force: bool = 
                 locked.save(update_fields=[*CREDENTIAL_FIELDS, *STATUS_FIELDS])
     for name in ("status", "last_error_code", "last_error", "last_error_at", "token_expires_at"):
         setattr(integration, name, getattr(locked, name))
+    if failure is None:  # read (and perhaps refreshed) above: the next call uses it as it is
+        integration.credentials = locked.credentials
     if failure is not None:
         raise failure
     return grant.access_token
+
+
+@sensitive_variables("credentials")
+def _stored_access_token(integration: CalendarIntegration) -> str | None:
+    if "credentials" in integration.get_deferred_fields():
+        return None
+    try:
+        credentials = integration.get_credentials()
+    except UndecryptableError:
+        return None  # told under the lock below
+    return get_provider(integration.provider).oauth.stored_access_token(credentials)
 
 
 CREDENTIAL_FIELDS = ["credentials", "token_expires_at"]

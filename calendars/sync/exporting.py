@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
@@ -32,10 +33,11 @@ from calendars.models import CalendarIntegration, FormationExport
 from calendars.providers import get_provider
 from calendars.providers.base import Provider
 from calendars.providers.types import ExportedFormation, Outcome, Write, WriteKind, WriteOutcome
+from calendars.selectors import integration_calendars
 from calendars.services.credentials import integration_call
 from calendars.sync import retry
 from calendars.sync.results import ExportResult
-from formations.models import Formation
+from formations.models import Enrollment, Formation
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +71,32 @@ def integration_export(
         return ExportResult(busy=True)
     with held:
         integration.refresh_from_db()
-        if integration.needs_reconnect:
-            raise ReconnectRequired(
-                integration.last_error or "The integration needs reconnecting.",
-                code=integration.last_error_code,
-            )
-        result = ExportResult()
-        steps = _export_plan(integration, uids, result)
-        _export_run(integration, steps, result)
-        return result
+        return _export(integration, uids, read_by_run=False)
+
+
+def integration_export_under_lock(
+    *, integration: CalendarIntegration, formation_uids: set[str] | None = None
+) -> ExportResult:
+    """`integration_export` for a sync run, which holds the integration's lock and read the
+    integration under it (`selectors.integration_for_sync`): what that read holds (its
+    calendars, the learner's language, how many formations they are enrolled in) is not asked
+    again."""
+    uids = {str(uid) for uid in formation_uids} if formation_uids is not None else None
+    return _export(integration, uids, read_by_run=True)
+
+
+def _export(
+    integration: CalendarIntegration, uids: set[str] | None, *, read_by_run: bool
+) -> ExportResult:
+    if integration.needs_reconnect:
+        raise ReconnectRequired(
+            integration.last_error or "The integration needs reconnecting.",
+            code=integration.last_error_code,
+        )
+    result = ExportResult()
+    steps = _export_plan(integration, uids, result, read_by_run=read_by_run)
+    _export_run(integration, steps, result)
+    return result
 
 
 def integration_export_remove_all(*, integration: CalendarIntegration) -> ExportResult:
@@ -128,12 +147,25 @@ def _fingerprint(body: dict[str, Any], calendar_id: str) -> str:
 
 
 def _export_plan(
-    integration: CalendarIntegration, uids: set[str] | None, result: ExportResult
+    integration: CalendarIntegration,
+    uids: set[str] | None,
+    result: ExportResult,
+    *,
+    read_by_run: bool = False,
 ) -> list[_Step]:
     provider = get_provider(integration.provider)
-    target = integration.calendars.filter(is_export_target=True).first()
-    language = learner_language(integration.user_id)
-    rows = integration.exports.all()
+    target = next((c for c in integration_calendars(integration) if c.is_export_target), None)
+    if read_by_run and hasattr(integration, "profile_language"):
+        language = integration.profile_language or settings.LANGUAGE_CODE
+    else:
+        language = learner_language(integration.user_id)
+    rows = integration.exports.select_related("formation").annotate(
+        enrolled=Exists(
+            Enrollment.objects.filter(
+                formation_id=OuterRef("formation_id"), learner_id=integration.user_id
+            )
+        )
+    )
     formations = Formation.objects.filter(
         enrollments__learner_id=integration.user_id, status=Formation.Status.SCHEDULED
     )
@@ -141,11 +173,32 @@ def _export_plan(
         rows = rows.filter(formation_uid__in=uids)
         formations = formations.filter(uid__in=uids)
     by_uid = {str(row.formation_uid): row for row in rows}
-    wanted = (
-        {str(f.uid): f for f in formations if integration.export_enabled or str(f.uid) in by_uid}
-        if target is not None
-        else {}  # no calendar receives formations any more: those written are taken back
-    )
+    if target is None:
+        wanted = {}  # no calendar receives formations any more: those written are taken back
+    else:
+        # The formations the rows already stand for, enrolled in and scheduled: when they are
+        # all those the learner is enrolled in (as counted with the integration), or the only
+        # ones kept (no automatic export), the formations need no query of their own.
+        covered = {
+            uid: row.formation
+            for uid, row in by_uid.items()
+            if row.formation is not None
+            and row.enrolled
+            and row.formation.status == Formation.Status.SCHEDULED
+        }
+        enrolled = getattr(integration, "formations_enrolled", None) if read_by_run else None
+        if (
+            uids is None
+            and enrolled is not None
+            and (not integration.export_enabled or len(covered) == enrolled)
+        ):
+            wanted = covered
+        else:
+            wanted = {
+                str(f.uid): f
+                for f in formations
+                if integration.export_enabled or str(f.uid) in by_uid
+            }
     steps: list[_Step] = []
     new_rows = []
     for uid, formation in wanted.items():

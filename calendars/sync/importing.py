@@ -41,6 +41,11 @@ from calendars.providers.types import (
     SeriesChanged,
     SeriesListed,
 )
+from calendars.selectors import (
+    forget_calendars,
+    integration_calendars,
+    integration_has_exports,
+)
 from calendars.services.connection import integration_refresh_calendars
 from calendars.services.credentials import integration_call
 from calendars.sync import retry
@@ -71,17 +76,22 @@ def integration_import(*, integration: CalendarIntegration) -> ImportResult:
     """Imports every calendar the learner chose, and lists the one receiving formations for
     what the learner did to them there. A lost grant stops everything (the integration is
     marked 'needs reconnect'); other failures are raised after the other calendars were
-    imported."""
+    imported.
+
+    Called by a sync run, under the integration's lock, which keeps the imports of its
+    calendars one at a time (`calendar_import` takes a lock of its own for other callers)."""
     total = ImportResult()
     failure: ProviderError | None = None
-    if not integration.calendars.exists():  # the listing failed when connecting
-        integration_refresh_calendars(integration=integration)
-    listed = Q(import_enabled=True)
-    if integration.exports.exists():
-        listed |= Q(is_export_target=True)
-    for calendar in integration.calendars.filter(listed):
+    calendars = integration_calendars(integration)
+    if not calendars:  # the listing failed when connecting
+        calendars = integration_refresh_calendars(integration=integration)
+        forget_calendars(integration)
+    exports = integration_has_exports(integration)
+    for calendar in calendars:
+        if not (calendar.import_enabled or (exports and calendar.is_export_target)):
+            continue
         try:
-            total.add(calendar_import(calendar=calendar))
+            total.add(_import(calendar))
         except (ReconnectRequired, AppCredentialsRejected):
             raise  # the same for every calendar: trying the next one only asks again
         except ProviderError as error:

@@ -38,9 +38,15 @@ from calendars.failures import UNKNOWN, failure_of, refused
 from calendars.locking import integration_lock, integration_lock_free, lock_rows
 from calendars.models import MISSING_SCOPE, CalendarIntegration, FormationExport, SyncRun
 from calendars.push import integration_channels_reconcile
+from calendars.selectors import forget_has_exports, integration_for_sync, integration_has_exports
 from calendars.services.credentials import integration_mark_needs_reconnect
 from calendars.services.faults import provider_sync_held
-from calendars.sync.exporting import integration_export, new_export, retarget
+from calendars.sync.exporting import (
+    integration_export,
+    integration_export_under_lock,
+    new_export,
+    retarget,
+)
 from calendars.sync.importing import integration_import
 from calendars.sync.results import ExportResult, ImportResult
 from calendars.sync.retry import retry_delay
@@ -102,6 +108,24 @@ def integration_run(
     Provider failures are recorded on the run, and schedule the next attempt after a
     growing delay; they are not raised. `formation_uids` limits the export to those."""
     full = direction == SyncRun.Direction.BOTH and formation_uids is None
+    if full and requested:
+        # The usual case, a task that finds the lock free: whether a round covered it is read
+        # with the integration, under the lock.
+        try:
+            held = integration_lock(integration_id, wait=0.0)
+        except LockTimeout:
+            pass  # another run holds it, or a killed one's session is going: asked below
+        else:
+            with held:
+                integration = integration_for_sync(integration_id)
+                if integration is None:
+                    return None
+                if integration.sync_requested_at is None and not integration.open_run:
+                    return None  # covered by a round that started after the request
+                run = _rounds(integration_id, trigger, direction, formation_uids, integration)
+            if on_pending is not None and _requested(integration_id):
+                on_pending()
+            return run
     if full:
         if requested and not _requested(integration_id) and not _cut_off(integration_id):
             return None  # covered
@@ -127,25 +151,35 @@ def integration_run(
 
 
 def _rounds(
-    integration_id: int, trigger: str, direction: str, formation_uids: set[str] | None
+    integration_id: int,
+    trigger: str,
+    direction: str,
+    formation_uids: set[str] | None,
+    integration: CalendarIntegration | None = None,
 ) -> SyncRun | None:
+    """Runs rounds while syncs are asked for meanwhile. `integration`: as the caller just
+    read it under the lock (`integration_for_sync`)."""
     run = None
     full = direction == SyncRun.Direction.BOTH and formation_uids is None
     for _round in range(MAX_ROUNDS):
-        integration = CalendarIntegration.objects.filter(pk=integration_id).first()
+        if integration is None:
+            integration = integration_for_sync(integration_id)
         if integration is None:
             return run
-        if integration.needs_reconnect or provider_sync_held(integration.provider):
+        if integration.needs_reconnect or (
+            integration.provider_fault and provider_sync_held(integration.provider)
+        ):
             if full:
                 _clear_requested(integration_id)
             return run
         # A full round covers any request made before it: the mark is cleared once its run
         # is recorded, so that someone asking meanwhile always sees one or the other.
         run = _run_once(integration, trigger, direction, formation_uids, clear_request=full)
-        if not _requested(integration_id):
+        if not run.asked_meanwhile:
             break
         # Asked for meanwhile: a full round covers whatever it was.
         full, direction, formation_uids = True, SyncRun.Direction.BOTH, None
+        integration = None
     return run
 
 
@@ -179,14 +213,15 @@ def _run_once(
     *,
     clear_request: bool = False,
 ) -> SyncRun:
-    # Whatever run of this integration is still open was cut off (the lock is ours).
-    SyncRun.objects.filter(integration=integration, finished_at__isnull=True).update(
-        finished_at=timezone.now(),
-        error_code="interrupted",
-        error=gettext("Interrompue avant la fin."),
-    )
+    if integration.open_run:
+        # Whatever run of this integration is still open was cut off (the lock is ours).
+        SyncRun.objects.filter(integration=integration, finished_at__isnull=True).update(
+            finished_at=timezone.now(),
+            error_code="interrupted",
+            error=gettext("Interrompue avant la fin."),
+        )
     run = SyncRun.objects.create(integration=integration, trigger=trigger, direction=direction)
-    if clear_request:
+    if clear_request and integration.sync_requested_at is not None:
         _clear_requested(integration.pk)
     imported, exported = ImportResult(), ExportResult()
     failure: ProviderError | None = None
@@ -223,7 +258,7 @@ def _run_once(
     else:
         _finish(run, imported, exported, error=failure.message, code=failure_of(failure).code)
     run.failure = failure  # for a caller that reports it (not saved)
-    _schedule_next(integration, run, failure)
+    run.asked_meanwhile = _schedule_next(integration, run, failure)
     if failure is None and direction == SyncRun.Direction.BOTH:
         integration_channels_reconcile(integration=integration)
     return run
@@ -264,11 +299,15 @@ def _finish(
 
 def _schedule_next(
     integration: CalendarIntegration, run: SyncRun, failure: ProviderError | None
-) -> None:
+) -> bool:
     """After a success, the next periodic sync; after a failure, a retry after a growing
     delay with jitter, never sooner than the provider's Retry-After. A lost grant waits for
-    the learner instead, and credentials the provider refuses for the operator."""
+    the learner instead, and credentials the provider refuses for the operator.
+
+    Returns whether a sync was asked for during the run (the integration is marked): the
+    write after a success says it, being made only when none was."""
     now = timezone.now()
+    integration_rows = CalendarIntegration.objects.filter(pk=integration.pk)
     fields: dict[str, Any] = {}
     if failure is None:
         if run.direction == SyncRun.Direction.BOTH:
@@ -298,11 +337,16 @@ def _schedule_next(
             retry_at = now + timedelta(
                 seconds=retry_delay(max(integration.sync_failures, 1), failure.retry_after)
             )
-            CalendarIntegration.objects.filter(pk=integration.pk).filter(
+            integration_rows.filter(
                 Q(next_sync_at__isnull=True) | Q(next_sync_at__gt=retry_at)
             ).update(next_sync_at=retry_at)
-    if fields:
-        CalendarIntegration.objects.filter(pk=integration.pk).update(**fields)
+    if fields and failure is None:
+        if integration_rows.filter(sync_requested_at__isnull=True).update(**fields):
+            return False
+        integration_rows.update(**fields)
+    elif fields:
+        integration_rows.update(**fields)
+    return _requested(integration.pk)
 
 
 def integration_sync(
@@ -312,14 +356,19 @@ def integration_sync(
     formation_uids: set[str] | None = None,
 ) -> tuple[ImportResult, ExportResult]:
     """Both directions (or one): the learner's calendars in (which also shows what they did
-    to the exported formations), then the formations out (all, or `formation_uids`)."""
+    to the exported formations), then the formations out (all, or `formation_uids`). Under
+    the integration's lock, `integration` read under it (`selectors.integration_for_sync`)."""
     imported, exported = ImportResult(), ExportResult()
     if direction != SyncRun.Direction.EXPORT and (
-        integration.import_enabled or integration.exports.exists()
+        integration.import_enabled or integration_has_exports(integration)
     ):
         imported = integration_import(integration=integration)
     if direction != SyncRun.Direction.IMPORT:
-        exported = integration_export(integration=integration, formation_uids=formation_uids)
+        exported = integration_export_under_lock(
+            integration=integration, formation_uids=formation_uids
+        )
+        if exported.created or exported.deleted:
+            forget_has_exports(integration)
     return imported, exported
 
 

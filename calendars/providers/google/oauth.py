@@ -24,7 +24,7 @@ from calendars.errors import (
     ReconnectRequired,
     ScopeMissing,
 )
-from calendars.providers.base import OAuthClient
+from calendars.providers.base import STORED_TOKEN_MARGIN, OAuthClient
 from calendars.providers.types import Authorization, Grant
 
 logger = logging.getLogger(__name__)
@@ -146,6 +146,14 @@ class GoogleOAuth(OAuthClient):
             raise ProviderError(
                 f"Google's account details could not be read ({type(error).__name__})."
             ) from None
+
+    def stored_access_token(self, credentials: dict[str, Any]) -> str | None:
+        expiry = credentials.get("expiry")
+        if not (credentials.get("token") and expiry):
+            return None
+        if datetime.fromisoformat(expiry) - STORED_TOKEN_MARGIN <= datetime.now(UTC):
+            return None
+        return str(credentials["token"])
 
     def access_token(self, credentials: dict[str, Any], *, force: bool = False) -> Grant:
         expiry = credentials.get("expiry")

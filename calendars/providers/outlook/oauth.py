@@ -21,7 +21,7 @@ from calendars.errors import (
     ProviderError,
     ReconnectRequired,
 )
-from calendars.providers.base import OAuthClient
+from calendars.providers.base import STORED_TOKEN_MARGIN, OAuthClient
 from calendars.providers.outlook.graph import http_client
 from calendars.providers.types import Authorization, Grant
 
@@ -98,6 +98,24 @@ class OutlookOAuth(OAuthClient):
             account_email=claims.get("preferred_username", ""),
             account_name=claims.get("name", ""),
         )
+
+    def stored_access_token(self, credentials: dict[str, Any]) -> str | None:
+        """The access token msal's cache holds for our scopes, read as msal reads it, unless
+        it expires within the margin or msal would refresh it ahead of time (`refresh_on`)."""
+        if not credentials.get("cache"):
+            return None
+        cache = msal.SerializableTokenCache()
+        cache.deserialize(credentials["cache"])
+        now = datetime.now(UTC).timestamp()
+        for entry in cache.search(
+            msal.TokenCache.CredentialType.ACCESS_TOKEN,
+            target=SCOPES,
+            now=now + STORED_TOKEN_MARGIN.total_seconds(),
+        ):
+            if "refresh_on" in entry and int(entry["refresh_on"]) <= now:
+                continue
+            return str(entry["secret"])
+        return None
 
     def access_token(self, credentials: dict[str, Any], *, force: bool = False) -> Grant:
         cache = msal.SerializableTokenCache()
