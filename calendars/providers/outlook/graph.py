@@ -35,8 +35,6 @@ class _Session(requests.Session):
 
 _local = threading.local()
 
-_local = threading.local()
-
 
 def http_client() -> requests.Session:
     """One session per thread, kept: its connections (and their TLS handshakes, and the
