@@ -445,6 +445,10 @@ class Sample:
     transactions: int = 0  # BEGIN and COMMIT lines
     requests: Counter[str] = field(default_factory=Counter)
     seconds: list[float] = field(default_factory=list)
+    # Where each task body's time went: waiting for the database (each statement's execute),
+    # for the provider (the listing call, the client library's work included), the rest.
+    database_seconds: list[float] = field(default_factory=list)
+    provider_seconds: list[float] = field(default_factory=list)
 
 
 def sample_in_process(sandbox: harness.SandboxProcess, size: int) -> Sample:
@@ -455,6 +459,7 @@ def sample_in_process(sandbox: harness.SandboxProcess, size: int) -> Sample:
     from django.test.utils import CaptureQueriesContext
 
     from calendars.models import CalendarIntegration, SyncRun
+    from calendars.providers import get_provider
     from calendars.sync.runs import integration_sync_request
     from calendars.tasks import sync_integration
 
@@ -467,19 +472,86 @@ def sample_in_process(sandbox: harness.SandboxProcess, size: int) -> Sample:
         )
     sample = Sample(integrations=len(ids))
     sandbox.reset_counters()
-    for pk in ids:
-        integration_sync_request(integration_id=pk)
-        with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
-            sync_integration(pk, SyncRun.Trigger.PERIODIC, requested=True)
-            sample.seconds.append(time.perf_counter() - started)
-        # Django logs transactions' BEGIN and COMMIT too; the workers' count has no such line.
-        statements = harness.statements(captured)
-        sample.queries.append(len(statements))
-        sample.transactions += len(captured) - len(statements)
-        sample.shapes.update(shape(sql) for sql in statements)
+    spent = {"database": 0.0, "provider": 0.0}
+
+    def timed_statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            spent["database"] += time.perf_counter() - started
+
+    clients = [get_provider(name).calendars for name in ("google", "outlook")]
+    for client in clients:
+        client.list_events = _timed(client.list_events, spent)  # type: ignore[method-assign]
+    try:
+        for pk in ids:
+            integration_sync_request(integration_id=pk)
+            spent.update(database=0.0, provider=0.0)
+            with (
+                CaptureQueriesContext(connection) as captured,
+                connection.execute_wrapper(timed_statement),
+            ):
+                started = time.perf_counter()
+                sync_integration(pk, SyncRun.Trigger.PERIODIC, requested=True)
+                sample.seconds.append(time.perf_counter() - started)
+            sample.database_seconds.append(spent["database"])
+            sample.provider_seconds.append(spent["provider"])
+            # Django logs BEGIN and COMMIT too; the workers' count has no such line.
+            statements = harness.statements(captured)
+            sample.queries.append(len(statements))
+            sample.transactions += len(captured) - len(statements)
+            sample.shapes.update(shape(sql) for sql in statements)
+    finally:
+        for client in clients:
+            del client.list_events  # the class's method again
     sample.requests = sandbox.provider_requests()
     return sample
+
+
+def _timed(function: Any, spent: dict[str, float]) -> Any:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent["provider"] += time.perf_counter() - started
+
+    return timed
+
+
+def profile_in_process(size: int, *, repeat: int = 5) -> str:
+    """Where an unchanged sync's time goes in this process: the task body of `size`
+    integrations of each provider, `repeat` times each, under cProfile; the functions that
+    took the most time of their own, and the most time in all."""
+    import cProfile
+    import io
+    import pstats
+
+    from calendars.models import CalendarIntegration, SyncRun
+    from calendars.sync.runs import integration_sync_request
+    from calendars.tasks import sync_integration
+
+    ids = []
+    for provider in ("google", "outlook"):
+        ids += list(
+            CalendarIntegration.objects.filter(provider=provider)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
+        )
+    profile = cProfile.Profile()
+    for _ in range(repeat):
+        for pk in ids:
+            integration_sync_request(integration_id=pk)
+            profile.enable()
+            sync_integration(pk, SyncRun.Trigger.PERIODIC, requested=True)
+            profile.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out)
+    out.write(f"{len(ids) * repeat} task bodies\n")
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+    return out.getvalue()
 
 
 # --- report --------------------------------------------------------------------------------
@@ -534,6 +606,14 @@ def report(rounds: list[Round], baselines: list[Round], sample: Sample, *, inter
               f"min {min(sample.queries)}, max {max(sample.queries)} (and "
               f"{sample.transactions / n:.0f} BEGIN/COMMIT lines); "
               f"{harness.median(sample.seconds) * 1000:.0f} ms median")  # fmt: skip
+        database = harness.median(sample.database_seconds) * 1000
+        provider = harness.median(sample.provider_seconds) * 1000
+        whole = harness.median(sample.seconds) * 1000
+        print(f"  time per task body (medians): {whole:.1f} ms; waiting for the database "
+              f"{database:.1f} ms (the statements' execute), the provider's listing "
+              f"{provider:.1f} ms (request, answer, client library, normalising), "
+              f"the rest {max(whole - database - provider, 0):.1f} ms (building queries, "
+              "the run's own work)")  # fmt: skip
         endpoints = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(sample.requests.items()))
         print(f"  requests per integration by endpoint: {endpoints or 'none'}")
         print("  statements, by shape (per integration):")
@@ -620,6 +700,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3,
                         help="Unchanged rounds measured, each after a round of as many no-op "
                         "tasks (default 3).")  # fmt: skip
+    parser.add_argument("--profile", action="store_true",
+                        help="Also profile the unchanged sync's task body in this process "
+                        "(cProfile; --sample integrations of each provider, 5 times).")  # fmt: skip
     parser.add_argument("--connect-threads", type=int, default=8)
     parser.add_argument(
         "--timeout", type=float, default=1800, help="Seconds a round may take (default 1800)."
@@ -668,6 +751,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rounds: list[Round] = []
     baselines: list[Round] = []
+    profiled = ""
     sample = Sample()
     connect_seconds = 0.0
     with (
@@ -708,8 +792,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.sample:
                 harness.progress(f"In-process sample of {args.sample} per provider...")
                 sample = sample_in_process(sandbox, args.sample)
+            if args.profile:
+                harness.progress("Profiling the task body in this process...")
+                profiled = profile_in_process(max(args.sample, 1))
     report(rounds, baselines, sample, interval=settings.CALENDAR_SYNC_INTERVAL,
            connect_seconds=connect_seconds, integrations=args.integrations)  # fmt: skip
+    if profiled:
+        print("\nProfile of the unchanged sync's task body in this process (cProfile)")
+        print(profiled)
     return 0
 
 
