@@ -3,6 +3,7 @@ is scoped to that learner."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -191,6 +192,16 @@ def integration_for_sync(integration_id: int) -> CalendarIntegration | None:
     `mailbox_watched` (a channel on the whole mailbox); each calendar's `watched` (a channel
     on it). A run's own writes can make them stale: the code that reads them says when they
     stop holding."""
+    integration = _integrations_for_sync().filter(pk=integration_id).first()
+    if integration is not None:
+        prefetch_related_objects([integration], Prefetch("calendars", _calendars_for_sync()))
+    return integration
+
+
+@functools.cache
+def _integrations_for_sync() -> QuerySet[CalendarIntegration]:
+    """Built once (never evaluated itself: each read filters a copy): building it costs
+    more than running it."""
     channels = PushChannel.objects.filter(integration=OuterRef("pk"))
     enrolled = (
         Enrollment.objects.filter(
@@ -201,43 +212,35 @@ def integration_for_sync(integration_id: int) -> CalendarIntegration | None:
         .annotate(count=Count("pk"))
         .values("count")
     )
-    integration = (
-        CalendarIntegration.objects.annotate(
-            open_run=Exists(
-                SyncRun.objects.filter(integration=OuterRef("pk"), finished_at__isnull=True)
+    return CalendarIntegration.objects.annotate(
+        open_run=Exists(
+            SyncRun.objects.filter(integration=OuterRef("pk"), finished_at__isnull=True)
+        ),
+        has_exports=Exists(FormationExport.objects.filter(integration=OuterRef("pk"))),
+        provider_fault=Exists(ProviderFault.objects.filter(provider=OuterRef("provider"))),
+        profile_language=Subquery(
+            Profile.objects.filter(user_id=OuterRef("user_id")).values("language")[:1]
+        ),
+        formations_enrolled=Coalesce(Subquery(enrolled), 0),
+        channel_count=Coalesce(
+            Subquery(
+                channels.order_by()
+                .values("integration_id")
+                .annotate(count=Count("pk"))
+                .values("count")
             ),
-            has_exports=Exists(FormationExport.objects.filter(integration=OuterRef("pk"))),
-            provider_fault=Exists(ProviderFault.objects.filter(provider=OuterRef("provider"))),
-            profile_language=Subquery(
-                Profile.objects.filter(user_id=OuterRef("user_id")).values("language")[:1]
-            ),
-            formations_enrolled=Coalesce(Subquery(enrolled), 0),
-            channel_count=Coalesce(
-                Subquery(
-                    channels.order_by()
-                    .values("integration_id")
-                    .annotate(count=Count("pk"))
-                    .values("count")
-                ),
-                0,
-            ),
-            channels_renew_by=Subquery(channels.order_by("expires_at").values("expires_at")[:1]),
-            mailbox_watched=Exists(channels.filter(calendar__isnull=True)),
-        )
-        .filter(pk=integration_id)
-        .first()
+            0,
+        ),
+        channels_renew_by=Subquery(channels.order_by("expires_at").values("expires_at")[:1]),
+        mailbox_watched=Exists(channels.filter(calendar__isnull=True)),
     )
-    if integration is not None:
-        prefetch_related_objects(
-            [integration],
-            Prefetch(
-                "calendars",
-                Calendar.objects.annotate(
-                    watched=Exists(PushChannel.objects.filter(calendar=OuterRef("pk")))
-                ),
-            ),
-        )
-    return integration
+
+
+@functools.cache
+def _calendars_for_sync() -> QuerySet[Calendar]:
+    return Calendar.objects.annotate(
+        watched=Exists(PushChannel.objects.filter(calendar=OuterRef("pk")))
+    )
 
 
 def read_for_sync(integration: CalendarIntegration) -> bool:
