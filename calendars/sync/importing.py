@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,17 +50,9 @@ from calendars.services.credentials import integration_call
 from calendars.sync import retry
 from calendars.sync.reconcile import exports_reconcile
 from calendars.sync.results import ImportResult
+from calendars.sync.rows import EVENT_FIELDS, column_value, events_insert
 
 logger = logging.getLogger(__name__)
-
-# Fields copied from a RemoteEvent to a CalendarEvent.
-# The description is not kept: no page or API answer shows a learner's own event bodies, so
-# the application holds none of what they may say.
-EVENT_FIELDS = [
-    f.name
-    for f in fields(RemoteEvent)
-    if f.name not in ("external_id", "formation_marker", "description")
-]
 
 
 def import_window(now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -330,22 +321,21 @@ def _apply(
         event.external_id: event
         for event in CalendarEvent.objects.filter(calendar=calendar, external_id__in=listed)
     }
-    to_create, to_update = [], []
+    to_create: list[RemoteEvent] = []
+    to_update: list[CalendarEvent] = []
     for external_id, remote in listed.items():
         event = existing.get(external_id)
         if event is None:
-            event = CalendarEvent(calendar=calendar, external_id=external_id)
-            _copy(remote, event)
-            event.generation = generation or calendar.generation
-            to_create.append(event)
+            to_create.append(remote)
         elif _differs(remote, event):
             _copy(remote, event)
             to_update.append(event)
+    now = timezone.now()
     if to_create:
         # Another import of the same calendar may have inserted some meanwhile: fine.
-        CalendarEvent.objects.bulk_create(to_create, batch_size=1000, ignore_conflicts=True)
+        events_insert(calendar_id=calendar.pk, events=to_create,
+                      generation=generation or calendar.generation, now=now)  # fmt: skip
     if to_update:
-        now = timezone.now()
         for event in to_update:
             event.updated_at = now
         CalendarEvent.objects.bulk_update(to_update, [*EVENT_FIELDS, "updated_at"], batch_size=500)
@@ -373,17 +363,10 @@ def _apply(
 
 def _copy(remote: RemoteEvent, event: CalendarEvent) -> None:
     for name in EVENT_FIELDS:
-        setattr(event, name, _column(name, getattr(remote, name)))
+        setattr(event, name, column_value(name, getattr(remote, name)))
 
 
 def _differs(remote: RemoteEvent, event: CalendarEvent) -> bool:
     return any(
-        getattr(event, name) != _column(name, getattr(remote, name)) for name in EVENT_FIELDS
+        getattr(event, name) != column_value(name, getattr(remote, name)) for name in EVENT_FIELDS
     )
-
-
-def _column(name: str, value: Any) -> Any:
-    """The value as the column keeps it (URL columns have a length limit)."""
-    if name in ("online_url", "html_link") and value and len(value) > 2000:
-        return ""
-    return value
