@@ -16,6 +16,17 @@ FORMATION_PROPERTY = "formationId"
 # Event types imported; others (workingLocation, birthday, types Google adds later) are not
 # calendar entries a learner means to see beside formations: skipped and counted.
 IMPORTED_TYPES = {"default", "fromGmail", "outOfOffice", "focusTime"}
+# What `remote_event` reads, as a partial response asks for it (`fields`), with the paging and
+# sync tokens: a listing carries these and no more. The description, which no page shows and
+# the import does not keep, is never asked for. Fields left out here are absent from the
+# answer, so a new one `remote_event` reads goes here too (a test checks both agree).
+# https://developers.google.com/calendar/api/guides/performance#partial-response
+LISTED_FIELDS = (
+    "nextPageToken,nextSyncToken,items(id,status,eventType,start,end,summary,location,"
+    "hangoutLink,conferenceData/entryPoints(entryPointType,uri),iCalUID,recurringEventId,"
+    "etag,htmlLink,transparency,extendedProperties/private,organizer/self,"
+    "attendees(self,organizer,responseStatus))"
+)
 
 
 def remote_event(item: Any) -> RemoteEvent | Removed | None:
