@@ -68,7 +68,7 @@ class Control:
         rule = request.json() or {}
         if not isinstance(rule, dict) or "kind" not in rule:
             raise HTTPError(400, "badRequest", "a JSON object with at least 'kind'")
-        allowed = {"kind", "endpoint", "account", "times", "retry_after", "delay"}
+        allowed = {"kind", "endpoint", "account", "times", "after", "retry_after", "delay"}
         try:
             fault = self.sandbox.add_fault(**{k: v for k, v in rule.items() if k in allowed})
         except (TypeError, ValueError) as error:

@@ -99,6 +99,9 @@ class Sandbox:
         with self._faults_lock:
             for fault in self.faults:
                 if fault.matches(endpoint, account):
+                    if fault.passed < fault.after:
+                        fault.passed += 1
+                        continue
                     fault.hits += 1
                     return fault
         return None

@@ -30,9 +30,11 @@ class Fault:
     endpoint: str = "*"  # fnmatch pattern on endpoint names, e.g. "google.events.*"
     account: str = "*"  # fnmatch pattern on the account's e-mail
     times: int = 1  # how many matching requests it hits; 0 = until cleared
+    after: int = 0  # how many matching requests pass first, untouched
     retry_after: int | None = 1
     delay: float = 5.0
     hits: int = 0
+    passed: int = 0
 
     def matches(self, endpoint: str, account: Account | None) -> bool:
         if not fnmatch.fnmatchcase(endpoint, self.endpoint):
@@ -44,7 +46,7 @@ class Fault:
         return self.times == 0 or self.hits < self.times
 
     def as_dict(self) -> dict[str, Any]:
-        fields = ("kind", "endpoint", "account", "times", "retry_after", "delay", "hits")
+        fields = ("kind", "endpoint", "account", "times", "after", "retry_after", "delay", "hits")
         return {name: getattr(self, name) for name in fields}
 
 
