@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -132,19 +133,22 @@ def _import(calendar: Calendar) -> ImportResult:
 
 def _incremental(calendar: Calendar, result: ImportResult) -> None:
     page_token = ""
-    while True:
-        page = _fetch(calendar, result, sync_token=calendar.sync_token, page=page_token)
-        _reread_changed_series(calendar, result, page)
-        with transaction.atomic():
-            result.add(_apply(calendar, page, generation=None, horizon=calendar.window_end))
+    with _Ahead(calendar, result) as ahead:
+        while True:
+            page = ahead.fetch(sync_token=calendar.sync_token, page=page_token)
             if page.next_page:
-                page_token = page.next_page
-                continue
-            if page.sync_token and page.sync_token != calendar.sync_token:
-                calendar.sync_token = page.sync_token
-                calendar.last_imported_at = timezone.now()
-                calendar.save(update_fields=["sync_token", "last_imported_at", "updated_at"])
-            return
+                ahead.start(sync_token=calendar.sync_token, page=page.next_page)
+            _reread_changed_series(calendar, result, page)
+            with transaction.atomic():
+                result.add(_apply(calendar, page, generation=None, horizon=calendar.window_end))
+                if page.next_page:
+                    page_token = page.next_page
+                    continue
+                if page.sync_token and page.sync_token != calendar.sync_token:
+                    calendar.sync_token = page.sync_token
+                    calendar.last_imported_at = timezone.now()
+                    calendar.save(update_fields=["sync_token", "last_imported_at", "updated_at"])
+                return
 
 
 def _full(calendar: Calendar, result: ImportResult) -> None:
@@ -163,57 +167,71 @@ def _full(calendar: Calendar, result: ImportResult) -> None:
         calendar.save(update_fields=["generation", "updated_at"])
         window, next_page = import_window(), ""
     restarted = False
-    while True:
-        try:
-            page = _fetch(calendar, result, window=window, page=next_page)
-        except SyncTokenExpired:
-            if restarted or not next_page:
-                raise
-            # The provider refuses the page the listing stopped at: start it again, once.
-            logger.info("Calendar %s: resume point refused, listing it again", calendar.pk)
-            restarted = True
-            calendar.generation += 1
-            calendar.resume_from = ""
-            calendar.save(update_fields=["generation", "resume_from", "updated_at"])
-            window, next_page = import_window(), ""
-            continue
-        with transaction.atomic():
-            result.add(_apply(calendar, page, generation=calendar.generation, horizon=window[1]))
-            if page.next_page:
-                next_page = page.next_page
-                calendar.resume_from = json.dumps(
-                    {"page": next_page, "from": window[0].isoformat(), "to": window[1].isoformat()}
-                )
-                calendar.save(update_fields=["resume_from", "updated_at"])
+    with _Ahead(calendar, result) as ahead:
+        while True:
+            try:
+                page = ahead.fetch(window=window, page=next_page)
+            except SyncTokenExpired:
+                if restarted or not next_page:
+                    raise
+                # The provider refuses the page the listing stopped at: start it again, once.
+                logger.info("Calendar %s: resume point refused, listing it again", calendar.pk)
+                restarted = True
+                calendar.generation += 1
+                calendar.resume_from = ""
+                calendar.save(update_fields=["generation", "resume_from", "updated_at"])
+                window, next_page = import_window(), ""
                 continue
-            stale = calendar.events.filter(generation__lt=calendar.generation)
-            if _looks_wiped(calendar, stale, window):
-                # Listed empty, though it held events in the window: kept, and asked again
-                # at the next sync (no sync token), whose listing decides.
-                warning = gettext(
-                    "Le fournisseur a listé le calendrier « %(name)s » vide alors qu'il "
-                    "contenait des événements : ils sont gardés jusqu'à la prochaine "
-                    "synchronisation, qui vérifie."
-                ) % {"name": calendar.name}
-                logger.warning("Calendar %s listed empty: its events are kept", calendar.pk)
-                result.warnings.append(str(warning))
-                calendar.empty_listing_at = timezone.now()
-                calendar.resume_from = calendar.sync_token = ""
-                calendar.save(update_fields=[
-                    "empty_listing_at", "resume_from", "sync_token", "updated_at",
-                ])  # fmt: skip
+            if page.next_page:  # fetched while this one is written
+                ahead.start(window=window, page=page.next_page)
+            with transaction.atomic():
+                result.add(
+                    _apply(calendar, page, generation=calendar.generation, horizon=window[1])
+                )
+                if page.next_page:
+                    next_page = page.next_page
+                    calendar.resume_from = json.dumps({
+                        "page": next_page, "from": window[0].isoformat(),
+                        "to": window[1].isoformat(),
+                    })  # fmt: skip
+                    calendar.save(update_fields=["resume_from", "updated_at"])
+                    continue
+                _full_end(calendar, result, page, window)
                 return
-            result.deleted += stale.delete()[0]
-            calendar.empty_listing_at = None
-            calendar.resume_from = ""
-            calendar.sync_token = page.sync_token
-            calendar.window_start, calendar.window_end = window
-            calendar.last_imported_at = timezone.now()
-            calendar.save(update_fields=[
-                "resume_from", "sync_token", "window_start", "window_end", "last_imported_at",
-                "empty_listing_at", "updated_at",
-            ])  # fmt: skip
-            return
+
+
+def _full_end(
+    calendar: Calendar, result: ImportResult, page: EventPage, window: tuple[datetime, datetime]
+) -> None:
+    """The listing's last page was applied: the rows it did not see go, and the sync token that
+    continues it is kept, in that page's transaction; unless the listing looks wiped."""
+    stale = calendar.events.filter(generation__lt=calendar.generation)
+    if _looks_wiped(calendar, stale, window):
+        # Listed empty, though it held events in the window: kept, and asked again
+        # at the next sync (no sync token), whose listing decides.
+        warning = gettext(
+            "Le fournisseur a listé le calendrier « %(name)s » vide alors qu'il "
+            "contenait des événements : ils sont gardés jusqu'à la prochaine "
+            "synchronisation, qui vérifie."
+        ) % {"name": calendar.name}
+        logger.warning("Calendar %s listed empty: its events are kept", calendar.pk)
+        result.warnings.append(str(warning))
+        calendar.empty_listing_at = timezone.now()
+        calendar.resume_from = calendar.sync_token = ""
+        calendar.save(update_fields=[
+            "empty_listing_at", "resume_from", "sync_token", "updated_at",
+        ])  # fmt: skip
+        return
+    result.deleted += stale.delete()[0]
+    calendar.empty_listing_at = None
+    calendar.resume_from = ""
+    calendar.sync_token = page.sync_token
+    calendar.window_start, calendar.window_end = window
+    calendar.last_imported_at = timezone.now()
+    calendar.save(update_fields=[
+        "resume_from", "sync_token", "window_start", "window_end", "last_imported_at",
+        "empty_listing_at", "updated_at",
+    ])  # fmt: skip
 
 
 def _looks_wiped(calendar: Calendar, stale: Any, window: tuple[datetime, datetime]) -> bool:
@@ -240,17 +258,61 @@ def _window_slid(calendar: Calendar) -> bool:
     return import_window()[0] - calendar.window_start > slide
 
 
-def _fetch(calendar: Calendar, result: ImportResult, **listing: Any) -> EventPage:
-    """One page of the calendar's listing."""
+def _list_request(calendar: Calendar, **listing: Any) -> Callable[[str], EventPage]:
+    """One page of the calendar's listing, asked with a given access token."""
     client = get_provider(calendar.integration.provider).calendars
-    return _call(
-        calendar,
-        result,
-        lambda token: client.list_events(
-            token, calendar.external_id, window=listing.get("window") or import_window(),
-            sync_token=listing.get("sync_token", ""), page=listing.get("page", ""),
-        ),
+    return lambda token: client.list_events(
+        token, calendar.external_id, window=listing.get("window") or import_window(),
+        sync_token=listing.get("sync_token", ""), page=listing.get("page", ""),
     )  # fmt: skip
+
+
+class _Ahead:
+    """A listing's pages, the next one fetched while the current one is written.
+
+    The provider's answer is awaited, read and normalised in a second thread meanwhile, which
+    takes the next page's request with the import's access token and nothing else: it never
+    touches the database, and a failure there is only reported. Everything that does (a token
+    refresh under the integration's lock, the retries and their waits, a refused sync state)
+    happens here, in the import's thread, as for a page fetched in turn: the failed early
+    try counts as the first one. A page is written, with its checkpoint, only after the one
+    before it was committed.
+    """
+
+    def __init__(self, calendar: Calendar, result: ImportResult) -> None:
+        self.calendar, self.result = calendar, result
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="calendar-import")
+        self.pending: tuple[dict[str, Any], Future[EventPage]] | None = None
+
+    def __enter__(self) -> _Ahead:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # A request still on its way is waited for: nothing of this import outlives it.
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def start(self, **listing: Any) -> None:
+        """Sends for the page `listing` names, unless there is no access token yet."""
+        if self.result.access_token:
+            request = _list_request(self.calendar, **listing)
+            self.pending = (listing, self.pool.submit(request, self.result.access_token))
+
+    def fetch(self, **listing: Any) -> EventPage:
+        """The page `listing` names: the one fetched ahead when it is that one."""
+        pending, self.pending = self.pending, None
+        tried: ProviderError | None = None
+        if pending is not None:
+            asked, future = pending
+            self.result.requests += 1
+            error = future.exception()
+            if asked == listing:
+                if error is None:
+                    return future.result()
+                if not isinstance(error, ProviderError):
+                    raise error
+                tried = error
+        request = _list_request(self.calendar, **listing)
+        return _call(self.calendar, self.result, request, tried=tried)
 
 
 def _reread_changed_series(calendar: Calendar, result: ImportResult, page: EventPage) -> None:
@@ -273,10 +335,17 @@ def _reread_changed_series(calendar: Calendar, result: ImportResult, page: Event
             page.items += [*occurrences, SeriesListed(series_id, ids)]
 
 
-def _call[T](calendar: Calendar, result: ImportResult, request: Callable[[str], T]) -> T:
+def _call[T](
+    calendar: Calendar,
+    result: ImportResult,
+    request: Callable[[str], T],
+    *,
+    tried: ProviderError | None = None,
+) -> T:
     """One request for the import, retried through rate limits, 5xx and timeouts (bounded),
     with a token refresh on a 401. The access token is asked for once per import, not once
-    per request."""
+    per request. `tried`: how the request, sent ahead with the import's access token, already
+    failed once; the tries go on from there."""
     integration = calendar.integration
 
     def call(token: str) -> T:
@@ -287,9 +356,13 @@ def _call[T](calendar: Calendar, result: ImportResult, request: Callable[[str], 
         try:
             if result.access_token:
                 try:
+                    if tried is not None:
+                        raise tried
                     return call(result.access_token)
                 except Unauthorized:
                     result.access_token = ""
+                finally:
+                    tried = None
             answer, result.access_token = integration_call(
                 integration=integration, call=lambda token: (call(token), token)
             )

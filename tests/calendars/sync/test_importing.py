@@ -166,17 +166,19 @@ def test_interrupted_full_import_resumes_from_its_checkpoint(
     real_apply = importing._apply
     applied = []  # the events of each page applied
 
-    def apply_then_break(calendar, page, **kwargs):
+    def recording_apply(calendar, page, **kwargs):
         applied.append(sum(isinstance(item, RemoteEvent) for item in page.items))
-        if len(applied) == 2:  # the provider fails from the third page on
-            sandbox_settings.add_fault("server_error", endpoint=LIST_ENDPOINT[provider], times=0)
         return real_apply(calendar, page, **kwargs)
 
-    monkeypatch.setattr(importing, "_apply", apply_then_break)
+    monkeypatch.setattr(importing, "_apply", recording_apply)
+    # The provider fails from the third page on (the next page is asked for while one is
+    # written: the fault is set before, by count).
+    sandbox_settings.add_fault("server_error", endpoint=LIST_ENDPOINT[provider], times=0, after=2)
     with pytest.raises(ProviderError):
         calendar_import(calendar=calendar)
     calendar.refresh_from_db()
     assert calendar.resume_from and not calendar.sync_token
+    assert len(applied) == 2
     committed = sum(applied[:2])
     assert 10 < committed <= 20  # two pages of 10 entries, series masters among them (Outlook)
     assert len(imported_ids(calendar)) == committed  # two pages committed with their checkpoint
