@@ -11,8 +11,15 @@ primary calendar) measures:
 - an incremental import with no change right after: wall time, requests, database writes;
 - a full re-import after the provider refuses the sync token (410), over unchanged events.
 
-It prints figures next to the targets of issue 5 ("Speed") and exits 0 even when one is missed:
-it is a measurement, not a test. See benchmarks/README.md.
+In the same run, alternating with the full imports, it measures what they are compared with
+(`harness.baselines`): the floor, that is the same pages (captured once from the sandbox)
+decoded from memory, normalised by the providers' own functions and inserted with one prepared
+statement per page; and, for Google, gcal_sync syncing the same listing. Each repeat gives a
+ratio (floor time / import time, gcal_sync time / import time); their median and spread are
+printed.
+
+It prints figures next to the targets of issues 5 ("Speed") and 17 ("Speed near the floor") and
+exits 0 even when one is missed: it is a measurement, not a test. See benchmarks/README.md.
 
     python benchmarks/import_benchmark.py [--events 10000] [--repeat 1]
 """
@@ -32,12 +39,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import harness
+from harness import baselines
 
 TITLES = {"google": "Google", "outlook": "Outlook (Graph)"}
 # Issue 5, "Speed".
 TARGET_RATE = 5000  # events per second, end to end
 TARGET_INCREMENTAL_REQUESTS = 1
 TARGET_INCREMENTAL_WRITES = 0
+# Issue 17, "Speed near the floor".
+TARGET_FLOOR_RATIO = 0.75  # floor time / import time
+TARGET_GCAL_RATIO = 1.0  # gcal_sync time / import time: faster than gcal_sync
 WRITE_VERBS = {"INSERT", "UPDATE", "DELETE", "REPLACE"}
 
 
@@ -168,6 +179,18 @@ class ProviderFigures:
     full: list[Run] = field(default_factory=list)
     incremental: list[Run] = field(default_factory=list)
     reimport: Run | None = None
+    floor: list[float] = field(default_factory=list)  # seconds, one per full import
+    floor_rows: int = 0
+    gcal: list[float] = field(default_factory=list)  # seconds (Google), one per full import
+    gcal_items: int = 0
+
+    @property
+    def floor_ratios(self) -> list[float]:
+        return [f / run.seconds for f, run in zip(self.floor, self.full, strict=True)]
+
+    @property
+    def gcal_ratios(self) -> list[float]:
+        return [g / run.seconds for g, run in zip(self.gcal, self.full, strict=True)]
 
     @property
     def full_median(self) -> Run:
@@ -194,10 +217,21 @@ def bench_size(sandbox: harness.SandboxProcess, size: int, repeat: int) -> list[
             item = ProviderFigures(
                 provider, size, sandbox.primary_entries(harness.ACCOUNTS[provider]), memory
             )
+            listing = baselines.capture_listing(calendar)
+            harness.progress(f"  {TITLES[provider]}: {len(listing.pages)} pages captured")
             for attempt in range(repeat):
+                # The floor, our import, gcal_sync (Google), in turn.
+                forget_events(calendar.pk)
+                harness.progress(f"  {TITLES[provider]}: floor {attempt + 1}/{repeat}")
+                seconds, item.floor_rows = baselines.floor_import(listing)
+                item.floor.append(seconds)
                 forget_events(calendar.pk)
                 harness.progress(f"  {TITLES[provider]}: full import {attempt + 1}/{repeat}")
                 item.full.append(import_once(sandbox, calendar.pk, provider))
+                if provider == "google":
+                    harness.progress(f"  {TITLES[provider]}: gcal_sync {attempt + 1}/{repeat}")
+                    seconds, item.gcal_items = baselines.gcal_sync_import(calendar)
+                    item.gcal.append(seconds)
             for attempt in range(repeat):
                 harness.progress(f"  {TITLES[provider]}: incremental import {attempt + 1}/{repeat}")
                 item.incremental.append(import_once(sandbox, calendar.pk, provider))
@@ -289,7 +323,28 @@ def report(figures: list[ProviderFigures], repeat: int) -> None:
                          "created/updated/deleted"], rows))  # fmt: skip
     print("  list req counts the refused incremental request too.")
 
-    print("\nTargets (issue 5, 'Speed')")
+    print("\nAgainst the floor and gcal_sync, full import, same run, one ratio per repeat")
+    rows = []
+    for f in figures:
+        ours = [run.seconds for run in f.full]
+        rows.append([
+            f"{f.size:,}", TITLES[f.provider], f"{harness.median(ours):.2f}",
+            f"{harness.median(f.floor):.2f}", f"{f.floor_rows:,}", _ratios(f.floor_ratios),
+            f"{harness.median(f.gcal):.2f}" if f.gcal else "-", f"{f.gcal_items:,}" if f.gcal
+            else "-", _ratios(f.gcal_ratios) if f.gcal else "-",
+        ])  # fmt: skip
+    print(harness.table(["events", "provider", "ours s", "floor s", "floor rows",
+                         "floor/ours: median (spread) [each]", "gcal s", "gcal items",
+                         "gcal/ours: median (spread) [each]"], rows))  # fmt: skip
+    print(
+        "  floor: the same pages, captured once, decoded from memory, normalised by the\n"
+        "  providers' functions (Graph's series completed from masters already read) and\n"
+        "  inserted by one prepared executemany per page, a transaction each. gcal_sync: its\n"
+        "  CalendarEventSyncManager on the same listing (window, singleEvents) into its\n"
+        "  in-memory store, through aiohttp. Ratios above 1: ours is faster."
+    )
+
+    print("\nTargets (issues 5, 'Speed', and 17, 'Speed near the floor')")
     checks: list[harness.Check] = []
     for f in figures:
         run, name = f.full_median, f"{TITLES[f.provider]}, {f.size:,} events"
@@ -299,6 +354,14 @@ def report(figures: list[ProviderFigures], repeat: int) -> None:
                        run.list_requests <= limit))  # fmt: skip
         checks.append((f"{name}: >= {TARGET_RATE:,} events/s end to end", f"{run.rate:,.0f}",
                        run.rate >= TARGET_RATE))  # fmt: skip
+        if f.floor:
+            ratio = harness.median(f.floor_ratios)
+            checks.append((f"{name}: >= {TARGET_FLOOR_RATIO} of the floor (median)",
+                           f"{ratio:.2f}", ratio >= TARGET_FLOOR_RATIO))  # fmt: skip
+        if f.gcal:
+            ratio = harness.median(f.gcal_ratios)
+            checks.append((f"{name}: faster than gcal_sync (its time / ours, median)",
+                           f"{ratio:.2f}", ratio > TARGET_GCAL_RATIO))  # fmt: skip
         incremental = f.incremental_median
         checks.append((f"{name}: incremental, {TARGET_INCREMENTAL_REQUESTS} request",
                        str(incremental.list_requests),
@@ -335,6 +398,13 @@ def report(figures: list[ProviderFigures], repeat: int) -> None:
             ))  # fmt: skip
     harness.print_checks(checks)
     harness.print_tally(checks)
+
+
+def _ratios(values: list[float]) -> str:
+    if not values:
+        return "-"
+    each = " ".join(f"{v:.2f}" for v in values)
+    return f"{harness.median(values):.2f} ({min(values):.2f}-{max(values):.2f}) [{each}]"
 
 
 # --- main ----------------------------------------------------------------------------------
