@@ -8,10 +8,11 @@ import requests
 def test_control_api_adds_lists_and_clears_faults(sandbox):
     base = f"{sandbox.http_url}/_sandbox/api/faults"
     added = requests.post(base, json={"kind": "unavailable", "endpoint": "graph.*",
-                                      "times": 2, "retry_after": 3}, timeout=5)  # fmt: skip
+                                      "times": 2, "after": 1, "retry_after": 3},
+                          timeout=5)  # fmt: skip
     assert added.status_code == 201
     assert requests.get(base, timeout=5).json() == [
-        {"kind": "unavailable", "endpoint": "graph.*", "account": "*", "times": 2,
+        {"kind": "unavailable", "endpoint": "graph.*", "account": "*", "times": 2, "after": 1,
          "retry_after": 3, "delay": 5.0, "hits": 0}
     ]  # fmt: skip
     assert requests.post(base, json={"kind": "meteor"}, timeout=5).status_code == 400
