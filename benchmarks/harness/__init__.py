@@ -9,6 +9,8 @@ script.
   production settings the scale benchmarks run with, scratch PostgreSQL databases.
 - `measure`: statements counted, median and percentile.
 - `report`: progress, the machine, tables, targets.
+- `baselines`: what the import benchmark compares the import with, the floor and gcal_sync
+  (imported by that script alone: it needs Django set up).
 
 The scripts are run as files (`python benchmarks/x.py`), so their folder is on `sys.path`; the
 worker processes of benchmarks/sync_benchmark.py get it through PYTHONPATH.
