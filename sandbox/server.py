@@ -72,12 +72,18 @@ class Response:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # What a JSON body was made from, for a handler that keeps only part of it (a partial
+    # response) without reading it back.
+    data: Any = None
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
         return cls(
-            status, body, {"Content-Type": "application/json; charset=UTF-8", **(headers or {})}
+            status,
+            body,
+            {"Content-Type": "application/json; charset=UTF-8", **(headers or {})},
+            data,
         )
 
     @classmethod

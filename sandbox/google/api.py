@@ -72,8 +72,9 @@ class CalendarAPI:
             call = Call(request, method, account, token, params, json_body(method, request))
             response = implementation(call)
             if selector is not None and response.body:
+                data = response.data if response.data is not None else json.loads(response.body)
                 response.body = json.dumps(
-                    selector.apply(json.loads(response.body)), ensure_ascii=False
+                    selector.apply(data), ensure_ascii=False, separators=(",", ":")
                 ).encode()
             return response
 
