@@ -229,7 +229,7 @@ def export_formation(request: HttpRequest, provider: str, payload: ExportIn) -> 
 
 
 @router.get("/events", response={200: list[AgendaItemOut], **ERRORS}, by_alias=True)
-def events(request: HttpRequest, start: IsoDay, end: IsoDay) -> list[AgendaItemOut]:
+def events(request: HttpRequest, start: IsoDay, end: IsoDay) -> HttpResponse:
     """The learner's imported events and formations overlapping the days [start, end) in their
     time zone (at most 366 days), in date order. Cancelled events and formations are left
     out."""
@@ -243,7 +243,11 @@ def events(request: HttpRequest, start: IsoDay, end: IsoDay) -> list[AgendaItemO
         user=request.auth, start=day_start(start, zone), end=day_start(end, zone)
     )
     items = mark_conflicts(items, clashes(items), dismissed)
-    return [AgendaItemOut.of(item, request) for item in items if not item.cancelled]
+    # The schema's JSON, rendered by the API's renderer, without a model per item.
+    from calendars.api.app import api  # the API imports this module
+
+    body = [AgendaItemOut.dump(item, request) for item in items if not item.cancelled]
+    return api.create_response(request, body, status=200)
 
 
 # --- formations and their conflicts with the learner's calendar ---------------------------

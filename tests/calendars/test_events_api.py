@@ -10,6 +10,7 @@ from django.test import Client
 
 from accounts.models import Profile
 from accounts.services import api_token_create
+from calendars.api.schemas import AgendaItemOut
 from calendars.models import CalendarEvent
 from tests.calendars.client_helpers import error_of
 
@@ -113,6 +114,34 @@ def test_events_and_formations_in_their_json_shape(
             "conflicts": [],
         },
     ]
+
+
+def test_every_item_is_what_its_schema_gives(
+    learner_client, learner, make_formation, make_calendar, make_named_event
+):
+    """The list is built without a model per item: its JSON must still be the documented
+    schema's, field by field and in its order."""
+    start = datetime(2027, 4, 8, 9, tzinfo=PARIS)
+    make_formation(title="Excel avancé", start=start, learners=(learner,))
+    calendar = make_calendar(learner)
+    make_named_event(calendar, "clash", start=start + timedelta(hours=1))  # a conflict
+    make_named_event(calendar, "maybe", start=start + timedelta(days=1), response="tentative",
+                     busy=False, html_link="")  # fmt: skip
+    make_named_event(calendar, "salon", all_day=date(2027, 4, 12), days=2)
+    names = {field.serialization_alias or name: name
+             for name, field in AgendaItemOut.model_fields.items()}  # fmt: skip
+
+    found = items(learner_client)
+
+    assert len(found) == 4
+    assert any(item["conflicts"] for item in found)
+    for item in found:
+        assert list(item) == list(names)
+        values = {names[key]: value for key, value in item.items()}
+        if item["allDay"]:  # JSON has no dates: read as the days the schema says they are
+            values["start"], values["end"] = map(date.fromisoformat, (item["start"], item["end"]))
+        model = AgendaItemOut.model_validate(values)
+        assert model.model_dump(mode="json", by_alias=True) == item
 
 
 def test_invitations_carry_the_learners_answer_and_declined_ones_are_left_out(
