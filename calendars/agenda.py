@@ -17,7 +17,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.db.models import Count, Max, Q
 from django.utils import timezone
-from django.utils.formats import date_format, time_format
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts.models import Profile
@@ -101,7 +101,10 @@ class AgendaItem:
 
     @property
     def source_label(self) -> str:
-        return next((s.label for s in sources() if s.name == self.source), self.source)
+        if self.source == FORMATION:
+            return _("Formation")
+        provider = PROVIDERS.get(self.source)
+        return provider.title if provider else self.source
 
 
 @dataclass(frozen=True)
@@ -333,10 +336,16 @@ def period_of(view: View, day: date) -> Period:
 
 @dataclass(frozen=True)
 class Entry:
-    """An item on one of the days it covers, with what to say of its time on that day."""
+    """An item on one of the days it covers."""
 
     item: AgendaItem
-    when: str
+    day: date
+
+    @property
+    def when(self) -> str:
+        """What to say of its time on that day (worked out for the entries shown only: a
+        month holds more than it shows)."""
+        return _when(self.item, self.day)
 
 
 @dataclass
@@ -355,7 +364,8 @@ class Day:
 
 
 def _hhmm(value: datetime) -> str:
-    return time_format(value, "H:i")
+    # time_format(value, "H:i") says the same, at many times the cost.
+    return f"{value:%H:%M}"
 
 
 def _when(item: AgendaItem, day: date) -> str:
@@ -402,7 +412,7 @@ def days_of(items: Iterable[AgendaItem], start: date, end: date) -> list[Day]:
         first = max(item.first_day, start)
         last = min(item.last_day, end - timedelta(days=1))
         for n in range((first - start).days, (last - start).days + 1):
-            days[n].entries.append(Entry(item, _when(item, days[n].date)))
+            days[n].entries.append(Entry(item, days[n].date))
     for day in days:
         day.entries.sort(key=lambda e: not e.item.spans_days)  # stable: keeps the time order
     return days

@@ -378,6 +378,21 @@ def test_provider_data_is_escaped(learner_client, learner, make_calendar, make_e
         assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in text
 
 
+def test_the_titles_a_conflict_names_are_escaped(
+    learner_client, learner, make_formation, make_calendar, make_event
+):
+    start = datetime(2027, 4, 8, 9, tzinfo=PARIS)
+    make_formation(title="<i>Excel</i>", start=start, learners=(learner,))
+    make_event(make_calendar(learner), start=start, title="<script>alert(1)</script>")
+
+    for view in ("month", "week", "day", "agenda"):
+        text = page(learner_client, view=view, date="2027-04-08").text
+
+        assert "<script>" not in text and "<i>Excel" not in text
+        assert "avec l'événement &lt;script&gt;alert(1)&lt;/script&gt;" in text
+        assert "avec la formation &lt;i&gt;Excel&lt;/i&gt;" in text
+
+
 @pytest.mark.parametrize("link", ["javascript:alert(1)", " JavaScript:alert(1)", "data:text/html,x",
                                   ""])  # fmt: skip
 def test_an_event_link_that_is_not_http_is_not_a_link(
