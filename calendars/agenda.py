@@ -15,7 +15,8 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 from django.conf import settings
-from django.db.models import Count, Max, Q
+from django.contrib.auth import get_user_model
+from django.db.models import F, Func, Q, Subquery
 from django.utils import timezone
 from django.utils.dates import MONTHS, WEEKDAYS
 from django.utils.formats import date_format
@@ -431,18 +432,32 @@ def days_of(items: Iterable[AgendaItem], start: date, end: date) -> list[Day]:
     return days
 
 
+def _single(queryset: Any, function: str, field: str) -> Subquery:
+    """`function` (COUNT, MAX) of `field` over the whole of `queryset`, as a subquery. A Func
+    rather than Count() or Max(): those would group the rows by their key."""
+    return Subquery(
+        queryset.order_by().annotate(value=Func(F(field), function=function)).values("value")
+    )
+
+
 def calendar_stamp(user: Any) -> str:
     """Changes whenever the learner's imported events or formations change (rows added,
-    changed or deleted) or a sync of theirs starts or ends (the page says one is under way)."""
-    events = CalendarEvent.objects.filter(calendar__integration__user=user).aggregate(
-        n=Count("pk"), at=Max("updated_at")
+    changed or deleted) or a sync of theirs starts or ends (the page says one is under way).
+    One query: the page's script asks for it every few seconds."""
+    events = CalendarEvent.objects.filter(calendar__integration__user=user)
+    runs = SyncRun.objects.filter(integration__user=user)
+    formations = Formation.objects.filter(enrollments__learner=user)
+    parts = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .values_list(
+            _single(events, "COUNT", "pk"),
+            _single(events, "MAX", "updated_at"),
+            _single(runs, "MAX", "finished_at"),
+            _single(runs, "MAX", "started_at"),
+            _single(formations, "COUNT", "pk"),
+            _single(formations, "MAX", "updated_at"),
+        )
+        .get()
     )
-    runs = SyncRun.objects.filter(integration__user=user).aggregate(
-        at=Max("finished_at"), started=Max("started_at")
-    )
-    formations = Formation.objects.filter(enrollments__learner=user).aggregate(
-        n=Count("pk"), at=Max("updated_at")
-    )
-    parts = [events["n"], events["at"], runs["at"], runs["started"], formations["n"],
-             formations["at"]]  # fmt: skip
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]

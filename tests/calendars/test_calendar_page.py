@@ -625,9 +625,9 @@ def test_the_page_makes_a_fixed_number_of_queries(
 # Session, user, profile (time zone), the integrations to reconnect (banner), formations,
 # events, the conflicts the learner dismissed over the period (those of the others are
 # found among the formations and events), the integrations with the state of their syncs,
-# the calendars to show or hide, and the three aggregates of the page's version (events,
-# sync runs, formations) that its script compares to keep it current.
-QUERIES = 12
+# the calendars to show or hide, and the page's version (the counts and latest changes of
+# events, sync runs and formations, in one query) that its script compares to keep it current.
+QUERIES = 10
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client, db):
