@@ -35,7 +35,8 @@ def api_token_authenticate(*, token: str) -> Any | None:
         return None
     digest = _digest(token)
     row = (
-        ApiToken.objects.select_related("user")
+        # The profile with the user: the answer is in the learner's zone.
+        ApiToken.objects.select_related("user", "user__profile")
         .filter(digest=digest, revoked_at__isnull=True, user__is_active=True)
         .first()
     )

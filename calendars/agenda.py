@@ -126,7 +126,10 @@ def sources() -> list[Source]:
 def learner_zone(user: Any) -> tzinfo:
     """The learner's display zone, as the preferences middleware activates it for their pages
     (API calls made with a token have no session, hence no activated zone)."""
-    name = Profile.objects.filter(user_id=user.pk).values_list("time_zone", flat=True).first()
+    try:
+        name = user.profile.time_zone  # no query when the profile came with the user
+    except Profile.DoesNotExist:
+        name = None
     try:
         return zoneinfo.ZoneInfo(name or settings.TIME_ZONE)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

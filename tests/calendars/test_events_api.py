@@ -326,3 +326,18 @@ def test_the_answer_costs_a_fixed_number_of_queries(
         assert len(found) == 2 * (first + added)
 
     assert counts[0] == counts[1]
+
+
+def test_a_script_with_a_token_is_answered_in_four_queries(
+    client, bearer, learner, make_formation, django_assert_num_queries
+):
+    """The token, with its learner and their profile (the zone the answer is in), the
+    conflicts dismissed over the range, and the items' two."""
+    Profile.objects.update_or_create(user=learner, defaults={"time_zone": "America/Toronto"})
+    make_formation(start=datetime(2027, 4, 2, 14, tzinfo=UTC), learners=(learner,))
+    items(client, **bearer)  # the token's last use is written once a minute at most
+
+    with django_assert_num_queries(4):
+        found = items(client, **bearer)
+
+    assert [item["start"] for item in found] == ["2027-04-02T10:00:00-04:00"]
