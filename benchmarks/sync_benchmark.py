@@ -451,6 +451,20 @@ class Sample:
     provider_seconds: list[float] = field(default_factory=list)
 
 
+def sampled_integrations(size: int) -> list[int]:
+    """The first `size` integrations of each provider."""
+    from calendars.models import CalendarIntegration
+
+    ids: list[int] = []
+    for provider in ("google", "outlook"):
+        ids += list(
+            CalendarIntegration.objects.filter(provider=provider)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
+        )
+    return ids
+
+
 def sample_in_process(sandbox: harness.SandboxProcess, size: int) -> Sample:
     """The task body (`sync_integration`, as a worker runs it after `sync_due` marked the
     integration) here, under CaptureQueriesContext, for `size` integrations of each
@@ -458,18 +472,12 @@ def sample_in_process(sandbox: harness.SandboxProcess, size: int) -> Sample:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from calendars.models import CalendarIntegration, SyncRun
+    from calendars.models import SyncRun
     from calendars.providers import get_provider
     from calendars.sync.runs import integration_sync_request
     from calendars.tasks import sync_integration
 
-    ids = []
-    for provider in ("google", "outlook"):
-        ids += list(
-            CalendarIntegration.objects.filter(provider=provider)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:size]
-        )
+    ids = sampled_integrations(size)
     sample = Sample(integrations=len(ids))
     sandbox.reset_counters()
     spent = {"database": 0.0, "provider": 0.0}
@@ -528,17 +536,11 @@ def profile_in_process(size: int, *, repeat: int = 5) -> str:
     import io
     import pstats
 
-    from calendars.models import CalendarIntegration, SyncRun
+    from calendars.models import SyncRun
     from calendars.sync.runs import integration_sync_request
     from calendars.tasks import sync_integration
 
-    ids = []
-    for provider in ("google", "outlook"):
-        ids += list(
-            CalendarIntegration.objects.filter(provider=provider)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:size]
-        )
+    ids = sampled_integrations(size)
     profile = cProfile.Profile()
     for _ in range(repeat):
         for pk in ids:
