@@ -394,14 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--formations", type=int, default=100,
                         help="Formations on the list's page (default 100).")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3, help="Timed runs (default 3).")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_AVAILABILITY_DATABASE_URL", DEFAULT_DATABASE_URL),
-        help="A scratch PostgreSQL database, dropped and created again (default "
-        f"$BENCH_AVAILABILITY_DATABASE_URL or {DEFAULT_DATABASE_URL}).",
-    )
-    parser.add_argument(
-        "--keep-database", action="store_true", help="Leave the database for inspection."
+    harness.add_scratch_database_arguments(
+        parser, default=DEFAULT_DATABASE_URL, variable="BENCH_AVAILABILITY_DATABASE_URL"
     )
     parser.add_argument("--explain", action="store_true",
                         help="Print PostgreSQL's plans of the overlap queries.")  # fmt: skip

@@ -434,14 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                         "and print where the time goes (default 0: no profile).")  # fmt: skip
     parser.add_argument("--profile-only", action="store_true",
                         help="With --profile: no gunicorn, no wrk.")  # fmt: skip
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_LOAD_DATABASE_URL", DEFAULT_DATABASE_URL),
-        help="A scratch PostgreSQL database, dropped and created again "
-        f"(default $BENCH_LOAD_DATABASE_URL or {DEFAULT_DATABASE_URL}).",
-    )
-    parser.add_argument(
-        "--keep-database", action="store_true", help="Leave the database for inspection."
+    harness.add_scratch_database_arguments(
+        parser, default=DEFAULT_DATABASE_URL, variable="BENCH_LOAD_DATABASE_URL"
     )
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.connections < 1 or args.threads < 1 or args.repeat < 1:

@@ -709,16 +709,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=1800, help="Seconds a round may take (default 1800)."
     )
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
-                        DEFAULT_DATABASE_URL),
-                        help="A scratch PostgreSQL database, dropped and created again "
-                        f"(default $BENCH_DATABASE_URL or {DEFAULT_DATABASE_URL}).")  # fmt: skip
+    harness.add_scratch_database_arguments(
+        parser, default=DEFAULT_DATABASE_URL, variable="BENCH_DATABASE_URL"
+    )
     parser.add_argument("--broker", default=os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER),
                         help="A Redis database of its own, flushed (default $BENCH_BROKER_URL "
                         f"or {DEFAULT_BROKER}).")  # fmt: skip
-    parser.add_argument(
-        "--keep-database", action="store_true", help="Leave the database for inspection."
-    )
     # The sandbox process runs this script again with these.
     parser.add_argument("--serve-sandbox", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--google", type=int, default=0, help=argparse.SUPPRESS)

@@ -104,10 +104,7 @@ class AgendaItem:
 
     @property
     def source_label(self) -> str:
-        if self.source == FORMATION:
-            return _("Formation")
-        provider = PROVIDERS.get(self.source)
-        return provider.title if provider else self.source
+        return label_of_source(self.source)
 
 
 @dataclass(frozen=True)
@@ -118,9 +115,15 @@ class Source:
 
 def sources() -> list[Source]:
     """Every kind of item, in the legend's order: formations, then the registry's providers."""
-    return [Source(FORMATION, _("Formation"))] + [
-        Source(name, provider.title) for name, provider in PROVIDERS.items()
-    ]
+    return [Source(name, label_of_source(name)) for name in (FORMATION, *PROVIDERS)]
+
+
+def label_of_source(name: str) -> str:
+    """What a kind of item is called: "Formation", or its provider's title."""
+    if name == FORMATION:
+        return _("Formation")
+    provider = PROVIDERS.get(name)
+    return provider.title if provider else name
 
 
 def learner_zone(user: Any) -> tzinfo:

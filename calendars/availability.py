@@ -280,14 +280,11 @@ def formations_busy_counts(formations: Sequence[Formation]) -> dict[int, int]:
         "formation_id", "learner_id"
     ))  # fmt: skip
     known = _known(_learners_of(ids)) if enrolled else set()
-    intervals: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    busy: dict[int, _BusyTimes] = {}
     if known:
         around = _around((f.start, f.end) for f in formations)
         envelope = (min(f.start for f in formations), max(f.end for f in formations))
-        for user_id, start, end in _busy_rows(_learners_of(ids), *envelope, around):
-            if user_id in known:
-                intervals[user_id].append((start, end))
-    busy = {user_id: _BusyTimes(times) for user_id, times in intervals.items()}
+        busy = _busy_times(_busy_rows(_learners_of(ids), *envelope, around), known)
     seconds = {f.pk: (f.start.timestamp(), f.end.timestamp()) for f in formations}
     counts = dict.fromkeys(ids, 0)
     for formation_id, learner_id in enrolled:
@@ -321,6 +318,17 @@ class _BusyTimes:
         return i < len(self.starts) and self.starts[i] < end
 
 
+def _busy_times(
+    rows: Iterable[tuple[int, datetime, datetime]], known: set[int]
+) -> dict[int, _BusyTimes]:
+    """The busy times of the `known` learners among (learner, start, end) rows."""
+    intervals: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for user_id, start, end in rows:
+        if user_id in known:
+            intervals[user_id].append((start, end))
+    return {user_id: _BusyTimes(times) for user_id, times in intervals.items()}
+
+
 def free_slots(
     *,
     formation: Formation,
@@ -342,12 +350,8 @@ def free_slots(
     unknown = len(learners) - len(known)
     first = datetime.combine(since, time.min, tzinfo=zone)
     last = datetime.combine(until, time.min, tzinfo=zone)
-    intervals: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    if known:
-        for user_id, start, end in _busy_rows(enrolled, first, last, Q()):
-            if user_id in known:
-                intervals[user_id].append((start, end))
-    times = [_BusyTimes(intervals[pk]) for pk in known]
+    busy = _busy_times(_busy_rows(enrolled, first, last, Q()), known) if known else {}
+    times = [busy.get(pk) or _BusyTimes([]) for pk in known]
     candidates = []
     day = since
     while day < until:

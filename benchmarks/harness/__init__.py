@@ -18,6 +18,7 @@ worker processes of benchmarks/sync_benchmark.py get it through PYTHONPATH.
 
 from harness.environment import (
     Bench,
+    add_scratch_database_arguments,
     bench,
     check_scratch_database,
     scratch_database,
@@ -47,6 +48,7 @@ __all__ = [
     "QueryCounter",
     "SandboxProcess",
     "Server",
+    "add_scratch_database_arguments",
     "bench",
     "check_scratch_database",
     "connect",

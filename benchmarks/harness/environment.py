@@ -3,6 +3,7 @@ export benchmarks run, the production settings the scale ones run, scratch Postg
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -129,6 +130,22 @@ def use_production_settings(database_url: str, **variables: str) -> None:
         "LOG_LEVEL": "WARNING",
         **variables,
     })  # fmt: skip
+
+
+def add_scratch_database_arguments(
+    parser: argparse.ArgumentParser, *, default: str, variable: str
+) -> None:
+    """A scale benchmark's --database-url (from `variable` in the environment, else `default`)
+    and --keep-database."""
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(variable, default),
+        help="A scratch PostgreSQL database, dropped and created again "
+        f"(default ${variable} or {default}).",
+    )
+    parser.add_argument(
+        "--keep-database", action="store_true", help="Leave the database for inspection."
+    )
 
 
 def check_scratch_database(url: str) -> str | None:

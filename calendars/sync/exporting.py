@@ -159,46 +159,37 @@ def _export_plan(
         language = integration.profile_language or settings.LANGUAGE_CODE
     else:
         language = learner_language(integration.user_id)
-    rows = integration.exports.select_related("formation").annotate(
-        enrolled=Exists(
-            Enrollment.objects.filter(
-                formation_id=OuterRef("formation_id"), learner_id=integration.user_id
-            )
-        )
+    # How many formations the learner is enrolled in, as the run counted with the
+    # integration: when the rows stand for as many, the formations need no query of their own.
+    enrolled = (
+        getattr(integration, "formations_enrolled", None) if read_by_run and uids is None else None
     )
-    formations = Formation.objects.filter(
-        enrollments__learner_id=integration.user_id, status=Formation.Status.SCHEDULED
-    )
+    rows = integration.exports.all()
     if uids is not None:
         rows = rows.filter(formation_uid__in=uids)
-        formations = formations.filter(uid__in=uids)
+    elif enrolled is not None:
+        rows = rows.select_related("formation").annotate(
+            enrolled=Exists(
+                Enrollment.objects.filter(
+                    formation_id=OuterRef("formation_id"), learner_id=integration.user_id
+                )
+            )
+        )
     by_uid = {str(row.formation_uid): row for row in rows}
+    covered = _covered(by_uid) if enrolled is not None else None
     if target is None:
         wanted = {}  # no calendar receives formations any more: those written are taken back
+    elif covered is not None and (not integration.export_enabled or len(covered) == enrolled):
+        wanted = covered
     else:
-        # The formations the rows already stand for, enrolled in and scheduled: when they are
-        # all those the learner is enrolled in (as counted with the integration), or the only
-        # ones kept (no automatic export), the formations need no query of their own.
-        covered = {
-            uid: row.formation
-            for uid, row in by_uid.items()
-            if row.formation is not None
-            and row.enrolled
-            and row.formation.status == Formation.Status.SCHEDULED
+        formations = Formation.objects.filter(
+            enrollments__learner_id=integration.user_id, status=Formation.Status.SCHEDULED
+        )
+        if uids is not None:
+            formations = formations.filter(uid__in=uids)
+        wanted = {
+            str(f.uid): f for f in formations if integration.export_enabled or str(f.uid) in by_uid
         }
-        enrolled = getattr(integration, "formations_enrolled", None) if read_by_run else None
-        if (
-            uids is None
-            and enrolled is not None
-            and (not integration.export_enabled or len(covered) == enrolled)
-        ):
-            wanted = covered
-        else:
-            wanted = {
-                str(f.uid): f
-                for f in formations
-                if integration.export_enabled or str(f.uid) in by_uid
-            }
     steps: list[_Step] = []
     new_rows = []
     for uid, formation in wanted.items():
@@ -238,6 +229,18 @@ def _export_plan(
             else:
                 row.delete()  # never written, or already gone from the calendar
     return steps
+
+
+def _covered(by_uid: dict[str, FormationExport]) -> dict[str, Formation]:
+    """The formations the rows stand for that the learner is still enrolled in and that are
+    still scheduled (the rows read with their formation, annotated `enrolled`)."""
+    return {
+        uid: row.formation
+        for uid, row in by_uid.items()
+        if row.formation is not None
+        and row.enrolled
+        and row.formation.status == Formation.Status.SCHEDULED
+    }
 
 
 def new_export(

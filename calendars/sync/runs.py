@@ -35,7 +35,7 @@ from calendars.errors import (
     ScopeMissing,
 )
 from calendars.failures import UNKNOWN, failure_of, refused
-from calendars.locking import integration_lock, integration_lock_free, lock_rows
+from calendars.locking import Held, integration_lock, integration_lock_free, lock_rows
 from calendars.models import MISSING_SCOPE, CalendarIntegration, FormationExport, SyncRun
 from calendars.push import integration_channels_reconcile
 from calendars.selectors import forget_has_exports, integration_for_sync, integration_has_exports
@@ -108,46 +108,49 @@ def integration_run(
     Provider failures are recorded on the run, and schedule the next attempt after a
     growing delay; they are not raised. `formation_uids` limits the export to those."""
     full = direction == SyncRun.Direction.BOTH and formation_uids is None
-    if full and requested:
-        # The usual case, a task that finds the lock free: whether a round covered it is read
-        # with the integration, under the lock.
-        try:
-            held = integration_lock(integration_id, wait=0.0)
-        except LockTimeout:
-            pass  # another run holds it, or a killed one's session is going: asked below
-        else:
-            with held:
-                integration = integration_for_sync(integration_id)
-                if integration is None:
-                    return None
-                if integration.sync_requested_at is None and not integration.open_run:
-                    return None  # covered by a round that started after the request
-                run = _rounds(integration_id, trigger, direction, formation_uids, integration)
-            if on_pending is not None and _requested(integration_id):
-                on_pending()
-            return run
-    if full:
-        if requested and not _requested(integration_id) and not _cut_off(integration_id):
-            return None  # covered
-        integration_sync_request(integration_id=integration_id)
-    try:
-        held = integration_lock(integration_id, wait=wait)
-    except LockTimeout:
+    # The usual case, a task asked for by a mark that finds the lock free: whether a round
+    # covered it is read with the integration, under the lock.
+    held = _lock_now(integration_id) if full and requested else None
+    covered_unless_marked = held is not None
+    if held is None:
         if full:
-            return None
-        integration_sync_request(integration_id=integration_id)
-        # Taken again: the holder may have released it before the mark was set.
+            if requested and not _requested(integration_id) and not _cut_off(integration_id):
+                return None  # covered
+            integration_sync_request(integration_id=integration_id)
         try:
-            held = integration_lock(integration_id, wait=0.0)
+            held = integration_lock(integration_id, wait=wait)
         except LockTimeout:
-            return None
-        with held:
-            return _rounds(integration_id, trigger, direction, formation_uids)
+            if full:
+                return None
+            integration_sync_request(integration_id=integration_id)
+            # Taken again: the holder may have released it before the mark was set.
+            held = _lock_now(integration_id)
+            if held is None:
+                return None
+            with held:
+                return _rounds(integration_id, trigger, direction, formation_uids)
     with held:
-        run = _rounds(integration_id, trigger, direction, formation_uids)
+        integration = integration_for_sync(integration_id)
+        if integration is None:
+            return None
+        if (
+            covered_unless_marked
+            and integration.sync_requested_at is None
+            and not integration.open_run
+        ):
+            return None  # covered by a round that started after the request
+        run = _rounds(integration_id, trigger, direction, formation_uids, integration)
     if on_pending is not None and _requested(integration_id):
         on_pending()
     return run
+
+
+def _lock_now(integration_id: int) -> Held | None:
+    """The integration's lock if it is free, else None."""
+    try:
+        return integration_lock(integration_id, wait=0.0)
+    except LockTimeout:
+        return None
 
 
 def _rounds(

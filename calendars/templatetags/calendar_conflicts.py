@@ -16,9 +16,8 @@ from django.utils.formats import date_format, time_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from calendars.agenda import all_day_dates
+from calendars.agenda import all_day_dates, label_of_source
 from calendars.availability import Conflict, learner_conflicts
-from calendars.providers.names import PROVIDERS
 
 register = template.Library()
 
@@ -65,7 +64,7 @@ def formation_conflicts(context: template.Context, formation: Any) -> dict[str, 
                 "Conflit avec %(count)d événements de votre agenda (%(provider)s) :",
                 len(rows),
             )
-            % {"count": len(rows), "provider": _provider_title(name)},
+            % {"count": len(rows), "provider": label_of_source(name)},
             "rows": rows,
         }
         for name, rows in by_provider.items()
@@ -78,15 +77,11 @@ def formation_conflicts(context: template.Context, formation: Any) -> dict[str, 
     }
 
 
-def _provider_title(name: str) -> str:
-    return PROVIDERS[name].title if name in PROVIDERS else name
-
-
 def _row(conflict: Conflict) -> dict[str, Any]:
     return {
         "conflict": conflict,
         "when": conflict_when(conflict),
-        "provider": _provider_title(conflict.provider),
+        "provider": label_of_source(conflict.provider),
     }
 
 

@@ -4,13 +4,13 @@ import zoneinfo
 from datetime import datetime, time, timedelta
 from typing import Any, NamedTuple
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
 from calendars.models import Calendar, CalendarEvent, CalendarIntegration
+from core.demo import DemoCommand
 from formations.models import Formation
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -40,7 +40,7 @@ ENTRIES = [
 CLASH = Entry("Rendez-vous chez le dentiste", 0, time(0), 75, "Cabinet dentaire Pasteur")
 
 
-class Command(BaseCommand):
+class Command(DemoCommand):
     help = (
         "Gives the demo learner a Google calendar already imported, with a few events, one "
         "of them over an upcoming formation of theirs: the conflict shows on their pages and "
@@ -48,18 +48,10 @@ class Command(BaseCommand):
         "DEBUG off unless --force. Run after seed_demo."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--force", action="store_true", help="Run even with DEBUG off (never in production)."
-        )
+    refusal = "writes made-up calendar data"
 
     @transaction.atomic
-    def handle(self, *args: Any, force: bool = False, **options: Any) -> None:
-        if not settings.DEBUG and not force:
-            raise CommandError(
-                "seed_demo_calendar writes made-up calendar data; it refuses to run with DEBUG "
-                "off. Use --force if this really is a demo machine."
-            )
+    def handle(self, *args: Any, **options: Any) -> None:
         learner = get_user_model().objects.filter(username="demo").first()
         if learner is None:
             raise CommandError("No demo learner: run seed_demo first.")

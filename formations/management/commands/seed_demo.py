@@ -4,12 +4,11 @@ import zoneinfo
 from datetime import datetime, time, timedelta
 from typing import Any, NamedTuple
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from core.demo import DemoCommand
 from formations.models import Enrollment, Formation
 
 
@@ -55,21 +54,13 @@ DESCRIPTION = (
 )
 
 
-class Command(BaseCommand):
+class Command(DemoCommand):
     help = "Creates the demo learner, the staff user and demo formations, only where absent."
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--force", action="store_true", help="Run even with DEBUG off (never in production)."
-        )
+    refusal = "creates users with well-known passwords"
 
     @transaction.atomic
-    def handle(self, *args: Any, force: bool = False, **options: Any) -> None:
-        if not settings.DEBUG and not force:
-            raise CommandError(
-                "seed_demo creates users with well-known passwords; it refuses to run with "
-                "DEBUG off. Use --force if this really is a demo machine."
-            )
+    def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
         learner, learner_created = User.objects.get_or_create(
             username="demo",
