@@ -76,6 +76,9 @@ class Calendar:
     # Sync tokens and delta links older than this are refused (410), as after a server-side
     # reset of sync state.
     min_valid_seq: int = 0
+    # The seq of the last change to any of its events: what listings derived from the events
+    # (sandbox/paging.py) stay valid for.
+    version: int = 0
 
 
 @dataclass
@@ -194,6 +197,7 @@ class Store:
             event.seq = self.next_seq()
             event.updated = utcnow()
             calendar.events[event.id] = event
+            calendar.version = event.seq
         if notify:
             for listener in self._listeners:
                 listener(account, calendar, event)

@@ -30,6 +30,16 @@ class Call:
     token: AccessToken
     params: dict[str, Any]
     body: dict[str, Any]
+    fields: FieldSelector | None = None
+    selected: bool = False  # the partial response was applied by the handler
+
+    def respond(self, data: Any) -> Response:
+        """A JSON answer with the partial response (`fields`) applied before encoding: a large
+        page encoded once, not whole and then again in part."""
+        if self.fields is not None:
+            data = self.fields.apply(data)
+            self.selected = True
+        return Response.json(data)
 
 
 class CalendarAPI:
@@ -69,9 +79,11 @@ class CalendarAPI:
                 raise GoogleError(401, "authError", "Invalid Credentials")
             request.account = account
             selector = FieldSelector(params["fields"]) if params.get("fields") else None
-            call = Call(request, method, account, token, params, json_body(method, request))
+            call = Call(
+                request, method, account, token, params, json_body(method, request), selector
+            )
             response = implementation(call)
-            if selector is not None and response.body:
+            if selector is not None and response.body and not call.selected:
                 data = response.data if response.data is not None else json.loads(response.body)
                 response.body = json.dumps(
                     selector.apply(data), ensure_ascii=False, separators=(",", ":")

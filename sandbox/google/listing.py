@@ -4,6 +4,13 @@ https://developers.google.com/calendar/api/guides/sync: a listing ends with a sy
 from which a later one lists only what changed; a token the store no longer honours is a
 410. A page token resumes after the last entry's sort key, in the snapshot the listing
 began with, and is bound to the query it came from.
+
+A page of events.list costs the page, not the calendar: the listing's sorted candidates are
+kept between its pages (sandbox/paging.py) and each is tested again as a page takes it.
+That gives what sorting the calendar again would: an event listed at a later page is one
+whose seq is at most the snapshot, so it was in the calendar, unchanged, when the candidates
+were sorted; they hold every such event that could pass `_matches` (tested with `loose`, which
+leaves out what depends on other events: a series' master, its occurrences in the window).
 """
 
 from __future__ import annotations
@@ -11,14 +18,18 @@ from __future__ import annotations
 import hashlib
 import json
 import zoneinfo
+from bisect import bisect_right
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from sandbox.google.api import Call, calendar_of
 from sandbox.google.errors import GoogleError, full_sync_required, invalid_parameter, not_found
 from sandbox.google.events import Events
 from sandbox.google.formats import Sealer, etag, parse_rfc3339, rfc3339_ms, role
+from sandbox.paging import Candidates, ListingMemory
 from sandbox.server import Request, Response
 from sandbox.store import Calendar, Event, Store, utcnow
 
@@ -57,6 +68,7 @@ class Listing:
         self.store = store
         self.sealer = sealer
         self.events = events
+        self.memory = ListingMemory(store)
 
     def events_list(self, call: Call) -> Response:
         params = call.params
@@ -109,27 +121,37 @@ class Listing:
                 raise full_sync_required()
             since = data[1]
         with self.store.lock:
-            entries = list(calendar.events.values())
             snapshot = self.store.seq
         order = "changes" if since is not None else params.get("orderBy", "id")
         in_window = None
         if not single and since is None and ("timeMin" in params or "timeMax" in params):
             # A series master is in the window when one of its live occurrences is.
-            in_window = {
-                e.series_id
-                for e in entries
-                if e.is_occurrence
-                and not (e.deleted or e.status == "cancelled")
-                and _overlaps(e, params.get("timeMin"), params.get("timeMax"))
-            }
+            time_min, time_max = params.get("timeMin"), params.get("timeMax")
+            in_window = self.memory.derived(
+                ("series in window", call.account.email, calendar.id, time_min, time_max),
+                calendar,
+                lambda entries: {
+                    e.series_id
+                    for e in entries
+                    if e.is_occurrence
+                    and not (e.deleted or e.status == "cancelled")
+                    and _overlaps(e, time_min, time_max)
+                },
+            )
 
-        def include(event: Event) -> bool:
+        def include(event: Event, *, loose: bool = False) -> bool:
             return self._matches(
-                event, calendar, params, since=since, single=single, series_in_window=in_window
+                event,
+                calendar,
+                params,
+                since=since,
+                single=single,
+                series_in_window=in_window,
+                loose=loose,
             )
 
         return self._list_response(
-            call, calendar, entries, include, order=order, snapshot=snapshot, since=since
+            call, calendar, None, include, order=order, snapshot=snapshot, since=since
         )
 
     def _matches(
@@ -141,7 +163,9 @@ class Listing:
         since: int | None,
         single: bool,
         series_in_window: set[str] | None = None,
+        loose: bool = False,
     ) -> bool:
+        """Whether a listing shows `event`; `loose`: whether it may, from the event alone."""
         if since is not None and event.seq <= since:
             return False
         cancelled = event.deleted or event.status == "cancelled"
@@ -157,9 +181,12 @@ class Listing:
         elif event.is_occurrence:
             # Only exceptions show beside their master; cancelled ones even without
             # showDeleted, as the reference says, unless the whole series is gone.
-            master = calendar.events.get(event.series_id)
-            if not event.is_exception or master is None or master.deleted:
+            if not event.is_exception:
                 return False
+            if not loose:
+                master = calendar.events.get(event.series_id)
+                if master is None or master.deleted:
+                    return False
         elif cancelled and not show_deleted:
             return False
         if "eventTypes" in params and event.event_type not in params["eventTypes"]:
@@ -182,6 +209,8 @@ class Listing:
             haystack = f"{event.title}\n{event.description}\n{event.location}".casefold()
             if needle not in haystack:
                 return False
+        if event.is_master and loose:
+            return True  # its series may meet the window by its occurrences, whatever its times
         if event.is_master and series_in_window is not None:
             return event.id in series_in_window
         return _overlaps(event, params.get("timeMin"), params.get("timeMax"))
@@ -190,14 +219,15 @@ class Listing:
         self,
         call: Call,
         calendar: Calendar,
-        entries: list[Event],
-        include: Callable[[Event], bool],
+        entries: list[Event] | None,
+        include: Callable[..., bool],
         *,
         order: str,
         snapshot: int,
         since: int | None,
     ) -> Response:
-        """One page of an events collection, with page tokens that resume after a sort key."""
+        """One page of an events collection, with page tokens that resume after a sort key;
+        `entries` None: the calendar's, through the listing's memory."""
         params = call.params
         fingerprint = _fingerprint(call.request, calendar.id)
         after: tuple[Any, ...] | None = None
@@ -207,41 +237,88 @@ class Listing:
                 raise invalid_parameter("pageToken", "Invalid page token value.")
             snapshot, after = state["s"], tuple(state["k"])
         key = _sort_key(order)
-        selected = []
-        for event in entries:
-            if event.seq > snapshot:
-                continue  # changed since the listing began: the next sync token brings it
-            if include(event):
-                item_key = key(event)
-                if after is None or item_key > after:
-                    selected.append((item_key, event))
-        selected.sort(key=lambda pair: pair[0])
         size = min(params.get("maxResults", 250), MAX_PAGE_SIZE)
-        page = selected[:size]
+        if entries is None:
+            page, more = self._calendar_page(
+                call, calendar, include, key, (fingerprint, snapshot, order, since), after, size
+            )
+            latest = self.memory.derived(
+                ("updated", call.account.email, calendar.id),
+                calendar,
+                lambda events: max((e.updated for e in events), default=None),
+            )
+        else:
+            selected = []
+            for event in entries:
+                if event.seq > snapshot:
+                    continue  # changed since the listing began: the next sync token brings it
+                if include(event):
+                    item_key = key(event)
+                    if after is None or item_key > after:
+                        selected.append((item_key, event))
+            selected.sort(key=itemgetter(0))
+            page, more = [event for _, event in selected[:size]], len(selected) > size
+            latest = max((e.updated for e in entries), default=None)
         zone = params.get("timeZone")
         body: dict[str, Any] = {
             "kind": "calendar#events",
             "etag": etag(f"{calendar.id}:{snapshot}"),
             "summary": calendar.name,
             "description": "",
-            "updated": rfc3339_ms(max((e.updated for e in entries), default=utcnow())),
+            "updated": rfc3339_ms(latest or utcnow()),
             "timeZone": calendar.time_zone,
             "accessRole": role(calendar),
             "defaultReminders": [{"method": "popup", "minutes": 10}] if calendar.primary else [],
             "items": [
                 self.events.render(call.account, calendar, event, zone=zone, minimal=True)
-                for _, event in page
+                for event in page
             ],
         }
-        if len(selected) > size:
+        if more:
             body["nextPageToken"] = self.sealer.seal(
-                "page", {"f": fingerprint, "s": snapshot, "k": list(page[-1][0])}
+                "page", {"f": fingerprint, "s": snapshot, "k": list(key(page[-1]))}
             )
         elif call.method.id == "events.list":
             body["nextSyncToken"] = self.sealer.seal(
                 "sync", [f"{call.account.email}/{calendar.id}", snapshot]
             )
-        return Response.json(body)
+        return call.respond(body)
+
+    def _calendar_page(
+        self,
+        call: Call,
+        calendar: Calendar,
+        include: Callable[..., bool],
+        key: Callable[[Event], tuple[Any, ...]],
+        listing: tuple[str, int, str, int | None],
+        after: tuple[Any, ...] | None,
+        size: int,
+    ) -> tuple[list[Event], bool]:
+        """The page after `after` of a listing (its fingerprint, snapshot, order and since),
+        and whether more follow."""
+        snapshot = listing[1]
+
+        def build(entries: list[Event]) -> Candidates:
+            pairs = sorted(
+                ((key(e), e) for e in entries if e.seq <= snapshot and include(e, loose=True)),
+                key=itemgetter(0),
+            )
+            return Candidates([k for k, _ in pairs], [e for _, e in pairs])
+
+        candidates = self.memory.sorted(
+            (call.account.email, calendar.id, *listing), calendar, build
+        )
+        start = 0 if after is None else bisect_right(candidates.keys, after)
+        current = calendar.events
+        page: list[Event] = []
+        for event in islice(candidates.events, start, None):
+            # Still the version the listing began with (a change or a deletion since takes a
+            # new seq), and still shown: a series' master may have been deleted since.
+            if current.get(event.id) is event and event.seq <= snapshot and include(event):
+                page.append(event)
+                if len(page) > size:
+                    break
+        return page[:size], len(page) > size
 
     def events_instances(self, call: Call) -> Response:
         params = call.params
