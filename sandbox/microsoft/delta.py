@@ -21,6 +21,8 @@ import hashlib
 import hmac
 import json
 import secrets
+from bisect import bisect_right
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +32,8 @@ from sandbox.microsoft.formats import b64url, tz
 from sandbox.microsoft.graph import Graph
 from sandbox.microsoft.identity import AccessToken
 from sandbox.microsoft.odata import odata, window
-from sandbox.microsoft.render import DEFAULT_PAGE_SIZE, event_json, view_of
+from sandbox.microsoft.render import DEFAULT_PAGE_SIZE, bare_json, event_json, view_of
+from sandbox.paging import Candidates, ListingMemory
 from sandbox.server import HTTPError, Request, Response
 from sandbox.store import Account, Calendar, Event
 
@@ -44,6 +47,7 @@ class Delta:
         self.store = sandbox.store
         self.graph = graph
         self._delta_key = secrets.token_bytes(32)
+        self.memory = ListingMemory(self.store)
 
     def delta(self, request: Request, account: Account, token: AccessToken) -> Response:
         calendar = self.graph.calendar(account, request.params.get("calendar"))
@@ -117,28 +121,35 @@ class Delta:
                 and e.end_utc() > window_start
             )
 
-        with self.store.lock:
-            events = list(calendar.events.values())
         values: list[dict[str, Any]] = []
         if state["m"] == "full":
             # Everything in the window now, by id; changes made during the round come again in
-            # the next one, since the deltaLink starts from the seq the round started at.
-            cursor = state["k"]
-            candidates = sorted(
-                (e for e in events if e.id > cursor and (in_window(e) or master_in_window(e))),
-                key=lambda e: e.id,
+            # the next one, since the deltaLink starts from the seq the round started at. What
+            # is in the window is worked out again only once the calendar has changed.
+            in_view = self.memory.derived(
+                ("window", account.uid, calendar.id, state["s"], state["e"]),
+                calendar,
+                lambda events: _by(
+                    lambda e: e.id, [e for e in events if in_window(e) or master_in_window(e)]
+                ),
             )
-            page, more = candidates[:size], len(candidates) > size
+            start = bisect_right(in_view.keys, state["k"])
+            page = in_view.events[start : start + size]
+            more = len(in_view.events) - start > size
             for event in page:
                 values.append(self._entry(account, event, view))
             if page:
                 state["k"] = page[-1].id
         else:
-            cursor = int(state["k"])
-            candidates = sorted(
-                (e for e in events if cursor < e.seq <= state["r"]), key=lambda e: e.seq
+            changed = self.memory.derived(
+                ("changes", account.uid, calendar.id),
+                calendar,
+                lambda events: _by(lambda e: e.seq, events),
             )
-            page, more = candidates[:size], len(candidates) > size
+            start = bisect_right(changed.keys, int(state["k"]))
+            end = bisect_right(changed.keys, state["r"], lo=start)
+            page = changed.events[start : min(end, start + size)]
+            more = end - start > size
             for event in page:
                 if in_window(event) or (event.is_master and not event.deleted):
                     values.append(self._entry(account, event, view))
@@ -176,12 +187,15 @@ class Delta:
         return Response.json(body, headers={"Preference-Applied": ", ".join(applied)})
 
     def _entry(self, account: Account, event: Event, view: Any) -> dict[str, Any]:
-        whole = event_json(account, event, view, self.sandbox.http_url)
-        entry = {"@odata.type": "#microsoft.graph.event", **whole}
         if event.is_occurrence and not event.is_exception:
-            bare = ("@odata.type", "@odata.etag", "id", "type", "seriesMasterId", "start", "end")
-            entry = {key: entry[key] for key in bare if key in entry}
-        return entry
+            return bare_json(event, view)
+        whole = event_json(account, event, view, self.sandbox.http_url)
+        return {"@odata.type": "#microsoft.graph.event", **whole}
+
+
+def _by(key: Callable[[Event], Any], events: list[Event]) -> Candidates:
+    ordered = sorted(events, key=key)
+    return Candidates([key(e) for e in ordered], ordered)
 
 
 def _b64url_decode(text: str) -> bytes:

@@ -178,9 +178,7 @@ def view_of(request: Request, *, select: bool = True, expand: bool = True) -> Vi
     return view
 
 
-def event_json(account: Account, event: Event, view: View, pages_url: str) -> dict[str, Any]:
-    extra = event.extra.get("graph")
-    graph: dict[str, Any] = extra if isinstance(extra, dict) else {}
+def _times(event: Event, view: View) -> tuple[dict[str, str], dict[str, str]]:
     if event.all_day:
         # Graph gives all-day events as midnight to midnight in the zone asked for.
         start = {
@@ -200,12 +198,37 @@ def event_json(account: Account, event: Event, view: View, pages_url: str) -> di
             "dateTime": _graph_dt(event.end_utc().astimezone(view.zone)),
             "timeZone": view.zone_name,
         }
+    return start, end
+
+
+def _kind(event: Event) -> str:
     if event.is_master:
-        kind = "seriesMaster"
-    elif event.is_occurrence:
-        kind = "exception" if event.is_exception else "occurrence"
-    else:
-        kind = "singleInstance"
+        return "seriesMaster"
+    if event.is_occurrence:
+        return "exception" if event.is_exception else "occurrence"
+    return "singleInstance"
+
+
+def bare_json(event: Event, view: View) -> dict[str, Any]:
+    """An occurrence as delta gives it: what `event_json` says of it, but only its ids, type
+    and times (sandbox/microsoft/delta.py)."""
+    start, end = _times(event, view)
+    return {
+        "@odata.type": "#microsoft.graph.event",
+        "@odata.etag": etag(event),
+        "id": event.id,
+        "type": _kind(event),
+        "seriesMasterId": event.series_id or None,
+        "start": start,
+        "end": end,
+    }
+
+
+def event_json(account: Account, event: Event, view: View, pages_url: str) -> dict[str, Any]:
+    extra = event.extra.get("graph")
+    graph: dict[str, Any] = extra if isinstance(extra, dict) else {}
+    start, end = _times(event, view)
+    kind = _kind(event)
     description = event.description or ""
     body_type = graph.get("bodyType", "html" if _looks_like_html(description) else "text")
     content = description
