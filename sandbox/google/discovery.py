@@ -214,6 +214,16 @@ class FieldSelector:
         self.position = match.end()
         return match.group()
 
+    def kept_of(self, name: str) -> set[str] | None:
+        """The fields kept of `name`'s value (of each of its items, for a list): None for
+        all of them."""
+        if "*" in self.tree:
+            return None
+        if name not in self.tree:
+            return set()
+        sub = self.tree[name]
+        return None if sub is None or "*" in sub else set(sub)
+
     def apply(self, value: Any, tree: dict[str, Any] | None = None) -> Any:
         tree = self.tree if tree is None else tree
         if isinstance(value, list):

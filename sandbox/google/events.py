@@ -52,8 +52,15 @@ class Events:
         *,
         zone: str | None = None,
         minimal: bool = False,
+        kept: set[str] | None = None,
     ) -> dict[str, Any]:
-        """An event in Google's JSON shape; `minimal` for the cancelled entries of lists."""
+        """An event in Google's JSON shape; `minimal` for the cancelled entries of lists.
+        `kept`: the fields a partial response keeps (None: all); the dearest of the others are
+        left out, the partial response drops the rest."""
+
+        def wanted(name: str) -> bool:
+            return kept is None or name in kept
+
         cancelled = event.deleted or event.status == "cancelled"
         if minimal and cancelled:
             entry: dict[str, Any] = {
@@ -74,11 +81,14 @@ class Events:
             "etag": event.etag,
             "id": event.id,
             "status": "cancelled" if cancelled else event.status,
-            "htmlLink": self._html_link(account, calendar, event),
-            "created": rfc3339_ms(event.created),
-            "updated": rfc3339_ms(event.updated),
-            "summary": event.title,
         }
+        if wanted("htmlLink"):
+            body["htmlLink"] = self._html_link(account, calendar, event)
+        if wanted("created"):
+            body["created"] = rfc3339_ms(event.created)
+        if wanted("updated"):
+            body["updated"] = rfc3339_ms(event.updated)
+        body["summary"] = event.title
         if event.description:
             body["description"] = event.description
         if event.location:
@@ -100,10 +110,11 @@ class Events:
             body["recurrence"] = list(event.recurrence)
         if event.is_occurrence and event.original_start is not None:
             body["recurringEventId"] = event.series_id
-            body["originalStartTime"] = _when(event.original_start, event.time_zone, zone)
+            if wanted("originalStartTime"):
+                body["originalStartTime"] = _when(event.original_start, event.time_zone, zone)
         body["iCalUID"] = event.ical_uid
         body["sequence"] = event.extra.get("sequence", 0)
-        if event.online_url:
+        if event.online_url and (wanted("hangoutLink") or wanted("conferenceData")):
             body.update(_conference(event.online_url))
         extended = dict(event.extra.get("extendedProperties") or {})
         if event.private_properties:

@@ -260,6 +260,7 @@ class Listing:
             page, more = [event for _, event in selected[:size]], len(selected) > size
             latest = max((e.updated for e in entries), default=None)
         zone = params.get("timeZone")
+        kept = call.fields.kept_of("items") if call.fields is not None else None
         body: dict[str, Any] = {
             "kind": "calendar#events",
             "etag": etag(f"{calendar.id}:{snapshot}"),
@@ -270,7 +271,9 @@ class Listing:
             "accessRole": role(calendar),
             "defaultReminders": [{"method": "popup", "minutes": 10}] if calendar.primary else [],
             "items": [
-                self.events.render(call.account, calendar, event, zone=zone, minimal=True)
+                self.events.render(
+                    call.account, calendar, event, zone=zone, minimal=True, kept=kept
+                )
                 for event in page
             ],
         }

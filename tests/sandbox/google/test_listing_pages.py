@@ -286,3 +286,47 @@ def test_a_later_page_no_longer_counts_an_event_taken_out_of_the_store(own_sandb
     _, last = rest(service, first, **params)
 
     assert last["updated"] == "2020-01-01T00:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        ["id", "created", "updated", "htmlLink", "originalStartTime", "hangoutLink"],
+        ["id", "conferenceData", "recurringEventId"],
+        ["id", "summary"],
+    ],
+)
+def test_a_partial_response_lists_the_fields_of_the_whole_listing(own_sandbox, service, kept):
+    account = own_sandbox.store.account(CAMILLE)
+    for event, url in zip(
+        [e for e in account.primary.events.values() if not e.deleted and not e.series_id][:2],
+        ["https://meet.sandbox.test/abc-defg-hij", "https://visio.sandbox.test/42"],
+        strict=True,
+    ):
+        event.online_url = url
+        own_sandbox.store.save(account, account.primary, event)
+    service.events().insert(
+        calendarId="primary",
+        body=timed_event("Hebdo", days(2), days(2, 11), recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"]),
+    ).execute()
+    whole = service.events().list(calendarId="primary", singleEvents=True).execute()["items"]
+
+    partial = (
+        service.events()
+        .list(calendarId="primary", singleEvents=True, fields=f"items({','.join(kept)})")
+        .execute()
+    )
+
+    assert all(any(name in item for item in whole) for name in kept)
+    assert partial["items"] == [{k: v for k, v in item.items() if k in kept} for item in whole]
+
+
+@pytest.mark.parametrize("fields", ["items,nextSyncToken", "items(*),nextSyncToken", "*"])
+def test_a_partial_response_of_whole_items_lists_them_whole(service, fields):
+    whole = service.events().list(calendarId="primary", singleEvents=True).execute()
+
+    partial = (
+        service.events().list(calendarId="primary", singleEvents=True, fields=fields).execute()
+    )
+
+    assert partial["items"] == whole["items"]
