@@ -7,6 +7,8 @@ every value that comes from the store is escaped.
 
 from __future__ import annotations
 
+import functools
+import re
 import zoneinfo
 from datetime import datetime, timedelta
 from html import escape
@@ -59,10 +61,18 @@ def calendar_path(account: Account, calendar: Calendar) -> str:
 
 
 def event_path(account: Account, calendar: Calendar, event: Event) -> str:
-    return (
-        f"/_sandbox/events/{quote(account.email, safe='')}/{quote(calendar.id, safe='')}/"
-        f"{quote(event.id, safe='')}"
-    )
+    # Every Graph event of a listing has one (webLink): an id quote() would leave as it is
+    # is not quoted, the account's and calendar's are quoted once.
+    event_id = event.id if _UNRESERVED.fullmatch(event.id) else quote(event.id, safe="")
+    return f"/_sandbox/events/{_quoted(account.email)}/{_quoted(calendar.id)}/{event_id}"
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
+@functools.lru_cache(maxsize=256)
+def _quoted(text: str) -> str:
+    return quote(text, safe="")
 
 
 def _when(event: Event) -> str:

@@ -7,6 +7,7 @@ and `$expand` of extended properties. https://learn.microsoft.com/graph/api/reso
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import re
@@ -97,7 +98,9 @@ EVENT_PROPERTIES = {
 
 def _graph_dt(value: datetime) -> str:
     """Graph's dateTime: local wall time with seven decimals and no offset."""
-    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond:06d}0"
+    if value.year < 1000:  # strftime writes such a year with fewer than four digits
+        return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond:06d}0"
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "0"  # faster
 
 
 def _change_key(event: Event) -> str:
@@ -119,6 +122,7 @@ def _looks_like_html(text: str) -> bool:
     return bool(_HTML_TAG.search(text))
 
 
+@functools.lru_cache(maxsize=1024)  # bodies repeat (a series' occurrences, invitations)
 def _html_to_text(content: str) -> str:
     text = re.sub(r"(?i)<\s*(br|/p|/div|/li)\s*/?>", "\n", content)
     text = html.unescape(_TAGS.sub("", text))
@@ -255,12 +259,13 @@ def event_json(account: Account, event: Event, view: View, pages_url: str) -> di
     }
     calendar = account.calendars.get(event.calendar_id)
     web_link = pages_url + (event_path(account, calendar, event) if calendar else "")
+    change_key = _change_key(event)
     data: dict[str, Any] = {
-        "@odata.etag": etag(event),
+        "@odata.etag": f'W/"{change_key}"',
         "id": event.id,
         "createdDateTime": stamp(event.created),
         "lastModifiedDateTime": stamp(event.updated),
-        "changeKey": _change_key(event),
+        "changeKey": change_key,
         "categories": graph.get("categories", []),
         "transactionId": event.transaction_id or None,
         "originalStartTimeZone": zone,
