@@ -390,10 +390,14 @@ def _apply(
               and item.external_id not in ours and calendar.import_enabled
               and (horizon is None or item.start < horizon)}  # fmt: skip
     removed = [item.external_id for item in page.items if isinstance(item, Removed)]
-    existing = {
-        event.external_id: event
-        for event in CalendarEvent.objects.filter(calendar=calendar, external_id__in=listed)
-    }
+    existing = (
+        {
+            event.external_id: event
+            for event in CalendarEvent.objects.filter(calendar=calendar, external_id__in=listed)
+        }
+        if listed
+        else {}
+    )
     to_create: list[RemoteEvent] = []
     to_update: list[CalendarEvent] = []
     for external_id, remote in listed.items():

@@ -21,14 +21,19 @@ def exports_reconcile(calendar: Calendar, page: EventPage) -> set[str]:
     adopted rather than created again. Returns the ids of our events on the page."""
     events = [item for item in page.items if isinstance(item, RemoteEvent | Removed)]
     ids = [item.external_id for item in events]
-    rows = {
-        row.external_id: row
-        for row in FormationExport.objects.filter(
-            integration_id=calendar.integration_id,
-            calendar_external_id=calendar.external_id,
-            external_id__in=ids,
-        )
-    }
+    # An empty page (the usual incremental answer) asks nothing: no query is even built.
+    rows = (
+        {
+            row.external_id: row
+            for row in FormationExport.objects.filter(
+                integration_id=calendar.integration_id,
+                calendar_external_id=calendar.external_id,
+                external_id__in=ids,
+            )
+        }
+        if ids
+        else {}
+    )
     changed = []
     for item in events:
         row = rows.get(item.external_id)
