@@ -1,0 +1,124 @@
+"""The reads shared by pages, tasks and commands: what they return, not how they ask."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import Profile
+from calendars.models import FormationExport, ProviderFault, PushChannel, SyncRun
+from calendars.selectors import _integrations_for_sync, integration_for_sync
+
+
+def _instance_state(integration):
+    """The instance's values and annotations, the calendars read with it apart."""
+    values = dict(vars(integration))
+    for name in ("_state", "_prefetched_objects_cache"):
+        values.pop(name, None)
+    return values
+
+
+@pytest.fixture
+def integration_with_everything(learner, make_calendar, make_formation):
+    """An integration for which every annotation of the sync's read has a value to find."""
+    primary = make_calendar(learner)
+    make_calendar(learner, external_id="team", name="Équipe")
+    integration = primary.integration
+    integration.set_credentials({"access_token": "at-1", "refresh_token": "rt-1"})
+    integration.token_expires_at = timezone.now() + timedelta(minutes=40)
+    integration.last_synced_at = timezone.now() - timedelta(hours=1)
+    integration.save()
+    Profile.objects.update_or_create(user=learner, defaults={"language": "en"})
+    formations = [make_formation(learners=(learner,)) for _ in range(2)]
+    FormationExport.objects.create(
+        integration=integration,
+        formation=formations[0],
+        formation_uid=formations[0].uid,
+        calendar_external_id="primary",
+    )
+    SyncRun.objects.create(integration=integration, trigger="periodic", direction="both")
+    ProviderFault.objects.create(
+        provider=integration.provider, detail="refused", probe_at=timezone.now()
+    )
+    soon = timezone.now() + timedelta(hours=2)
+    PushChannel.objects.create(
+        integration=integration, channel_id="ch-1", secret_digest="x", expires_at=soon
+    )
+    PushChannel.objects.create(
+        integration=integration,
+        calendar=primary,
+        channel_id="ch-2",
+        secret_digest="y",
+        expires_at=soon + timedelta(hours=1),
+    )
+    return integration
+
+
+def test_integration_for_sync_reads_what_its_queryset_reads(integration_with_everything):
+    integration = integration_with_everything
+    expected = _integrations_for_sync().filter(pk=integration.pk).first()
+
+    read = integration_for_sync(integration.pk)
+
+    assert _instance_state(read) == _instance_state(expected)
+    # Converted as the queryset converts them, on every database.
+    assert {name: type(value) for name, value in _instance_state(read).items()} == {
+        name: type(value) for name, value in _instance_state(expected).items()
+    }
+    assert read.get_credentials() == {"access_token": "at-1", "refresh_token": "rt-1"}
+    assert (read.open_run, read.has_exports, read.provider_fault, read.mailbox_watched) == (
+        True, True, True, True,
+    )  # fmt: skip
+    assert (read.profile_language, read.formations_enrolled, read.channel_count) == ("en", 2, 2)
+    assert isinstance(read.channels_renew_by, datetime)
+    assert timezone.is_aware(read.channels_renew_by)
+    assert read._state.adding is False
+    assert read._state.db == "default"
+    assert {c.external_id: c.watched for c in read.calendars.all()} == {
+        "primary": True,
+        "team": False,
+    }
+
+
+def test_integration_for_sync_reads_each_integration_by_its_own_id(
+    integration_with_everything, make_user, make_calendar
+):
+    other = make_calendar(make_user(), provider="outlook").integration
+    first = integration_with_everything
+
+    assert integration_for_sync(first.pk).pk == first.pk
+    read = integration_for_sync(other.pk)
+    assert (read.pk, read.provider, read.open_run, read.formations_enrolled) == (
+        other.pk, "outlook", False, 0,
+    )  # fmt: skip
+    assert integration_for_sync(first.pk).user_id == first.user_id
+
+
+def test_integration_for_sync_finds_no_integration_that_is_gone(integration_with_everything):
+    missing = integration_with_everything.pk + 1000
+
+    assert integration_for_sync(missing) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_integration_for_sync_reads_from_another_thread(learner, make_calendar):
+    """A background sync runs in a thread of its own, with its own database connection."""
+    integration = make_calendar(learner).integration
+    integration_for_sync(integration.pk)  # compiled for this thread's connection first
+    found = []
+
+    def read() -> None:
+        try:
+            found.append(integration_for_sync(integration.pk))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+
+    assert [i.pk for i in found] == [integration.pk]
