@@ -4,6 +4,7 @@ is scoped to that learner."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,12 +15,11 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     Count,
     Exists,
+    Model,
     OuterRef,
-    Prefetch,
     Q,
     QuerySet,
     Subquery,
-    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
@@ -184,7 +184,7 @@ def integration_for_sync(integration_id: int) -> CalendarIntegration | None:
     """The integration as a sync run reads it once it holds the integration's lock, in two
     queries whatever it holds: its row (credentials included), annotated with what the run
     would otherwise ask one query at a time, then its calendars, which
-    `integration.calendars.all()` gives from memory from then on.
+    `integration_calendars` gives from memory from then on (each knows its integration).
 
     The annotations: `open_run` (a run of it is still open), `has_exports` (it holds
     exported formations), `provider_fault` (a fault of its provider is recorded),
@@ -194,16 +194,20 @@ def integration_for_sync(integration_id: int) -> CalendarIntegration | None:
     `mailbox_watched` (a channel on the whole mailbox); each calendar's `watched` (a channel
     on it). A run's own writes can make them stale: the code that reads them says when they
     stop holding."""
-    integration = _CompiledRead.of(connections[DEFAULT_DB_ALIAS]).get(integration_id)
-    if integration is not None:
-        prefetch_related_objects([integration], Prefetch("calendars", _calendars_for_sync()))
+    found = _CompiledRead.of("integration", _integration_row).rows(integration_id)
+    if not found:
+        return None
+    integration = found[0]
+    calendars = _CompiledRead.of("calendars", _calendars_for_sync).rows(integration_id)
+    for calendar in calendars:
+        calendar.integration = integration
+    integration._sync_calendars = calendars  # type: ignore[attr-defined]
     return integration
 
 
 @functools.cache
 def _integrations_for_sync() -> QuerySet[CalendarIntegration]:
-    """Built once (never evaluated itself: each read filters a copy): building it costs
-    more than running it."""
+    """Built once: each read filters a copy."""
     channels = PushChannel.objects.filter(integration=OuterRef("pk"))
     enrolled = (
         Enrollment.objects.filter(
@@ -238,24 +242,34 @@ def _integrations_for_sync() -> QuerySet[CalendarIntegration]:
     )
 
 
-class _CompiledRead:
-    """`_integrations_for_sync().filter(pk=...).first()`, compiled to SQL once per database
-    connection (Django compiles a queryset again at each run: its eight subqueries took as
-    long as PostgreSQL took to answer) and run with the id alone; the row becomes a model
-    instance as the queryset would make it, with its values converted (the credentials
+def _integration_row(integration_id: int) -> QuerySet[CalendarIntegration]:
+    return _integrations_for_sync().filter(pk=integration_id).order_by("pk")[:1]
+
+
+def _calendars_for_sync(integration_id: int) -> QuerySet[Calendar]:
+    return Calendar.objects.filter(integration_id=integration_id).annotate(
+        watched=Exists(PushChannel.objects.filter(calendar=OuterRef("pk")))
+    )
+
+
+class _CompiledRead[M: Model]:
+    """A queryset of one model, filtered on one id, compiled to SQL once per database
+    connection (each thread has its own; the read is kept on it), then run with the id
+    alone: Django compiles a queryset again at every run, and the sync's reads, with their
+    annotations (subqueries), took as long to compile as PostgreSQL took to answer them. Each
+    row becomes the instance the queryset would make, its values converted (the credentials
     decrypted, SQLite's dates parsed) and its annotations set."""
 
-    _ID = -7_240_917  # stands for the integration's id while compiling
+    _ID = -7_240_917  # stands for the id while compiling
 
-    def __init__(self, connection: BaseDatabaseWrapper) -> None:
-        queryset = _integrations_for_sync().filter(pk=self._ID).order_by("pk")[:1]
-        self.connection = connection
+    def __init__(self, connection: BaseDatabaseWrapper, queryset: QuerySet[M]) -> None:
+        self.connection, self.model = connection, queryset.model
         self.compiler = queryset.query.get_compiler(using=connection.alias)
         self.sql, params = self.compiler.as_sql()
         self.params = list(params)
         self.id_at = self.params.index(self._ID)
         if self._ID in self.params[self.id_at + 1 :]:  # pragma: no cover (a sentinel clash)
-            raise AssertionError("the integration's id is not the only such parameter")
+            raise AssertionError("the id is not the only such parameter")
         select, klass = self.compiler.select, self.compiler.klass_info
         fields = klass["select_fields"]
         self.model_columns = slice(fields[0], fields[-1] + 1)
@@ -264,36 +278,29 @@ class _CompiledRead:
         self.converters = self.compiler.get_converters([column[0] for column in select])
 
     @classmethod
-    def of(cls, connection: BaseDatabaseWrapper) -> _CompiledRead:
-        """The read compiled for `connection` (each thread has its own), kept on it."""
-        read = getattr(connection, "_integration_for_sync_read", None)
-        if read is None:
-            read = cls(connection)
-            connection._integration_for_sync_read = read  # type: ignore[attr-defined]
-        return read
+    def of(cls, name: str, queryset: Callable[[int], QuerySet[M]]) -> _CompiledRead[M]:
+        """The read `name`, `queryset(id)`, compiled for this thread's connection."""
+        connection = connections[DEFAULT_DB_ALIAS]
+        reads = connection.__dict__.setdefault("_compiled_reads", {})
+        if name not in reads:
+            reads[name] = cls(connection, queryset(cls._ID))
+        return reads[name]
 
-    def get(self, integration_id: int) -> CalendarIntegration | None:
+    def rows(self, id_: int) -> list[M]:
         params = list(self.params)
-        params[self.id_at] = integration_id
+        params[self.id_at] = id_
         with self.connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = cursor.fetchall()
-        if not rows:
-            return None
-        row = next(self.compiler.apply_converters(rows, self.converters))
-        integration = CalendarIntegration.from_db(
-            self.connection.alias, self.field_names, row[self.model_columns]
-        )
-        for name, position in self.annotations:
-            setattr(integration, name, row[position])
-        return integration
-
-
-@functools.cache
-def _calendars_for_sync() -> QuerySet[Calendar]:
-    return Calendar.objects.annotate(
-        watched=Exists(PushChannel.objects.filter(calendar=OuterRef("pk")))
-    )
+        found = []
+        for row in self.compiler.apply_converters(rows, self.converters):
+            instance = self.model.from_db(
+                self.connection.alias, self.field_names, row[self.model_columns]
+            )
+            for name, position in self.annotations:
+                setattr(instance, name, row[position])
+            found.append(instance)
+        return found
 
 
 def read_for_sync(integration: CalendarIntegration) -> bool:
@@ -303,7 +310,8 @@ def read_for_sync(integration: CalendarIntegration) -> bool:
 
 def integration_calendars(integration: CalendarIntegration) -> list[Calendar]:
     """The integration's calendars: from memory when `integration_for_sync` read them."""
-    return list(integration.calendars.all())
+    known = getattr(integration, "_sync_calendars", None)
+    return list(integration.calendars.all()) if known is None else list(known)
 
 
 def integration_has_exports(integration: CalendarIntegration) -> bool:
@@ -319,4 +327,4 @@ def forget_has_exports(integration: CalendarIntegration) -> None:
 
 def forget_calendars(integration: CalendarIntegration) -> None:
     """The calendars read with the integration are stale (they were listed again)."""
-    getattr(integration, "_prefetched_objects_cache", {}).pop("calendars", None)
+    integration.__dict__.pop("_sync_calendars", None)

@@ -7,17 +7,22 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import Profile
-from calendars.models import FormationExport, ProviderFault, PushChannel, SyncRun
-from calendars.selectors import _integrations_for_sync, integration_for_sync
+from calendars.models import Calendar, FormationExport, ProviderFault, PushChannel, SyncRun
+from calendars.selectors import (
+    _integrations_for_sync,
+    integration_calendars,
+    integration_for_sync,
+)
 
 
 def _instance_state(integration):
     """The instance's values and annotations, the calendars read with it apart."""
     values = dict(vars(integration))
-    for name in ("_state", "_prefetched_objects_cache"):
+    for name in ("_state", "_prefetched_objects_cache", "_sync_calendars"):
         values.pop(name, None)
     return values
 
@@ -58,7 +63,9 @@ def integration_with_everything(learner, make_calendar, make_formation):
     return integration
 
 
-def test_integration_for_sync_reads_what_its_queryset_reads(integration_with_everything):
+def test_integration_for_sync_reads_what_its_queryset_reads(
+    integration_with_everything, django_assert_num_queries
+):
     integration = integration_with_everything
     expected = _integrations_for_sync().filter(pk=integration.pk).first()
 
@@ -78,10 +85,18 @@ def test_integration_for_sync_reads_what_its_queryset_reads(integration_with_eve
     assert timezone.is_aware(read.channels_renew_by)
     assert read._state.adding is False
     assert read._state.db == "default"
-    assert {c.external_id: c.watched for c in read.calendars.all()} == {
-        "primary": True,
-        "team": False,
-    }
+    with django_assert_num_queries(0):  # read with it, each knowing its integration
+        calendars = integration_calendars(read)
+        assert all(calendar.integration is read for calendar in calendars)
+    assert {c.external_id: c.watched for c in calendars} == {"primary": True, "team": False}
+    expected_calendars = list(
+        Calendar.objects.filter(integration=integration).annotate(
+            watched=Exists(PushChannel.objects.filter(calendar=OuterRef("pk")))
+        )
+    )
+    assert [_instance_state(c) for c in calendars] == [
+        _instance_state(c) for c in expected_calendars
+    ]
 
 
 def test_integration_for_sync_reads_each_integration_by_its_own_id(
