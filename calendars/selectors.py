@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
+    FETCH_ONE,
     Count,
     Exists,
     Model,
@@ -22,6 +23,7 @@ from django.db.models import (
     Subquery,
 )
 from django.db.models.functions import Coalesce
+from django.db.models.query import get_related_populators
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -275,6 +277,8 @@ class _CompiledRead[M: Model]:
         self.model_columns = slice(fields[0], fields[-1] + 1)
         self.field_names = [column[0].target.attname for column in select[self.model_columns]]
         self.annotations = list(self.compiler.annotation_col_map.items())
+        # Rows of select_related's models (ModelIterable's way).
+        self.related = get_related_populators(klass, select, connection.alias, FETCH_ONE)
         self.converters = self.compiler.get_converters([column[0] for column in select])
 
     @classmethod
@@ -297,10 +301,33 @@ class _CompiledRead[M: Model]:
             instance = self.model.from_db(
                 self.connection.alias, self.field_names, row[self.model_columns]
             )
+            for populator in self.related:
+                populator.populate(row, instance)
             for name, position in self.annotations:
                 setattr(instance, name, row[position])
             found.append(instance)
         return found
+
+
+def integration_exports_for_sync(integration: CalendarIntegration) -> list[FormationExport]:
+    """The integration's exported rows, each with its formation (None once deleted) and
+    whether the learner is still enrolled in it (`enrolled`): one query, compiled once per
+    connection like the run's read of the integration."""
+    rows = _CompiledRead.of("exports", _exports_with_formations).rows(integration.pk)
+    for row in rows:
+        row.integration = integration
+    return rows
+
+
+def _exports_with_formations(integration_id: int) -> QuerySet[FormationExport]:
+    enrolled = Enrollment.objects.filter(
+        formation_id=OuterRef("formation_id"), learner_id=OuterRef("integration__user_id")
+    )
+    return (
+        FormationExport.objects.filter(integration_id=integration_id)
+        .select_related("formation")
+        .annotate(enrolled=Exists(enrolled))
+    )
 
 
 def read_for_sync(integration: CalendarIntegration) -> bool:

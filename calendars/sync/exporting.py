@@ -22,7 +22,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
@@ -33,11 +32,11 @@ from calendars.models import CalendarIntegration, FormationExport
 from calendars.providers import get_provider
 from calendars.providers.base import Provider
 from calendars.providers.types import ExportedFormation, Outcome, Write, WriteKind, WriteOutcome
-from calendars.selectors import integration_calendars
+from calendars.selectors import integration_calendars, integration_exports_for_sync
 from calendars.services.credentials import integration_call
 from calendars.sync import retry
 from calendars.sync.results import ExportResult
-from formations.models import Enrollment, Formation
+from formations.models import Formation
 
 logger = logging.getLogger(__name__)
 
@@ -164,17 +163,12 @@ def _export_plan(
     enrolled = (
         getattr(integration, "formations_enrolled", None) if read_by_run and uids is None else None
     )
-    rows = integration.exports.all()
     if uids is not None:
-        rows = rows.filter(formation_uid__in=uids)
+        rows = list(integration.exports.filter(formation_uid__in=uids))
     elif enrolled is not None:
-        rows = rows.select_related("formation").annotate(
-            enrolled=Exists(
-                Enrollment.objects.filter(
-                    formation_id=OuterRef("formation_id"), learner_id=integration.user_id
-                )
-            )
-        )
+        rows = integration_exports_for_sync(integration)
+    else:
+        rows = list(integration.exports.all())
     by_uid = {str(row.formation_uid): row for row in rows}
     covered = _covered(by_uid) if enrolled is not None else None
     if target is None:

@@ -15,6 +15,7 @@ from calendars.models import Calendar, FormationExport, ProviderFault, PushChann
 from calendars.selectors import (
     _integrations_for_sync,
     integration_calendars,
+    integration_exports_for_sync,
     integration_for_sync,
 )
 
@@ -137,3 +138,42 @@ def test_integration_for_sync_reads_from_another_thread(learner, make_calendar):
     thread.join()
 
     assert [i.pk for i in found] == [integration.pk]
+
+
+def test_integration_exports_for_sync_reads_each_row_with_its_formation(
+    learner, make_user, make_calendar, make_formation, django_assert_num_queries
+):
+    integration = make_calendar(learner).integration
+    enrolled, left, deleted = (make_formation(learners=(learner,)) for _ in range(3))
+    for formation in (enrolled, left, deleted):
+        FormationExport.objects.create(
+            integration=integration,
+            formation=formation,
+            formation_uid=formation.uid,
+            calendar_external_id="primary",
+            create_sent=True,
+        )
+    left.enrollments.all().delete()
+    deleted.delete()
+    someone_else = make_calendar(make_user(), provider="outlook").integration
+    FormationExport.objects.create(
+        integration=someone_else,
+        formation=left,
+        formation_uid=left.uid,
+        calendar_external_id="primary",
+    )
+
+    with django_assert_num_queries(1):
+        rows = integration_exports_for_sync(integration)
+        by_uid = {row.formation_uid: row for row in rows}
+        assert all(row.integration is integration for row in rows)
+        assert {uid: (row.formation, row.enrolled) for uid, row in by_uid.items()} == {
+            enrolled.uid: (enrolled, True),
+            left.uid: (left, False),
+            deleted.uid: (None, False),
+        }
+        assert by_uid[enrolled.uid].formation.title == enrolled.title
+    expected = FormationExport.objects.filter(integration=integration)
+    assert [_instance_state(row) for row in rows] == [
+        {**_instance_state(row), "enrolled": row.formation_uid == enrolled.uid} for row in expected
+    ]
