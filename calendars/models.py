@@ -380,6 +380,13 @@ class SyncRun(models.Model):
         indexes = [
             models.Index(fields=["integration", "-started_at"]),
             models.Index(fields=["started_at"]),
+            # Whether a run of an integration is open, asked by every run: without it, the
+            # integration's whole history (a month of runs) was read to find none.
+            models.Index(
+                fields=["integration"],
+                condition=models.Q(finished_at__isnull=True),
+                name="syncrun_open_by_integration",
+            ),
         ]
 
     # The provider failure that ended the run, for the caller that ran it (not saved).

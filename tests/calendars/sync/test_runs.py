@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -447,3 +448,19 @@ def test_deleting_a_formation_sends_one_propagation(
 
     assert sent == [((str(formation.uid),), {"learner_ids": None})]
     assert all(not i.exports.exists() for i in integrations)
+
+
+def test_whether_a_run_is_open_is_found_without_reading_the_history(learner, make_calendar):
+    """Every run asks it; an integration keeps a month of runs (one every interval)."""
+    integration = make_calendar(learner).integration
+    done = timezone.now()
+    SyncRun.objects.bulk_create(
+        SyncRun(integration=integration, trigger="periodic", direction="both", finished_at=done)
+        for _ in range(2000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+    plan = SyncRun.objects.filter(integration=integration, finished_at__isnull=True).explain()
+
+    assert "syncrun_open_by_integration" in plan
