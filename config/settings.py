@@ -310,6 +310,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fix-up closes the database connections before and after every task unless
+# this is set (it then closes them every this many tasks): each task paid a new PostgreSQL
+# connection, and a server process with cold caches, whatever CONN_MAX_AGE says. The workers
+# treat their connections as Django treats a request's instead (config/celery.py).
+CELERY_DB_REUSE_MAX = 2**31
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
 }
