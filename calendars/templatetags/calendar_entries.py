@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from calendars.agenda import AgendaItem, Entry
+from calendars.agenda import AgendaItem, Day, Entry
 
 register = template.Library()
 
@@ -125,3 +125,51 @@ def calendar_entry(context: template.Context, entry: Entry, compact: bool = Fals
         f"{_escape(item.title or _('(sans titre)'))}</a>\n"
         f"{parts}</li>\n"
     )
+
+
+# A month shows this many entries a day, then a link to the day's view for the others.
+MONTH_DAY_ENTRIES = 4
+
+
+@register.simple_tag(takes_context=True)
+def month_day(context: template.Context, day: Day) -> SafeString:
+    """One day of the month view: its cell, with its label (a link to the day's view), its
+    first entries and how many more there are. The month draws 42 of them: the same HTML as
+    a template would give, without resolving each cell's variables one by one."""
+    today = context.get("today")
+    period = context.get("period")
+    date = day.date
+    is_today = date == today
+    classes = (
+        (" other-month" if period is not None and date.month != period.day.month else "")
+        + ("" if day.entries else " is-empty")
+        + (" is-today" if is_today else "")
+    )
+    day_url = f"{_escape(context.get('calendar_url', ''))}?view=day&amp;date={day.iso}"
+    # As {% translate %} writes it: the catalogue's words, not escaped.
+    today_words = f'<span class="visually-hidden"> ({_("aujourd'hui")})</span>' if is_today else ""
+    current = ' aria-current="date"' if is_today else ""
+    html = [
+        f'<td class="day{classes}"{current}>\n'
+        f'        <p class="day-label"><a href="{day_url}"><span class="day-number" '
+        f'aria-hidden="true">{date.day}</span><span class="day-full">{_escape(day.name)}</span>'
+        f"{today_words}</a></p>\n        "
+    ]
+    if day.entries:
+        shown = "".join(
+            calendar_entry(context, entry, compact=True)
+            for entry in day.entries[:MONTH_DAY_ENTRIES]
+        )
+        html.append(f'\n        <ul class="entries">\n          {shown}\n        </ul>\n        ')
+        more = len(day.entries) - MONTH_DAY_ENTRIES
+        if more > 0:
+            # The catalogue's sentence as {% blocktranslate count %} wrote it.
+            words = ngettext(
+                '+ %(counter)s autre<span class="visually-hidden"> ce jour-là</span>',
+                '+ %(counter)s autres<span class="visually-hidden"> ce jour-là</span>',
+                more,
+            ) % {"counter": more}
+            html.append(f'\n        <a class="day-more" href="{day_url}">{words}</a>\n        ')
+        html.append("\n        ")
+    html.append("\n      </td>")
+    return mark_safe("".join(html))  # noqa: S308 (every value from data escaped above)

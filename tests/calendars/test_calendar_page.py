@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import include, path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.formats import date_format
+from django.utils.text import capfirst
 
 import config.urls
 from accounts.models import Profile
 from calendars import urls as calendar_urls
+from calendars.agenda import period_of
 from calendars.models import CalendarIntegration, SyncRun
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -529,6 +532,55 @@ def test_a_busy_day_in_the_month_links_to_that_day(
 
     assert text.count('<li class="entry source-google') == 4
     assert f'href="{URL}?view=day&amp;date=2027-04-08">+ 2 autres' in text
+
+
+@pytest.mark.parametrize(
+    ("language", "today_words", "more"),
+    [
+        ("fr", "aujourd'hui", '+ 1 autre<span class="visually-hidden"> ce jour-là</span>'),
+        ("en", "today", '+ 1 more<span class="visually-hidden"> that day</span>'),
+    ],
+)
+def test_a_month_day_names_itself_shows_four_entries_and_says_how_many_more(
+    learner_client, learner, make_calendar, make_event, language, today_words, more
+):
+    Profile.objects.create(user=learner, language=language)
+    calendar = make_calendar(learner)
+    today = timezone.localdate()
+    for hour in range(8, 13):
+        make_event(calendar, start=datetime(today.year, today.month, today.day, hour,
+                                            tzinfo=PARIS))  # fmt: skip
+
+    text = page(learner_client, view="month").text
+
+    with translation.override(language):
+        name = capfirst(date_format(today, "l j F"))
+    day_url = f"{URL}?view=day&amp;date={today.isoformat()}"
+    cell = re.search(r'<td class="day is-today" aria-current="date">.*?</td>', text, re.S)
+    assert cell is not None
+    assert cell.group(0).startswith(
+        '<td class="day is-today" aria-current="date">\n'
+        f'        <p class="day-label"><a href="{day_url}"><span class="day-number" '
+        f'aria-hidden="true">{today.day}</span><span class="day-full">{name}</span><span '
+        f'class="visually-hidden"> ({today_words})</span></a></p>\n'
+        '        \n        <ul class="entries">\n          <li class="entry source-google">'
+    )
+    assert cell.group(0).count('<li class="entry ') == 4
+    assert cell.group(0).endswith(
+        f'</li>\n\n        </ul>\n        \n        <a class="day-more" href="{day_url}">'
+        f"{more}</a>\n        \n        \n      </td>"
+    )
+    # A day of the next month that the grid's last week shows, and an empty one of this month.
+    following = (today.replace(day=1) + timedelta(days=31)).replace(day=1)
+    last = period_of("month", today).last
+    if last >= following:
+        other_url = f"{URL}?view=day&amp;date={last.isoformat()}"
+        assert (
+            '<td class="day other-month is-empty">\n'
+            f'        <p class="day-label"><a href="{other_url}"><span class="day-number" '
+            f'aria-hidden="true">{last.day}</span>'
+        ) in text
+    assert '<td class="day is-empty">' in text
 
 
 # --- import button -------------------------------------------------------------------------
