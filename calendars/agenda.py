@@ -6,6 +6,7 @@ One query per source whatever the number of items; every query is scoped to the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import zoneinfo
@@ -16,7 +17,8 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import F, Func, Q, Subquery
+from django.db.models import F, Func, OuterRef, Q, Subquery
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dates import MONTHS, WEEKDAYS
 from django.utils.formats import date_format
@@ -195,41 +197,57 @@ def agenda_items(
 
 
 def _formation_rows(user: Any) -> Any:
-    return Formation.objects.for_learner(user).only(
-        "pk", "title", "start", "end", "location", "status"
-    )
+    """The learner's formations, as dicts."""
+    return _formation_values().for_learner(user)
+
+
+@functools.cache
+def _formation_values() -> Any:
+    """Built once (never evaluated itself: each call filters a copy), as `_event_values`."""
+    return Formation.objects.values("pk", "title", "start", "end", "location", "status")
 
 
 def _formations(user: Any, since: datetime, until: datetime, zone: tzinfo) -> list[AgendaItem]:
     rows = _formation_rows(user).filter(start__lt=until, end__gt=since)
-    return [_formation_item(formation, zone) for formation in rows]
+    return [_formation_item(row, zone, _formation_path()) for row in rows]
 
 
-def _formation_item(formation: Formation, zone: tzinfo) -> AgendaItem:
-    first, last = _days_of(formation.start, formation.end, zone)
+def _formation_path() -> str:
+    """A formation's page without its number, for formations.urls' "<int:pk>/": what
+    get_absolute_url gives, from one `reverse()` a call rather than one a formation."""
+    return reverse("formations:detail", args=[1]).removesuffix("1/")
+
+
+def _formation_item(row: dict[str, Any], zone: tzinfo, path: str) -> AgendaItem:
+    first, last = _days_of(row["start"], row["end"], zone)
     return AgendaItem(
-        key=f"formation-{formation.pk}",
+        key=f"formation-{row['pk']}",
         source=FORMATION,
-        title=formation.title,
-        start=timezone.localtime(formation.start, zone),
-        end=timezone.localtime(formation.end, zone),
+        title=row["title"],
+        start=timezone.localtime(row["start"], zone),
+        end=timezone.localtime(row["end"], zone),
         all_day=False,
         first_day=first,
         last_day=last,
-        location=formation.location,
-        url=formation.get_absolute_url(),
-        cancelled=formation.is_cancelled,
+        location=row["location"],
+        url=f"{path}{row['pk']}/",
+        cancelled=row["status"] == Formation.Status.CANCELLED,
     )
 
 
 def _event_rows(user: Any) -> Any:
     """The events the calendar may show the learner: of the calendars they import (shown on
     the page or hidden there), neither cancelled nor declined; as dicts."""
+    return _event_values().filter(calendar__integration__user=user)
+
+
+@functools.cache
+def _event_values() -> Any:
+    """`_event_rows` for every learner, built once (never evaluated itself: each call filters
+    a copy): building it took as long as running it."""
     return (
         CalendarEvent.objects.filter(
-            calendar__integration__user=user,
-            calendar__integration__import_enabled=True,
-            calendar__import_enabled=True,
+            calendar__integration__import_enabled=True, calendar__import_enabled=True
         )
         .exclude(status=CalendarEvent.Status.CANCELLED)
         .exclude(response=CalendarEvent.Response.DECLINED)  # the learner said no
@@ -300,8 +318,8 @@ def agenda_item(*, user: Any, key: str, zone: tzinfo | None = None) -> AgendaIte
     kind, pk = match.group(1), int(match.group(2))
     zone = zone or timezone.get_current_timezone()
     if kind == FORMATION:
-        formation = _formation_rows(user).filter(pk=pk).first()
-        return _formation_item(formation, zone) if formation else None
+        row = _formation_rows(user).filter(pk=pk).first()
+        return _formation_item(row, zone, _formation_path()) if row else None
     row = _event_rows(user).filter(pk=pk).first()
     return _event_item(row, zone) if row else None
 
@@ -450,20 +468,23 @@ def calendar_stamp(user: Any) -> str:
     """Changes whenever the learner's imported events or formations change (rows added,
     changed or deleted) or a sync of theirs starts or ends (the page says one is under way).
     One query: the page's script asks for it every few seconds."""
+    parts = _stamp_parts().filter(pk=user.pk).get()
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _stamp_parts() -> Any:
+    """The stamp's query for any learner, built once (never evaluated itself: each call filters
+    a copy): building its six subqueries took longer than running them."""
+    user = OuterRef("pk")
     events = CalendarEvent.objects.filter(calendar__integration__user=user)
     runs = SyncRun.objects.filter(integration__user=user)
     formations = Formation.objects.filter(enrollments__learner=user)
-    parts = (
-        get_user_model()
-        .objects.filter(pk=user.pk)
-        .values_list(
-            _single(events, "COUNT", "pk"),
-            _single(events, "MAX", "updated_at"),
-            _single(runs, "MAX", "finished_at"),
-            _single(runs, "MAX", "started_at"),
-            _single(formations, "COUNT", "pk"),
-            _single(formations, "MAX", "updated_at"),
-        )
-        .get()
+    return get_user_model().objects.values_list(
+        _single(events, "COUNT", "pk"),
+        _single(events, "MAX", "updated_at"),
+        _single(runs, "MAX", "finished_at"),
+        _single(runs, "MAX", "started_at"),
+        _single(formations, "COUNT", "pk"),
+        _single(formations, "MAX", "updated_at"),
     )
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]

@@ -100,19 +100,22 @@ STATE_FIELDS = [
 def integrations_sync_state(*, user: Any, requested_since: datetime) -> dict[str, SyncState]:
     """`user`'s integrations by provider, with the state of their syncs (a request older than
     `requested_since` that never started counts as lost): one query."""
+    rows = _sync_state_rows().filter(user=user)
+    return {row["provider"]: _sync_state(row, requested_since) for row in rows}
+
+
+@functools.cache
+def _sync_state_rows() -> QuerySet[CalendarIntegration, dict[str, Any]]:
+    """Built once (never evaluated itself: each call filters a copy): the calendar page and
+    its settings read it on every view."""
     runs = SyncRun.objects.filter(integration=OuterRef("pk"))
     last_run = runs.filter(finished_at__isnull=False).order_by("-finished_at", "-pk")
-    rows = (
-        CalendarIntegration.objects.filter(user=user)
-        .annotate(
-            running=Exists(runs.filter(finished_at__isnull=True)),
-            last_run_error=Subquery(last_run.values("error")[:1]),
-            last_run_code=Subquery(last_run.values("error_code")[:1]),
-            held=Exists(ProviderFault.objects.filter(provider=OuterRef("provider"))),
-        )
-        .values(*STATE_FIELDS)
-    )
-    return {row["provider"]: _sync_state(row, requested_since) for row in rows}
+    return CalendarIntegration.objects.annotate(
+        running=Exists(runs.filter(finished_at__isnull=True)),
+        last_run_error=Subquery(last_run.values("error")[:1]),
+        last_run_code=Subquery(last_run.values("error_code")[:1]),
+        held=Exists(ProviderFault.objects.filter(provider=OuterRef("provider"))),
+    ).values(*STATE_FIELDS)
 
 
 def _sync_state(row: dict[str, Any], requested_since: datetime) -> SyncState:

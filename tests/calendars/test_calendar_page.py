@@ -736,6 +736,31 @@ def test_the_version_moves_when_what_the_page_shows_changes(
     assert version() != started
 
 
+def test_the_version_moves_with_the_learners_own_rows_only(
+    learner_client, learner, make_user, make_formation, make_calendar, make_event
+):
+    """The stamp's query is built once for every learner: each one's stamp still reads their
+    own events, syncs and formations only."""
+    version_url = reverse("calendars:version")
+    mine = make_calendar(learner)
+    make_event(mine, start=datetime(2027, 4, 1, 8, tzinfo=PARIS))
+    make_formation(learners=(learner,))
+    other = make_user()
+    theirs = make_calendar(other)
+    other_client = Client()
+    other_client.force_login(other)
+    before = learner_client.get(version_url).json()["version"]
+    assert other_client.get(version_url).json()["version"] != before
+
+    event = make_event(theirs, start=datetime(2027, 4, 1, 8, tzinfo=PARIS))
+    event.title = "Autre titre"
+    event.save()
+    SyncRun.objects.create(integration=theirs.integration, trigger="push", direction="both")
+    make_formation(learners=(other,))
+
+    assert learner_client.get(version_url).json()["version"] == before
+
+
 def test_the_version_needs_a_session(client, db):
     response = client.get(reverse("calendars:version"))
     assert response.status_code == 302
