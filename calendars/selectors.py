@@ -85,6 +85,9 @@ class SyncState:
     failure: Failure | None
     synced_at: datetime | None  # the last sync that succeeded
     automatic: bool  # the periodic sync is on: a temporary failure is retried by itself
+    # Its provider refuses the application (a fault of ours) and the learner has nothing to
+    # do: the banner of calendars.context_processors.calendar_alerts says so.
+    unavailable: bool = False
 
     @property
     def failed(self) -> bool:
@@ -137,6 +140,7 @@ def _sync_state(row: dict[str, Any], requested_since: datetime) -> SyncState:
         failure=failure,
         synced_at=row["last_synced_at"],
         automatic=row["sync_enabled"],
+        unavailable=row["held"] and row["status"] != CalendarIntegration.Status.NEEDS_RECONNECT,
     )
 
 

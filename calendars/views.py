@@ -117,6 +117,11 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
             for name in sorted(state)
         ],
         "syncing": any(s.syncing for s in state.values()),
+        # base.html's banner (calendars.context_processors.calendar_alerts) from the sync
+        # states, rather than a query of its own: it names each integration's provider.
+        "integrations_unavailable": [
+            CalendarIntegration(provider=name) for name in sorted(state) if state[name].unavailable
+        ],
     }
     return render(request, "calendars/calendar.html", context)
 

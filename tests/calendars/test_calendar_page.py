@@ -18,7 +18,7 @@ import config.urls
 from accounts.models import Profile
 from calendars import urls as calendar_urls
 from calendars.agenda import period_of
-from calendars.models import CalendarIntegration, SyncRun
+from calendars.models import CalendarIntegration, ProviderFault, SyncRun
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 URL = reverse("calendars:calendar")
@@ -674,12 +674,41 @@ def test_the_page_makes_a_fixed_number_of_queries(
     assert sum(len(day.entries) for day in response.context["days"]) > 600
 
 
-# Session, user, profile (time zone), the integrations to reconnect (banner), formations,
-# events, the conflicts the learner dismissed over the period (those of the others are
-# found among the formations and events), the integrations with the state of their syncs,
-# the calendars to show or hide, and the page's version (the counts and latest changes of
-# events, sync runs and formations, in one query) that its script compares to keep it current.
-QUERIES = 10
+# Session, user, profile (time zone), formations, events, the conflicts the learner dismissed
+# over the period (those of the others are found among the formations and events), the
+# integrations with the state of their syncs (which also give base.html's banner of the
+# providers unavailable; those to reconnect are said by the sync states), the calendars to
+# show or hide, and the page's version (the counts and latest changes of events, sync runs
+# and formations, in one query) that its script compares to keep it current.
+QUERIES = 9
+
+
+def test_the_banner_of_a_provider_unavailable_is_the_one_every_page_shows(
+    learner_client, learner, make_calendar
+):
+    """The calendar page gives base.html's banner from its sync states, not from the
+    context processor's query: the same integrations as on the other pages."""
+    make_calendar(learner)
+    make_calendar(learner, provider="outlook")
+    for provider in ("google", "outlook"):
+        ProviderFault.objects.create(provider=provider, detail="secret expired",
+                                     probe_at=timezone.now())  # fmt: skip
+    # Google's grant is lost as well: that banner asks to reconnect, not to wait.
+    CalendarIntegration.objects.filter(provider="google").update(
+        status=CalendarIntegration.Status.NEEDS_RECONNECT
+    )
+    banner = re.compile(r'<div class="banner banner-warning" role="status">.*?</div>', re.S)
+
+    on_page = banner.findall(page(learner_client).text)
+    elsewhere = banner.findall(learner_client.get(reverse("formations:list")).content.decode())
+
+    assert on_page == elsewhere
+    assert len(on_page) == 1
+    assert "La synchronisation avec Outlook est suspendue" in on_page[0]
+    assert "Google" not in on_page[0]
+
+    ProviderFault.objects.filter(provider="outlook").delete()
+    assert not banner.findall(page(learner_client).text)
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client, db):
