@@ -209,7 +209,8 @@ def _formation_values() -> Any:
 
 def _formations(user: Any, since: datetime, until: datetime, zone: tzinfo) -> list[AgendaItem]:
     rows = _formation_rows(user).filter(start__lt=until, end__gt=since)
-    return [_formation_item(row, zone, _formation_path()) for row in rows]
+    path = _formation_path()
+    return [_formation_item(row, zone, path) for row in rows]
 
 
 def _formation_path() -> str:
