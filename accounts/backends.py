@@ -18,7 +18,21 @@ from social_core.backends.microsoft import MicrosoftOAuth2
 from core.tls import outlook_verify
 
 
-class GoogleSignIn(GoogleOAuth2):
+class ProfileWithUser:
+    """The signed-in user read with their profile, in one query: every page reads their
+    language and time zone (accounts.middleware.PreferencesMiddleware). Otherwise
+    social_core's own get_user: the active users only, as SOCIAL_AUTH_ACTIVE_USERS_FILTER
+    says."""
+
+    strategy: Any
+
+    def get_user(self, user_id: Any) -> Any | None:
+        storage = self.strategy.storage.user
+        users = list(storage.filter_active_users(pk=user_id).select_related("profile"))
+        return users[0] if len(users) == 1 else None
+
+
+class GoogleSignIn(ProfileWithUser, GoogleOAuth2):
     def authorization_url(self) -> str:
         return settings.GOOGLE_AUTH_URI
 
@@ -37,7 +51,7 @@ class GoogleSignIn(GoogleOAuth2):
         return response
 
 
-class MicrosoftSignIn(MicrosoftOAuth2):
+class MicrosoftSignIn(ProfileWithUser, MicrosoftOAuth2):
     """Endpoints come from the authority's OpenID configuration, as msal reads them."""
 
     def setting(self, name: str, default: Any = None) -> Any:

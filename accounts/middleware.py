@@ -36,10 +36,13 @@ class PreferencesMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         language = time_zone = None
         if request.user.is_authenticated:
-            row = Profile.objects.filter(user_id=request.user.pk).values_list(
-                "language", "time_zone"
-            )
-            language, time_zone = row.first() or (None, None)
+            try:
+                # No query when the sign-in backend read it with the user (accounts.backends).
+                profile = request.user.profile
+            except Profile.DoesNotExist:
+                pass
+            else:
+                language, time_zone = profile.language, profile.time_zone
 
         language = preferred_language(request, language)
         translation.activate(language)

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.forms import grouped_time_zones
@@ -138,3 +141,39 @@ def test_a_learner_can_stop_sharing_their_busy_time_with_staff(learner_client, l
         reverse("settings"), {"time_zone": "Europe/Paris", "language": "fr", "share_busy": "on"}
     )
     assert Profile.objects.get(user=learner).share_busy is True
+
+
+SIGN_IN_BACKENDS = [
+    "accounts.backends.GoogleSignIn",
+    "accounts.backends.MicrosoftSignIn",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+
+@pytest.mark.parametrize("backend", SIGN_IN_BACKENDS)
+def test_pages_are_in_the_learners_language_and_zone_however_they_signed_in(
+    client, learner, backend
+):
+    Profile.objects.create(user=learner, language="en", time_zone="Asia/Tokyo")
+    client.force_login(learner, backend=backend)
+
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(reverse("formations:list"))
+
+    assert '<html lang="en">' in page.text
+    assert "<strong>Asia/Tokyo</strong>" in page.text
+    profile_alone = [q for q in captured if q["sql"].startswith('SELECT "accounts_profile"')]
+    # Google and Microsoft sign-ins read the profile with the user (accounts.backends).
+    assert len(profile_alone) == (1 if backend.endswith("ModelBackend") else 0)
+
+
+@pytest.mark.parametrize("backend", SIGN_IN_BACKENDS)
+def test_a_deactivated_learner_is_signed_out_however_they_signed_in(client, learner, backend):
+    client.force_login(learner, backend=backend)
+    learner.is_active = False
+    learner.save()
+
+    response = client.get(reverse("formations:list"))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))

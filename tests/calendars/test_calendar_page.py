@@ -674,13 +674,14 @@ def test_the_page_makes_a_fixed_number_of_queries(
     assert sum(len(day.entries) for day in response.context["days"]) > 600
 
 
-# Session, user, profile (time zone), formations, events, the conflicts the learner dismissed
-# over the period (those of the others are found among the formations and events), the
-# integrations with the state of their syncs (which also give base.html's banner of the
-# providers unavailable; those to reconnect are said by the sync states), the calendars to
-# show or hide, and the page's version (the counts and latest changes of events, sync runs
-# and formations, in one query) that its script compares to keep it current.
-QUERIES = 9
+# Session, user with their profile (time zone; signed in with Google), formations, events,
+# the conflicts the learner dismissed over the period (those of the others are found among the
+# formations and events), the integrations with the state of their syncs (which also give
+# base.html's banner of the providers unavailable; those to reconnect are said by the sync
+# states), the calendars to show or hide, and the page's version (the counts and latest
+# changes of events, sync runs and formations, in one query) that its script compares to keep
+# it current.
+QUERIES = 8
 
 
 def test_the_banner_of_a_provider_unavailable_is_the_one_every_page_shows(

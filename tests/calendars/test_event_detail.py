@@ -228,11 +228,11 @@ def test_the_details_cost_one_query_beyond_the_session(
     formation = make_formation(start=START, learners=(learner,))
 
     for key in (f"event-{event.pk}", f"formation-{formation.pk}"):
-        # The panel: session, user, profile (time zone), the item.
-        with django_assert_num_queries(4):
+        # The panel: session, user with their profile (time zone), the item.
+        with django_assert_num_queries(3):
             assert learner_client.get(url(key), **PANEL).status_code == 200
         # The page adds the base template's banner: the integrations to reconnect.
-        with django_assert_num_queries(5):
+        with django_assert_num_queries(4):
             assert learner_client.get(url(key)).status_code == 200
 
 
