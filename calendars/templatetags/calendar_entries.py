@@ -73,6 +73,30 @@ def _event_path(context: template.Context, key: str) -> str:
     return f"{prefix}{key}/"
 
 
+def _page_words(context: template.Context) -> dict[object, str]:
+    """What every entry of a page repeats, translated and escaped once a page rather than once
+    an entry: the places' and calendars' labels, the period's query and (by `source_label`)
+    the sources' names."""
+    words = context.render_context.get(_page_words)
+    if words is None:
+        words = {
+            "location": _escape(_("Lieu :")),
+            "calendar": _escape(_("Calendrier :")),
+            "query": _escape(context.get("period_query", "")),
+        }
+        context.render_context[_page_words] = words
+    return words
+
+
+def _source_label(words: dict[object, str], item: AgendaItem) -> tuple[str, str]:
+    """The item's source and its name, escaped, from the page's words."""
+    key = (_source_label, item.source)
+    if key not in words:
+        words[key] = _escape(item.source)
+        words[key, "label"] = _escape(item.source_label)
+    return words[key], words[key, "label"]
+
+
 # The badges of an entry only some have: whether it has it, its HTML and its words.
 _BADGES = (
     (lambda item: item.cancelled, '<span class="badge badge-cancelled">{}</span>',
@@ -101,24 +125,26 @@ def calendar_entry(context: template.Context, entry: Entry, compact: bool = Fals
     extra = [badge.format(_escape(words)) for applies, badge, words in _BADGES if applies(item)]
     if item.conflicts:
         extra.append(conflict_marker(item))
+    words = _page_words(context)
     if item.location:
         extra.append(
             '<span class="entry-location"><span class="visually-hidden">'
-            f"{_escape(_('Lieu :'))} </span>{_escape(item.location)}</span>"
+            f"{words['location']} </span>{_escape(item.location)}</span>"
         )
     if not compact and item.calendar:
         extra.append(
             '<span class="entry-calendar"><span class="visually-hidden">'
-            f"{_escape(_('Calendrier :'))} </span>{_escape(item.calendar)}</span>"
+            f"{words['calendar']} </span>{_escape(item.calendar)}</span>"
         )
     moment = item.first_day.isoformat() if item.all_day else item.start.isoformat()
-    query = _escape(context.get("period_query", ""))
+    query = words["query"]
+    source, source_label = _source_label(words, item)
     parts = "".join(f"  {part}\n" for part in extra)
     return mark_safe(  # noqa: S308 (every value escaped above)
-        f'<li class="entry source-{_escape(item.source)}{classes}">\n'
+        f'<li class="entry source-{source}{classes}">\n'
         '  <span class="marker" aria-hidden="true"></span>\n'
         f'  <span class="entry-source{" visually-hidden" if compact else ""}">'
-        f"{_escape(item.source_label)}{' :' if compact else ''}</span>\n"
+        f"{source_label}{' :' if compact else ''}</span>\n"
         f'  <time class="entry-when" datetime="{moment}">{_escape(entry.when)}</time>\n'
         f'  <a class="entry-title" href="{_escape(_event_path(context, item.key))}?{query}" '
         f'data-details data-key="{_escape(item.key)}">'

