@@ -381,9 +381,12 @@ def test_provider_data_is_escaped(learner_client, learner, make_calendar, make_e
         assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in text
 
 
-@pytest.mark.parametrize(("language", "place"), [("fr", "Lieu :"), ("en", "Place:")])
+@pytest.mark.parametrize(
+    ("language", "place", "calendar_label"),
+    [("fr", "Lieu :", "Calendrier :"), ("en", "Place:", "Calendar:")],
+)
 def test_an_entry_says_its_place_and_calendar_to_screen_readers(
-    learner_client, learner, make_calendar, make_event, language, place
+    learner_client, learner, make_calendar, make_event, language, place, calendar_label
 ):
     Profile.objects.create(user=learner, language=language)
     calendar = make_calendar(learner, name="Perso")
@@ -394,9 +397,7 @@ def test_an_entry_says_its_place_and_calendar_to_screen_readers(
     assert (
         f'<span class="entry-location"><span class="visually-hidden">{place} </span>Salle 3</span>'
     ) in text
-    assert '<span class="visually-hidden">Calendrier : </span>Perso</span>' in text or (
-        language != "fr"  # "Calendrier :" is not in the English catalogue yet
-    )
+    assert f'<span class="visually-hidden">{calendar_label} </span>Perso</span>' in text
 
 
 def test_the_titles_a_conflict_names_are_escaped(
