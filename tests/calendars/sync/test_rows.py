@@ -117,3 +117,29 @@ def test_nothing_to_insert_sends_nothing(make_calendar, learner):
     with CaptureQueriesContext(connection) as queries:
         events_insert(calendar_id=calendar.pk, events=[], generation=1, now=timezone.now())
     assert not queries.captured_queries
+
+
+def test_an_event_a_page_lists_twice_is_inserted_once(make_calendar, learner):
+    calendar = make_calendar(learner)
+
+    events_insert(calendar_id=calendar.pk,
+                  events=[_remote("twice", title="Premier"), _remote("once"),
+                          _remote("twice", title="Second")],
+                  generation=1, now=timezone.now())  # fmt: skip
+
+    assert sorted(calendar.events.values_list("external_id", "title")) == [
+        ("once", "Comité « budget »"),
+        ("twice", "Premier"),
+    ]
+
+
+def test_a_page_of_many_rows_is_one_statement(make_calendar, learner):
+    calendar = make_calendar(learner)
+    events = [_remote(f"e{number}", start=START + timedelta(hours=number)) for number in range(300)]
+
+    with CaptureQueriesContext(connection) as queries:
+        events_insert(calendar_id=calendar.pk, events=events, generation=1, now=timezone.now())
+
+    assert len(queries.captured_queries) == 1
+    assert calendar.events.count() == 300
+    assert calendar.events.get(external_id="e299").start == START + timedelta(hours=299)
