@@ -5,7 +5,8 @@ Google, half Outlook; each primary calendar holds --events entries), on PostgreS
 of its own, created and migrated here, dropped at the end) and a Redis broker (a database
 number of its own, flushed). It makes one learner per account, enrolled in a few formations,
 connects each through the real consent flow (in a thread pool), then starts --workers real
-worker processes (`python -m celery -A config worker --concurrency 1`, each its own process)
+worker processes (`python -m celery -A config worker --concurrency 1`, each its own process;
+`--concurrency N` for N tasks at a time in each)
 and runs three rounds, each started as beat starts one: every integration made due, then
 `calendars.tasks.sync_due` (with its spread set to 0 so that the round is not stretched on
 purpose):
@@ -148,10 +149,12 @@ def sandbox_command(bench: harness.Bench, *, google: int, outlook: int, events: 
 
 
 class Workers:
-    """`--workers` Celery worker processes, each `--concurrency 1`, with the query probe."""
+    """`--workers` Celery worker processes, each `--concurrency` tasks at a time (prefork),
+    with the query probe."""
 
-    def __init__(self, count: int, *, log_dir: Path) -> None:
+    def __init__(self, count: int, *, concurrency: int = 1, log_dir: Path) -> None:
         self.count = count
+        self.concurrency = concurrency
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen[bytes]] = []
         self.names = [f"bench{n + 1}@{platform.node()}" for n in range(count)]
@@ -167,7 +170,8 @@ class Workers:
                 self.processes.append(
                     subprocess.Popen(  # noqa: S603 (our interpreter, our arguments)
                         [sys.executable, "-m", "celery", "-A", "config", "worker",
-                         "--concurrency", "1", "--hostname", name, "--queues", QUEUE,
+                         "--concurrency", str(self.concurrency), "--hostname", name,
+                         "--queues", QUEUE,
                          "--include", "worker_probe", "--without-gossip", "--without-mingle",
                          "--loglevel", "WARNING"],
                         cwd=harness.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -691,7 +695,14 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         type=int,
         default=2,
-        help="Celery worker processes, --concurrency 1 each (default 2).",
+        help="Celery worker processes (default 2).",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="Tasks each worker runs at a time, in as many child processes (default 1); the "
+        "no-op baseline runs on the same workers.",
     )
     parser.add_argument("--enrolments", type=int, default=5,
                         help=f"Formations each learner is enrolled in, of {FORMATIONS} "
@@ -725,9 +736,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.serve_sandbox:
         return serve_sandbox(args)
-    if args.integrations < 2 or args.events < 1 or args.workers < 1 or args.repeat < 1:
+    if args.integrations < 2 or min(args.events, args.workers, args.repeat, args.concurrency) < 1:
         parser.error(
-            "--integrations must be at least 2, --events, --workers and --repeat at least 1"
+            "--integrations must be at least 2, --events, --workers, --concurrency and "
+            "--repeat at least 1"
         )
     problem = harness.check_scratch_database(args.database_url)
     if problem:
@@ -763,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  database: {bench.database}; broker: {args.broker} (queue {QUEUE})")
         print(f"  {args.integrations:,} integrations ({google:,} Google, {outlook:,} Outlook), "
               f"{args.events} entries per primary calendar, {args.enrolments} formations per "
-              f"learner; {args.workers} worker process(es), --concurrency 1 each; "
+              f"learner; {args.workers} worker process(es), --concurrency {args.concurrency} each; "
               f"CONN_MAX_AGE={settings.DATABASES['default']['CONN_MAX_AGE']}")  # fmt: skip
         harness.progress(f"Sandbox with {args.integrations:,} accounts...")
         command = sandbox_command(bench, google=google, outlook=outlook, events=args.events)
@@ -773,7 +785,8 @@ def main(argv: list[str] | None = None) -> int:
             harness.progress(f"Connecting {args.integrations:,} accounts...")
             connect_seconds = connect_all(learners, args.connect_threads)
             harness.progress(f"Starting {args.workers} workers...")
-            with Workers(args.workers, log_dir=bench.scratch) as workers:
+            with Workers(args.workers, concurrency=args.concurrency,
+                         log_dir=bench.scratch) as workers:  # fmt: skip
                 for label, title in ROUNDS:
                     harness.progress(f"Round: {title}...")
                     rounds.append(sync_round(sandbox, workers, broker, label=label,
