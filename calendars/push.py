@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 import logging
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -221,12 +222,23 @@ def channel_check(channel_id: str, secret: str) -> PushChannel | None:
     """The channel a notification names, if its secret is the one we gave it."""
     if not channel_id or not secret:
         return None
-    channel = (
-        PushChannel.objects.filter(channel_id=channel_id[:255])
+    channel = channels_named([channel_id]).get(channel_id[:255])
+    return channel if channel is not None and secret_matches(channel, secret) else None
+
+
+def channels_named(channel_ids: Iterable[str]) -> dict[str, PushChannel]:
+    """The channels of these ids, by id, in one query (a notification may name many)."""
+    wanted = {channel_id[:255] for channel_id in channel_ids if channel_id}
+    if not wanted:
+        return {}
+    channels = (
+        PushChannel.objects.filter(channel_id__in=wanted)
         .select_related("integration")
         .only("secret_digest", "integration_id", "channel_id", "integration__status")
-        .first()
     )
-    if channel is None or not hmac.compare_digest(channel.secret_digest, digest(secret)):
-        return None
-    return channel
+    return {channel.channel_id: channel for channel in channels}
+
+
+def secret_matches(channel: PushChannel, secret: str) -> bool:
+    """Whether a notification's secret is the one we gave the channel."""
+    return bool(secret) and hmac.compare_digest(channel.secret_digest, digest(secret))

@@ -3,7 +3,9 @@
 Called by the providers, not by people: no session, no CSRF token. A notification only says
 "something changed"; what changed is fetched by the sync it asks for. Anything not proven
 ours (unknown channel, wrong secret) is ignored with a success status, so that the provider
-stops sending it rather than retrying.
+stops sending it rather than retrying. What only a flood would send is refused before any
+work: a body over WEBHOOK_BODY_MAX (413, before it is read), a body nested past what the JSON
+parser takes (400); and a notification's items are looked up in one query, however many.
 """
 
 from __future__ import annotations
@@ -18,10 +20,22 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from calendars.models import PushChannel
-from calendars.push import channel_check
+from calendars.push import channel_check, channels_named, secret_matches
 from calendars.tasks import dispatch_push_sync, dispatch_watch
 
 logger = logging.getLogger(__name__)
+
+# Graph's notifications without resource data are a few hundred bytes each; Google's have no
+# body at all. A larger body is not a notification of ours, and is not read.
+WEBHOOK_BODY_MAX = 1024 * 1024
+
+
+def _too_large(request: HttpRequest) -> bool:
+    # WSGI reads no more than Content-Length; a body without one is read as empty.
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) > WEBHOOK_BODY_MAX
+    except ValueError:
+        return True
 
 
 @csrf_exempt
@@ -29,6 +43,8 @@ logger = logging.getLogger(__name__)
 @require_POST
 def webhook_google(request: HttpRequest) -> HttpResponse:
     """https://developers.google.com/calendar/api/guides/push#receiving-notifications"""
+    if _too_large(request):
+        return HttpResponse(status=413)
     channel = channel_check(
         request.headers.get("X-Goog-Channel-ID", ""),
         request.headers.get("X-Goog-Channel-Token", ""),
@@ -60,20 +76,22 @@ def webhook_outlook(request: HttpRequest) -> HttpResponse:
         if len(token) > VALIDATION_TOKEN_MAX:
             return HttpResponse(status=400)
         return HttpResponse(token, content_type="text/plain; charset=utf-8")
+    if _too_large(request):
+        return HttpResponse(status=413)
     try:
         items = json.loads(request.body)["value"]
         if not isinstance(items, list):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
+        # RecursionError: nested deeper than the parser goes, which no notification is.
         return HttpResponse(status=400)
-    for item in items[:NOTIFICATIONS_MAX]:
-        if not isinstance(item, dict):
-            continue
-        channel = channel_check(
-            str(item.get("subscriptionId") or ""), str(item.get("clientState") or "")
-        )
-        if channel is None:
-            logger.info("Graph notification for an unknown subscription ignored")
+    items = [item for item in items[:NOTIFICATIONS_MAX] if isinstance(item, dict)]
+    channels = channels_named(str(item.get("subscriptionId") or "") for item in items)
+    ignored = 0
+    for item in items:
+        channel = channels.get(str(item.get("subscriptionId") or "")[:255])
+        if channel is None or not secret_matches(channel, str(item.get("clientState") or "")):
+            ignored += 1
             continue
         lifecycle = item.get("lifecycleEvent")
         if lifecycle == "reauthorizationRequired":
@@ -82,8 +100,11 @@ def webhook_outlook(request: HttpRequest) -> HttpResponse:
             dispatch_watch(channel.integration_id)
         elif lifecycle == "subscriptionRemoved":
             channel.delete()
+            del channels[channel.channel_id]  # gone: a second item naming it is not ours
             dispatch_watch(channel.integration_id)
             dispatch_push_sync(channel.integration_id)  # changes since are not notified
         else:  # a change, or "missed": notifications were lost, the delta has it all
             dispatch_push_sync(channel.integration_id)
+    if ignored:  # one line per POST, however many items a flood sends
+        logger.info("Graph notifications for unknown subscriptions ignored: %d", ignored)
     return HttpResponse(status=202)

@@ -8,10 +8,12 @@ from datetime import timedelta
 
 import pytest
 import requests
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from calendars import push
+from calendars import push, webhooks
 from calendars.models import PushChannel
 from tests.calendars.connect_helpers import connect
 
@@ -139,3 +141,86 @@ def test_webhook_answers_never_show_secrets(client, sandbox_settings, learner):
     response = client.post(OUTLOOK_HOOK, _graph_notification(), content_type="application/json")
     assert channel.secret_digest not in response.content.decode()
     assert b"s3cret" not in response.content
+
+
+# --- what only a flood sends ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hook", [GOOGLE_HOOK, OUTLOOK_HOOK], ids=["google", "outlook"])
+def test_a_body_over_the_limit_is_refused_before_it_is_read(client, db, hook, monkeypatch):
+    def unread(*args, **kwargs):
+        raise AssertionError("the body was parsed")
+
+    monkeypatch.setattr(json, "loads", unread)
+    body = b'{"value": [' + b" " * webhooks.WEBHOOK_BODY_MAX + b"]}"
+
+    response = client.post(hook, body, content_type="application/json", **_google_headers())
+
+    assert response.status_code == 413
+
+
+def test_a_notification_within_the_limit_is_read(
+    client, sandbox_settings, learner, django_capture_on_commit_callbacks
+):
+    integration = connect(sandbox_settings, learner, "outlook")
+    _channel(integration)
+    body = _graph_notification(padding=" " * (webhooks.WEBHOOK_BODY_MAX - 1000))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(OUTLOOK_HOOK, body, content_type="application/json")
+    assert response.status_code == 202
+    assert integration.sync_runs.get().trigger == "push"
+
+
+def test_a_body_nested_too_deeply_is_a_bad_request_not_an_error(client, db):
+    depth = 100_000
+    body = '{"value": [' + "[" * depth + "]" * depth + "]}"
+
+    response = client.post(OUTLOOK_HOOK, body, content_type="application/json")
+
+    assert response.status_code == 400
+
+
+def test_many_notification_items_are_looked_up_in_one_query(
+    client, sandbox_settings, learner, django_capture_on_commit_callbacks
+):
+    integration = connect(sandbox_settings, learner, "outlook")
+    _channel(integration)
+    items = [
+        {"subscriptionId": f"unknown-{number}", "clientState": "forged"} for number in range(900)
+    ]
+    items += [{"subscriptionId": "chan-1", "clientState": "forged"}] * 50
+    items.append({"subscriptionId": "chan-1", "clientState": "s3cret-of-the-channel"})
+    body = json.dumps({"value": items})
+
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        CaptureQueriesContext(connection) as queries,
+    ):
+        response = client.post(OUTLOOK_HOOK, body, content_type="application/json")
+
+    assert response.status_code == 202
+    lookups = [q for q in queries.captured_queries if "calendars_pushchannel" in q["sql"]]
+    assert len(lookups) == 1
+    for callback in callbacks:  # the one proven item still asks for its sync
+        callback()
+    assert integration.sync_runs.get().trigger == "push"
+
+
+def test_a_subscription_removed_twice_in_one_post_is_removed_once(
+    client, sandbox_settings, learner, django_capture_on_commit_callbacks
+):
+    integration = connect(sandbox_settings, learner, "outlook")
+    _channel(integration)
+    item = {
+        "subscriptionId": "chan-1",
+        "clientState": "s3cret-of-the-channel",
+        "lifecycleEvent": "subscriptionRemoved",
+    }
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(
+            OUTLOOK_HOOK, json.dumps({"value": [item, item]}), content_type="application/json"
+        )
+
+    assert response.status_code == 202
+    assert not PushChannel.objects.filter(channel_id="chan-1").exists()
