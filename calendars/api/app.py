@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern
 from django.utils.translation import gettext as _
@@ -61,6 +62,10 @@ def _messages() -> dict[int, tuple[str, str]]:
         403: ("forbidden", _("Accès refusé.")),
         404: ("not_found", _("Introuvable.")),
         405: ("method_not_allowed", _("Méthode non autorisée sur cette adresse.")),
+        413: (
+            "payload_too_large",
+            _("Le corps de la requête est trop volumineux : envoyez moins de données à la fois."),
+        ),
         429: ("throttled", _("Trop de requêtes. Réessayez dans un instant.")),
     }
 
@@ -75,6 +80,12 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if exc.status_code == 401:
         response["WWW-Authenticate"] = 'Bearer realm="api"'
     return response
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    # Over DATA_UPLOAD_MAX_MEMORY_SIZE: Django refuses to read it.
+    return _error(request, 413, *_messages()[413])
 
 
 @api.exception_handler(Http404)

@@ -256,4 +256,4 @@ class ErrorOut(Schema):
     error: ErrorDetail
 
 
-ERRORS: dict[int | str, Any] = {code: ErrorOut for code in (400, 401, 403, 404)}
+ERRORS: dict[int | str, Any] = {code: ErrorOut for code in (400, 401, 403, 404, 413)}

@@ -428,3 +428,39 @@ def test_integrations_give_their_last_sync(learner_client, learner, sandbox_sett
         "errorCode": None,
     }
     assert body["lastSyncAt"] is not None
+
+
+# --- bodies no client sends --------------------------------------------------------------
+
+
+def test_a_body_over_the_upload_limit_is_a_413_in_the_api_format(
+    learner_client, sandbox_settings, learner, settings
+):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    connect(sandbox_settings, learner, "google")
+
+    response = call(learner_client, "put", f"{BASE}/integrations/google/settings",
+                    {"import": False, "padding": "x" * 2000})  # fmt: skip
+
+    error = error_of(response, 413)
+    assert error["code"] == "payload_too_large"
+    assert "moins de données" in error["message"]
+    # Within the limit, the same call goes through.
+    assert call(learner_client, "put", f"{BASE}/integrations/google/settings",
+                {"import": False}).status_code == 200  # fmt: skip
+
+
+def test_a_body_nested_too_deeply_is_a_400_not_an_error(learner_client, sandbox_settings, learner):
+    connect(sandbox_settings, learner, "google")
+    depth = 100_000
+    body = '{"import": ' + "[" * depth + "]" * depth + "}"
+
+    response = call(learner_client, "put", f"{BASE}/integrations/google/settings", body)
+
+    assert error_of(response, 400)["code"] == "malformed_request"
+
+
+def test_the_schema_documents_the_413(learner_client):
+    schema = learner_client.get("/api/openapi.json").json()
+    settings_put = schema["paths"][f"{BASE}/integrations/{{type}}/settings"]["put"]
+    assert "413" in settings_put["responses"]
