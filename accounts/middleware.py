@@ -12,6 +12,7 @@ from social_core.exceptions import AuthCanceled
 from social_django.middleware import SocialAuthExceptionMiddleware
 
 from accounts.models import Profile
+from accounts.pipeline import StaffNotLinkable
 
 
 def preferred_language(request: HttpRequest, profile_language: str | None) -> str:
@@ -69,6 +70,11 @@ class SocialSignInErrorsMiddleware(SocialAuthExceptionMiddleware):
         provider = getattr(getattr(request, "backend", None), "title", "") or _("le fournisseur")
         if isinstance(exception, AuthCanceled):
             return _("La connexion avec %(provider)s a été annulée.") % {"provider": provider}
+        if isinstance(exception, StaffNotLinkable):
+            return _(
+                "Cette adresse est celle d'un compte de l'équipe : connectez-vous avec votre "
+                "mot de passe."
+            )
         return _(
             "La connexion avec %(provider)s n'a pas abouti. "
             "Réessayez ou utilisez votre mot de passe."

@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from social_core.exceptions import AuthPolicyError
+
+
+class StaffNotLinkable(AuthPolicyError):
+    """A provider's e-mail claim names a staff account: never linked, never duplicated."""
 
 
 def forget_provider_tokens(*, social: Any = None, **kwargs: Any) -> None:
@@ -33,6 +38,10 @@ def associate_by_verified_email(
     Replaces social_core's `associate_by_email`, which trusts any address: Microsoft's `mail`
     attribute can be set by a tenant's administrator to anyone's address, so only Google's
     `email_verified` claim is trusted here. Others get their own account on first sign-in.
+
+    Only learners are linked: a staff or superuser account is never taken over through a
+    provider's claim (a Workspace administrator controls the addresses of their domain). Such
+    a sign-in is refused rather than given a second account with the same address.
     """
     if user is not None:
         return None
@@ -42,4 +51,6 @@ def associate_by_verified_email(
     matches = list(get_user_model().objects.filter(email__iexact=email, is_active=True)[:2])
     if len(matches) != 1:
         return None
+    if matches[0].is_staff or matches[0].is_superuser:
+        raise StaffNotLinkable(backend)
     return {"user": matches[0], "is_new": False}

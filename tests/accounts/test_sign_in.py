@@ -141,6 +141,22 @@ def test_google_sign_in_links_existing_learner_with_verified_email(google_sign_i
     assert UserSocialAuth.objects.get().user == lea
 
 
+@pytest.mark.parametrize("role", ["is_staff", "is_superuser"])
+def test_google_sign_in_never_takes_over_a_staff_account(google_sign_in, make_user, role):
+    admin = make_user("admin", email="admin@example.com")
+    setattr(admin, role, True)
+    admin.save(update_fields=[role])
+
+    response = google_sign_in(email="Admin@example.com", verified=True)
+
+    assert not UserSocialAuth.objects.exists()
+    assert get_user_model().objects.count() == 1  # no second account with the address
+    assert "_auth_user_id" not in response.wsgi_request.session
+    assert response["Location"].startswith(reverse("login"))
+    page = response.client.get(response["Location"])
+    assert "celle d&#x27;un compte de l&#x27;équipe" in page.text
+
+
 def test_google_sign_in_with_unverified_email_gets_its_own_account(google_sign_in, make_user):
     lea = make_user("lea", email="lea@example.com")
     google_sign_in(email="lea@example.com", verified=False)
