@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.forms import ApiTokenForm, ProfileForm
 from accounts.models import ApiToken, Profile
 from accounts.services import api_token_create, api_token_revoke
+from core.readiness import readiness
 
 
 def _remember_language(response: HttpResponse, language: str) -> None:
@@ -91,4 +92,19 @@ def set_language(request: HttpRequest) -> HttpResponse:
 
 @login_not_required
 def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness: the process answers. Touches no service."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@never_cache
+@login_not_required
+def readyz(request: HttpRequest) -> HttpResponse:
+    """Readiness: the database and, when configured, the broker answer. 503 names what does
+    not (names only: no address, no credential)."""
+    checks = readiness()
+    failed = [name for name, passed in checks.items() if not passed]
+    if failed:
+        return HttpResponse(
+            "not ready: " + ", ".join(failed), content_type="text/plain", status=503
+        )
     return HttpResponse("ok", content_type="text/plain")

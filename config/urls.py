@@ -68,4 +68,5 @@ urlpatterns = [
     path("api/", calendars_api.urls()),
     path("admin/", admin.site.urls),
     path("healthz", accounts_views.healthz, name="healthz"),
+    path("readyz", accounts_views.readyz, name="readyz"),
 ]

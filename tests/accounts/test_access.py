@@ -17,6 +17,7 @@ PUBLIC = {
     "password_reset_complete",
     "set_language",
     "healthz",
+    "readyz",  # an orchestrator's probe: says only which service does not answer
     "formations:feed",  # calendar programs have no session: the secret token is the key
     # Called by Google and Microsoft: the channel's secret is checked instead.
     "calendars:webhook_google",
@@ -92,6 +93,6 @@ def test_api_routes_answer_anonymous_visitors_in_json(client, db, name, pattern)
     assert response["Content-Type"].startswith("application/json"), name
 
 
-@pytest.mark.parametrize("name", ["login", "password_reset", "healthz"])
+@pytest.mark.parametrize("name", ["login", "password_reset", "healthz", "readyz"])
 def test_public_pages_open_without_signing_in(client, db, name):
     assert client.get(reverse(name)).status_code == 200
