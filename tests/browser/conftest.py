@@ -90,18 +90,49 @@ def context_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     }
 
 
+# Every page reports what its Content-Security-Policy refused, as a console error.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
 @pytest.fixture
-def page(browser: Browser, live_server: Any, context_options: dict[str, Any]) -> Iterator[Page]:
+def csp_violations() -> list[str]:
+    """What the site's Content-Security-Policy refused during the test: none, or the test
+    fails (a test that provokes one on purpose empties the list)."""
+    return []
+
+
+@pytest.fixture
+def page(
+    browser: Browser,
+    live_server: Any,
+    context_options: dict[str, Any],
+    csp_violations: list[str],
+) -> Iterator[Page]:
     """A page in a fresh browser context (no cookies) for each test, whose relative URLs go to
-    the live server.
+    the live server; any Content-Security-Policy violation fails the test.
 
     Requesting it also starts the live server, with transactional database access: the server
     thread sees only committed data.
     """
     context = browser.new_context(base_url=live_server.url, **context_options)
     context.set_default_timeout(TIMEOUT_MS)
-    yield context.new_page()
+    context.add_init_script(REPORT_VIOLATIONS)
+    page = context.new_page()
+
+    def seen(message: Any) -> None:
+        if message.type == "error" and (
+            "Content Security Policy" in message.text or "CSP violation" in message.text
+        ):
+            csp_violations.append(message.text)
+
+    page.on("console", seen)
+    yield page
     context.close()
+    assert not csp_violations, f"Content-Security-Policy violations: {csp_violations}"
 
 
 @pytest.fixture
