@@ -504,3 +504,19 @@ def test_invitations_come_in_with_the_learners_answer_and_their_busy_time(
     assert stored == expected
     assert {response for response, _busy in stored.values()} == {"", *ANSWERS.values()}
     assert {busy for _response, busy in stored.values()} == {True, False}
+
+
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+def test_an_events_description_is_never_stored(sandbox_settings, learner, provider):
+    _integration, calendar, account = _setup(sandbox_settings, learner, provider)
+    body = "Code d'accès de la salle : 4471, médecin à 18 h"
+    added = _add_event(sandbox_settings, account, calendar, description=body)
+
+    calendar_import(calendar=calendar)  # full
+    changed = _add_event(sandbox_settings, account, calendar, description=body)
+    calendar_import(calendar=calendar)  # incremental
+
+    stored = calendar.events.filter(external_id__in=[added.id, changed.id])
+    assert stored.count() == 2
+    assert set(stored.values_list("description", flat=True)) == {""}
+    assert not calendar.events.filter(description__contains="4471").exists()
