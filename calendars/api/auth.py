@@ -12,6 +12,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from accounts.services import api_token_authenticate
+from accounts.throttling import throttled_message, token_failed, token_locked
 
 
 class ApiError(HttpError):
@@ -36,8 +37,11 @@ class TokenAuth(HttpBearer):
         return self.authenticate(request, token.strip())
 
     def authenticate(self, request: HttpRequest, token: str) -> Any | None:
+        if token_locked(request):  # too many wrong tokens from this address
+            raise ApiError(429, "throttled", throttled_message())
         user = api_token_authenticate(token=token)
         if user is None:  # a wrong token is an error, not a reason to try the session
+            token_failed(request)
             raise ApiError(401, "invalid_token", _("Ce jeton d'accès est inconnu ou révoqué."))
         return user
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from formations.models import Enrollment, Formation
@@ -39,7 +40,10 @@ def test_seed_demo_creates_learner_staff_and_formations(db, debug_on, client):
     assert Formation.objects.exclude(location="").exists()
     assert Enrollment.objects.filter(learner__username="demo").count() >= 5
 
-    assert client.login(username="demo", password="demo")
+    # Through the sign-in form: the lock on guessing needs the request.
+    signed_in = client.post(reverse("login"), {"username": "demo", "password": "demo"})
+    assert signed_in.status_code == 302
+    assert "_auth_user_id" in client.session
 
 
 def test_seed_demo_keeps_changed_passwords(db, debug_on):

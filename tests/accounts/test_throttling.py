@@ -1,0 +1,127 @@
+"""Limits on guessing: failed sign-ins and wrong API tokens lock the account and the address
+for a while; the learner is told, the API answers 429 in its format, staff lift a lock in the
+admin, and no password or token is recorded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from axes.models import AccessAttempt
+from django.test import Client
+from django.urls import reverse
+
+from accounts.services import api_token_create
+from accounts.throttling import client_ip
+
+LIMIT = 3
+EVENTS = "/api/calendar-integration/integrations"
+
+
+@pytest.fixture(autouse=True)
+def small_limit(settings):
+    settings.AXES_FAILURE_LIMIT = LIMIT
+    settings.AXES_COOLOFF_TIME = timedelta(minutes=15)
+
+
+def _sign_in(client: Client, username: str, password: str, address: str = "203.0.113.7"):
+    return client.post(
+        reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address
+    )
+
+
+def _fail(client: Client, username: str, address: str = "203.0.113.7", times: int = LIMIT):
+    for _ in range(times):
+        response = _sign_in(client, username, "not-the-password", address)
+    return response
+
+
+def test_an_account_is_locked_after_repeated_failures_and_told_so(make_user):
+    make_user("lea")
+    client = Client()
+    assert _fail(client, "lea", times=LIMIT - 1).status_code == 200  # a wrong password, shown
+
+    locked = _fail(client, "lea", times=1)
+
+    assert locked.status_code == 429
+    assert "la connexion est bloquée pendant 15 minutes" in locked.text.replace("&#x27;", "'")
+    # The right password is refused too while the lock lasts, from any address.
+    again = _sign_in(Client(), "lea", "pw-for-tests-1", address="198.51.100.2")
+    assert again.status_code == 429
+    assert "_auth_user_id" not in again.wsgi_request.session
+
+
+def test_an_address_is_locked_after_failures_on_several_accounts(make_user):
+    make_user("lea")
+    make_user("tom")
+    client = Client()
+    for number in range(LIMIT):
+        _sign_in(client, f"guess{number}", "x", address="203.0.113.9")
+
+    assert _sign_in(client, "lea", "pw-for-tests-1", address="203.0.113.9").status_code == 429
+    # Another address is not concerned.
+    assert _sign_in(Client(), "tom", "pw-for-tests-1", address="198.51.100.4").status_code == 302
+
+
+def test_the_lock_ends_after_the_cooloff(make_user):
+    make_user("lea")
+    _fail(Client(), "lea")
+    AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time
+                                 - timedelta(minutes=16))  # fmt: skip
+
+    assert _sign_in(Client(), "lea", "pw-for-tests-1", address="198.51.100.2").status_code == 302
+
+
+def test_staff_lift_a_lock_in_the_admin(make_user, staff_client):
+    make_user("lea")
+    _fail(Client(), "lea")
+    attempt = AccessAttempt.objects.get(username="lea")
+    changelist = staff_client.get(reverse("admin:axes_accessattempt_changelist"))
+    assert changelist.status_code == 200
+    assert "lea" in changelist.text
+
+    staff_client.post(reverse("admin:axes_accessattempt_delete", args=[attempt.pk]),
+                      {"post": "yes"})  # fmt: skip
+
+    assert not AccessAttempt.objects.exists()
+    assert _sign_in(Client(), "lea", "pw-for-tests-1").status_code == 302
+
+
+def test_no_password_is_recorded(make_user):
+    make_user("lea")
+    _fail(Client(), "lea")
+    recorded = " ".join(
+        f"{a.post_data} {a.get_data} {a.username}" for a in AccessAttempt.objects.all()
+    )
+    assert "not-the-password" not in recorded
+
+
+def test_wrong_api_tokens_lock_the_address_with_a_429_in_the_api_format(learner):
+    _row, token = api_token_create(user=learner, name="Script")
+    client = Client()
+    for _ in range(LIMIT):
+        wrong = client.get(EVENTS, headers={"Authorization": "Bearer wrong-token-123"},
+                           REMOTE_ADDR="203.0.113.7")  # fmt: skip
+        assert wrong.status_code in {401, 429}
+
+    refused = client.get(EVENTS, headers={"Authorization": f"Bearer {token}"},
+                         REMOTE_ADDR="203.0.113.7")  # fmt: skip
+
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "throttled"
+    assert "wrong-token-123" not in " ".join(
+        f"{a.post_data} {a.get_data} {a.username} {a.http_accept}"
+        for a in AccessAttempt.objects.all()
+    )
+    # The learner's token works from another address.
+    elsewhere = client.get(EVENTS, headers={"Authorization": f"Bearer {token}"},
+                           REMOTE_ADDR="198.51.100.4")  # fmt: skip
+    assert elsewhere.status_code == 200
+
+
+def test_behind_the_proxy_the_address_is_the_one_the_proxy_added(rf, settings):
+    settings.BEHIND_TLS_PROXY = True
+    request = rf.get("/", HTTP_X_FORWARDED_FOR="10.0.0.1, 203.0.113.7", REMOTE_ADDR="127.0.0.1")
+    assert client_ip(request) == "203.0.113.7"
+    settings.BEHIND_TLS_PROXY = False
+    assert client_ip(request) == "127.0.0.1"  # a client's header is not trusted without it
