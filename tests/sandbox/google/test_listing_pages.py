@@ -6,7 +6,6 @@ Each test has a sandbox of its own, as they change calendars between a listing's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 import requests
 from googleapiclient.errors import HttpError
 
-from sandbox.core import Options, Sandbox
+from sandbox.core import Sandbox
 from sandbox.pages import event_path
 from tests.sandbox.google.helpers import (
     ALEX,
@@ -25,18 +24,6 @@ from tests.sandbox.google.helpers import (
 )
 
 HOLIDAYS = "fr.french#holiday@group.v.calendar.google.test"
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return tmp_path_factory.mktemp("sandbox")  # one certificate authority for the module
-
-
-@pytest.fixture
-def own_sandbox(state_dir: Any) -> Iterator[Sandbox]:
-    sandbox = Sandbox(Options(seed=5, events=30, state_dir=state_dir)).start("127.0.0.1")
-    yield sandbox
-    sandbox.stop()
 
 
 @pytest.fixture

@@ -6,31 +6,18 @@ Each test has a sandbox of its own, as they change the calendar between a round'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from sandbox.core import Options, Sandbox
+from sandbox.core import Sandbox
 from sandbox.store import Event
 from tests.sandbox.microsoft.helpers import WORK_2, Graph, outlook_token, wide_window
 
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post':UserWarning")
 
 PATH = "/me/calendarView/delta"
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return tmp_path_factory.mktemp("sandbox")  # one certificate authority for the module
-
-
-@pytest.fixture
-def own_sandbox(state_dir: Any) -> Iterator[Sandbox]:
-    sandbox = Sandbox(Options(seed=5, events=30, state_dir=state_dir)).start("127.0.0.1")
-    yield sandbox
-    sandbox.stop()
 
 
 @pytest.fixture
