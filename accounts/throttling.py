@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_login_failed
@@ -73,17 +72,8 @@ def _token_credentials(request: HttpRequest) -> dict[str, str]:
     return {"username": f"api-token@{client_ip(request)}"}
 
 
-def token_locked(request: HttpRequest) -> bool:
-    """Whether this address may not try an API token now."""
-    return AxesProxyHandler.is_locked(request, _token_credentials(request))
-
-
 def token_failed(request: HttpRequest) -> None:
     """Counts a wrong API token against the address, as a failed sign-in counts."""
     user_login_failed.send(
         sender=__name__, credentials=_token_credentials(request), request=request
     )
-
-
-def throttled_message() -> str:
-    return _throttled_message()

@@ -12,7 +12,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from accounts.services import api_token_authenticate
-from accounts.throttling import throttled_message, token_failed, token_locked
+from accounts.throttling import token_failed
 
 
 class ApiError(HttpError):
@@ -37,10 +37,12 @@ class TokenAuth(HttpBearer):
         return self.authenticate(request, token.strip())
 
     def authenticate(self, request: HttpRequest, token: str) -> Any | None:
-        if token_locked(request):  # too many wrong tokens from this address
-            raise ApiError(429, "throttled", throttled_message())
         user = api_token_authenticate(token=token)
         if user is None:  # a wrong token is an error, not a reason to try the session
+            # Counted against the address: past the limit, axes answers 429 in the API's
+            # format (accounts.throttling.locked_out). A valid token is never refused: it is
+            # 256 random bits, which no one guesses, and a script is not locked out by others
+            # sharing its address; so a valid token's request pays no lock query.
             token_failed(request)
             raise ApiError(401, "invalid_token", _("Ce jeton d'accès est inconnu ou révoqué."))
         return user
