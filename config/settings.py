@@ -430,6 +430,8 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # axes logs every sign-in's reset of failures at INFO; locks are WARNING.
+        "axes": {"level": "WARNING"},
         # Client libraries log request bodies and token responses (codes, PKCE verifiers,
         # refresh tokens) at DEBUG: never below WARNING, whatever LOG_LEVEL says.
         **{

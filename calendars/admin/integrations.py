@@ -7,10 +7,11 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -19,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from calendars.errors import ProviderError
 from calendars.failures import failure_by_code
+from calendars.health import RECENT, provider_health
 from calendars.models import (
     CalendarIntegration,
     FormationExport,
@@ -97,6 +99,30 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "user__email", "account_email"]
     list_select_related = ["user"]
     inlines = [PushChannelInline, FormationExportInline]
+    change_list_template = "admin/calendars/calendarintegration/change_list.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "health/",
+                self.admin_site.admin_view(self.health_view),
+                name="calendars_provider_health",
+            ),
+            *super().get_urls(),
+        ]
+
+    def health_view(self, request: HttpRequest) -> TemplateResponse:
+        """État des fournisseurs: each provider's figures (calendars.health)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("État des fournisseurs"),
+            "opts": self.opts,
+            "providers": provider_health(),
+            "recent_minutes": int(RECENT.total_seconds() // 60),
+        }
+        return TemplateResponse(request, "admin/calendars/provider_health.html", context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CalendarIntegration]:
         # Never decrypted to be shown: a credential no key can read must not break the admin.
