@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sandbox.store import Calendar, Event, Store
@@ -35,6 +36,12 @@ class Candidates:
 
     keys: list[Any]
     events: list[Event]
+
+    @classmethod
+    def of(cls, events: Iterable[Event], key: Callable[[Event], Any]) -> Candidates:
+        """`events` in the order of `key` (worked out once an event)."""
+        pairs = sorted(((key(e), e) for e in events), key=itemgetter(0))
+        return cls([k for k, _ in pairs], [e for _, e in pairs])
 
 
 class ListingMemory:

@@ -302,11 +302,9 @@ class Listing:
         snapshot = listing[1]
 
         def build(entries: list[Event]) -> Candidates:
-            pairs = sorted(
-                ((key(e), e) for e in entries if e.seq <= snapshot and include(e, loose=True)),
-                key=itemgetter(0),
+            return Candidates.of(
+                (e for e in entries if e.seq <= snapshot and include(e, loose=True)), key
             )
-            return Candidates([k for k, _ in pairs], [e for _, e in pairs])
 
         candidates = self.memory.sorted(
             (call.account.email, calendar.id, *listing), calendar, build

@@ -22,7 +22,6 @@ import hmac
 import json
 import secrets
 from bisect import bisect_right
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -129,8 +128,8 @@ class Delta:
             in_view = self.memory.derived(
                 ("window", account.uid, calendar.id, state["s"], state["e"]),
                 calendar,
-                lambda events: _by(
-                    lambda e: e.id, [e for e in events if in_window(e) or master_in_window(e)]
+                lambda events: Candidates.of(
+                    (e for e in events if in_window(e) or master_in_window(e)), lambda e: e.id
                 ),
             )
             start = bisect_right(in_view.keys, state["k"])
@@ -144,7 +143,7 @@ class Delta:
             changed = self.memory.derived(
                 ("changes", account.uid, calendar.id),
                 calendar,
-                lambda events: _by(lambda e: e.seq, events),
+                lambda events: Candidates.of(events, lambda e: e.seq),
             )
             start = bisect_right(changed.keys, int(state["k"]))
             end = bisect_right(changed.keys, state["r"], lo=start)
@@ -191,11 +190,6 @@ class Delta:
             return bare_json(event, view)
         whole = event_json(account, event, view, self.sandbox.http_url)
         return {"@odata.type": "#microsoft.graph.event", **whole}
-
-
-def _by(key: Callable[[Event], Any], events: list[Event]) -> Candidates:
-    ordered = sorted(events, key=key)
-    return Candidates([key(e) for e in ordered], ordered)
 
 
 def _b64url_decode(text: str) -> bytes:

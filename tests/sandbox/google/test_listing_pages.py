@@ -113,22 +113,24 @@ def test_an_event_deleted_or_created_between_pages_is_not_listed_on_the_later_pa
     assert {item["id"] for item in changes["items"]} == {doomed, created["id"]}
 
 
-def test_a_series_deleted_between_pages_takes_its_exception_out_of_the_later_pages(service):
+def _weekly_series(service: Any, event_id: str, day: int) -> tuple[dict, dict]:
+    """A weekly series of 3 in the primary calendar, from `day` days ahead: its master and
+    its instances."""
     master = (
         service.events()
         .insert(
             calendarId="primary",
-            body=timed_event(
-                "Hebdo",
-                days(2),
-                days(2, 11),
-                id="vvvvvvseries1",
-                recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"],
-            ),
+            body=timed_event("Hebdo", days(day), days(day, 11), id=event_id,
+                             recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"]),
         )
         .execute()
-    )
+    )  # fmt: skip
     occurrences = service.events().instances(calendarId="primary", eventId=master["id"]).execute()
+    return master, occurrences
+
+
+def test_a_series_deleted_between_pages_takes_its_exception_out_of_the_later_pages(service):
+    master, occurrences = _weekly_series(service, "vvvvvvseries1", 2)
     moved = occurrences["items"][1]["id"]
     service.events().patch(
         calendarId="primary", eventId=moved, body={"summary": "Déplacé"}
@@ -149,21 +151,7 @@ def test_an_exception_comes_back_on_a_later_page_when_its_series_is_restored_bet
 ):
     """A cancelled exception shows beside its master: its series deleted when the listing
     began, restored before the later pages, it is listed on them, as the calendar then says."""
-    master = (
-        service.events()
-        .insert(
-            calendarId="primary",
-            body=timed_event(
-                "Hebdo",
-                days(2),
-                days(2, 11),
-                id="vvvvvvseries2",
-                recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"],
-            ),
-        )
-        .execute()
-    )
-    occurrences = service.events().instances(calendarId="primary", eventId=master["id"]).execute()
+    master, occurrences = _weekly_series(service, "vvvvvvseries2", 2)
     cancelled = occurrences["items"][1]["id"]
     service.events().delete(calendarId="primary", eventId=cancelled).execute()
     service.events().delete(calendarId="primary", eventId=master["id"]).execute()
@@ -182,21 +170,7 @@ def test_an_exception_comes_back_on_a_later_page_when_its_series_is_restored_bet
 def test_a_series_moved_into_the_window_between_pages_lists_its_master_on_the_later_pages(
     service,
 ):
-    master = (
-        service.events()
-        .insert(
-            calendarId="primary",
-            body=timed_event(
-                "Hebdo",
-                days(120),
-                days(120, 11),
-                id="vvvvvvseries3",
-                recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"],
-            ),
-        )
-        .execute()
-    )
-    occurrences = service.events().instances(calendarId="primary", eventId=master["id"]).execute()
+    master, occurrences = _weekly_series(service, "vvvvvvseries3", 120)
     params = {"calendarId": "primary", "maxResults": 2, "timeMin": days(0), "timeMax": days(90)}
     first = service.events().list(**params).execute()
     service.events().patch(
