@@ -222,21 +222,23 @@ def channel_check(channel_id: str, secret: str) -> PushChannel | None:
     """The channel a notification names, if its secret is the one we gave it."""
     if not channel_id or not secret:
         return None
-    channel = channels_named([channel_id]).get(channel_id[:255])
+    channel = channels_named([channel_id]).get(channel_id)
     return channel if channel is not None and secret_matches(channel, secret) else None
 
 
 def channels_named(channel_ids: Iterable[str]) -> dict[str, PushChannel]:
-    """The channels of these ids, by id, in one query (a notification may name many)."""
-    wanted = {channel_id[:255] for channel_id in channel_ids if channel_id}
+    """The channels of these ids, by the id as named, in one query (a notification may name
+    many); an id is read as far as the column holds."""
+    wanted = {channel_id for channel_id in channel_ids if channel_id}
     if not wanted:
         return {}
     channels = (
-        PushChannel.objects.filter(channel_id__in=wanted)
+        PushChannel.objects.filter(channel_id__in={channel_id[:255] for channel_id in wanted})
         .select_related("integration")
         .only("secret_digest", "integration_id", "channel_id", "integration__status")
     )
-    return {channel.channel_id: channel for channel in channels}
+    found = {channel.channel_id: channel for channel in channels}
+    return {name: found[name[:255]] for name in wanted if name[:255] in found}
 
 
 def secret_matches(channel: PushChannel, secret: str) -> bool:

@@ -85,11 +85,15 @@ def webhook_outlook(request: HttpRequest) -> HttpResponse:
     except (ValueError, KeyError, TypeError, RecursionError):
         # RecursionError: nested deeper than the parser goes, which no notification is.
         return HttpResponse(status=400)
-    items = [item for item in items[:NOTIFICATIONS_MAX] if isinstance(item, dict)]
-    channels = channels_named(str(item.get("subscriptionId") or "") for item in items)
+    named = [
+        (str(item.get("subscriptionId") or ""), item)
+        for item in items[:NOTIFICATIONS_MAX]
+        if isinstance(item, dict)
+    ]
+    channels = channels_named(name for name, _item in named)
     ignored = 0
-    for item in items:
-        channel = channels.get(str(item.get("subscriptionId") or "")[:255])
+    for name, item in named:
+        channel = channels.get(name)
         if channel is None or not secret_matches(channel, str(item.get("clientState") or "")):
             ignored += 1
             continue
@@ -100,7 +104,8 @@ def webhook_outlook(request: HttpRequest) -> HttpResponse:
             dispatch_watch(channel.integration_id)
         elif lifecycle == "subscriptionRemoved":
             channel.delete()
-            del channels[channel.channel_id]  # gone: a second item naming it is not ours
+            # Gone: another item naming it is not ours any more.
+            channels = {k: c for k, c in channels.items() if c is not channel}
             dispatch_watch(channel.integration_id)
             dispatch_push_sync(channel.integration_id)  # changes since are not notified
         else:  # a change, or "missed": notifications were lost, the delta has it all
