@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import ApiToken
+from accounts.models import ApiToken, SecurityEvent
 from accounts.services import api_token_revoke
 
 
@@ -40,3 +40,30 @@ class ApiTokenAdmin(admin.ModelAdmin):
             % {"count": len(active)},
             messages.SUCCESS,
         )
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(admin.ModelAdmin):
+    """The security log, read-only: entries are written by the application alone and leave
+    only when pruned (SECURITY_LOG_RETENTION_DAYS)."""
+
+    list_display = [
+        "occurred_at", "kind", "user", "actor", "address", "service", "account", "detail",
+    ]  # fmt: skip
+    list_filter = ["kind", "service", ("actor", admin.EmptyFieldListFilter), "occurred_at"]
+    search_fields = [
+        "user__username", "user__email", "actor__username", "account", "address", "detail",
+    ]  # fmt: skip
+    list_select_related = ["user", "actor"]
+    date_hierarchy = "occurred_at"
+    fields = list_display
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

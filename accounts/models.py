@@ -83,6 +83,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(_("créé le"), default=timezone.now)
     last_used_at = models.DateTimeField(_("dernière utilisation"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("révoqué le"), null=True, blank=True)
+    # The addresses it was used from, to log the first use from each new one (a stolen token
+    # shows up as a new address); the oldest are dropped past SEEN_ADDRESSES_KEPT.
+    seen_addresses = models.JSONField(_("adresses déjà vues"), default=list, blank=True)
 
     class Meta:
         verbose_name = _("jeton d'accès API")
@@ -102,3 +105,62 @@ def learner_language(user_id: int) -> str:
     (exported events, their calendar feed)."""
     language = Profile.objects.filter(user_id=user_id).values_list("language", flat=True).first()
     return language or settings.LANGUAGE_CODE
+
+
+class SecurityEvent(models.Model):
+    """One entry of the security log (accounts.security): what happened to whose account,
+    when, from which address, and who did it when it was not the account's owner."""
+
+    class Kind(models.TextChoices):
+        SIGNED_IN = "signed_in", _("Connexion au site")
+        SIGN_IN_FAILED = "sign_in_failed", _("Échec de connexion au site")
+        SIGN_IN_LOCKED = "sign_in_locked", _("Connexion bloquée après trop d'échecs")
+        INTEGRATION_CONNECTED = "integration_connected", _("Agenda connecté")
+        INTEGRATION_RECONNECTED = "integration_reconnected", _("Agenda reconnecté")
+        INTEGRATION_DISCONNECTED = "integration_disconnected", _("Agenda déconnecté")
+        OAUTH_REFUSED = "oauth_refused", _("Connexion d'agenda refusée")
+        GRANT_LOST = "grant_lost", _("Accès à l'agenda perdu")
+        REFRESH_FAILED = "refresh_failed", _("Échec du renouvellement de l'accès à l'agenda")
+        KEY_ROTATED = "key_rotated", _("Clé de chiffrement des identifiants changée")
+        API_TOKEN_CREATED = "api_token_created", _("Jeton d'accès API créé")
+        API_TOKEN_NEW_ADDRESS = (
+            "api_token_new_address",
+            _("Jeton d'accès API utilisé depuis une nouvelle adresse"),
+        )
+        API_TOKEN_REVOKED = "api_token_revoked", _("Jeton d'accès API révoqué")
+        STAFF_ACTION = "staff_action", _("Action de l'équipe d'assistance")
+        FEED_REGENERATED = "feed_regenerated", _("Adresse d'abonnement régénérée")
+
+    occurred_at = models.DateTimeField(_("date"), default=timezone.now, db_index=True)
+    kind = models.CharField(_("événement"), max_length=32, choices=Kind.choices)
+    # Kept when the account goes: the log outlives what it tells of, until it is pruned.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="security_events",
+        verbose_name=_("compte"),
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("fait par"),
+        help_text=_("Rempli quand ce n'est pas le titulaire du compte (l'équipe d'assistance)."),
+    )
+    address = models.GenericIPAddressField(_("adresse IP"), null=True, blank=True)
+    service = models.CharField(_("service"), max_length=64, blank=True)
+    account = models.CharField(_("compte externe"), max_length=254, blank=True)
+    detail = models.CharField(_("détail"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("événement de sécurité")
+        verbose_name_plural = _("journal de sécurité")
+        ordering = ["-occurred_at", "-pk"]
+        indexes = [models.Index(fields=["user", "-occurred_at"], name="security_by_user")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.occurred_at:%Y-%m-%d %H:%M})"

@@ -19,6 +19,8 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 API_PREFIX = "/api/"
+# The name a wrong API token is counted under, followed by the address.
+API_TOKEN_USERNAME = "api-token@"  # noqa: S105  (a name, not a secret)
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -69,7 +71,7 @@ def _token_credentials(request: HttpRequest) -> dict[str, str]:
     # A wrong token names no account: it is counted against the address alone (a name of its
     # own per address, so that no shared name gets locked for everyone). The token itself is
     # never recorded.
-    return {"username": f"api-token@{client_ip(request)}"}
+    return {"username": API_TOKEN_USERNAME + client_ip(request)}
 
 
 def token_failed(request: HttpRequest) -> None:

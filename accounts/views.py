@@ -10,10 +10,11 @@ from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.forms import ApiTokenForm, ProfileForm
-from accounts.models import ApiToken, Profile
+from accounts.models import ApiToken, Profile, SecurityEvent
+from accounts.security import security_event_describe
 from accounts.services import api_token_create, api_token_revoke
 from core.readiness import readiness
 
@@ -70,6 +71,27 @@ def settings_api_revoke(request: HttpRequest, pk: int) -> HttpResponse:
         % {"name": api_token.name},
     )
     return redirect("settings_api")
+
+
+# The learner's page shows the latest entries; staff see them all in the admin.
+SECURITY_PAGE_ENTRIES = 100
+
+
+@require_GET
+def settings_security(request: HttpRequest) -> HttpResponse:
+    """The learner's own security log: what happened to their account, when, from where."""
+    events = list(
+        SecurityEvent.objects.filter(user=request.user)
+        .only("occurred_at", "kind", "actor_id", "address", "service", "account", "detail")
+        [:SECURITY_PAGE_ENTRIES]
+    )  # fmt: skip
+    rows = [(event, security_event_describe(event)) for event in events]
+    context = {
+        "rows": rows,
+        "retention_days": settings.SECURITY_LOG_RETENTION_DAYS,
+        "tab": "security",
+    }
+    return render(request, "accounts/settings_security.html", context)
 
 
 @login_not_required

@@ -38,10 +38,11 @@ class Refused(CalendarError):
     stable and machine-readable, one of the catalogue's (calendars.failures), and the API's
     `error.code`."""
 
-    def __init__(self, message: Any, *, code: str) -> None:
+    def __init__(self, message: Any, *, code: str, log_detail: str = "") -> None:
         super().__init__(str(message))
         self.message = message
         self.code = code
+        self.log_detail = log_detail  # a finer reason than `code`, for the security log
 
 
 class UndecryptableError(CalendarError):

@@ -15,7 +15,7 @@ from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-app = Celery("config", include=["calendars.tasks"])
+app = Celery("config", include=["accounts.tasks", "calendars.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 

@@ -102,6 +102,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.security.SecurityContextMiddleware",
     "accounts.middleware.PreferencesMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -331,6 +332,7 @@ CELERY_BEAT_SCHEDULE = {
     "sync-due-integrations": {"task": "calendars.tasks.sync_due", "schedule": 60.0},
     "renew-push-channels": {"task": "calendars.tasks.renew_channels", "schedule": 3600.0},
     "prune-sync-history": {"task": "calendars.tasks.prune_history", "schedule": 24 * 3600.0},
+    "prune-security-log": {"task": "accounts.tasks.prune_security_log", "schedule": 24 * 3600.0},
 }
 # An extra certificate authority to trust for Microsoft (a TLS-inspecting proxy, the sandbox).
 OUTLOOK_CA_BUNDLE = _endpoint("OUTLOOK_CA_BUNDLE", "", str(CALENDAR_SANDBOX_STATE_DIR / "ca.pem"))
@@ -388,6 +390,8 @@ AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_SENSITIVE_PARAMETERS = ["password", "token"]
 AXES_VERBOSE = False  # its start-up banner in every process's log
+# The security log (accounts.security): entries older than this are pruned daily.
+SECURITY_LOG_RETENTION_DAYS = env.int("SECURITY_LOG_RETENTION_DAYS", default=365)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
@@ -432,6 +436,8 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # axes logs every sign-in's reset of failures at INFO; locks are WARNING.
         "axes": {"level": "WARNING"},
+        # The security log's JSON lines (accounts.security), whatever LOG_LEVEL says.
+        "security": {"level": "INFO"},
         # Client libraries log request bodies and token responses (codes, PKCE verifiers,
         # refresh tokens) at DEBUG: never below WARNING, whatever LOG_LEVEL says.
         **{

@@ -57,6 +57,7 @@ urlpatterns = [
         name="settings_calendar_disconnect",
     ),
     path("settings/api/", accounts_views.settings_api, name="settings_api"),
+    path("settings/security/", accounts_views.settings_security, name="settings_security"),
     path(
         "settings/api/<int:pk>/revoke/",
         accounts_views.settings_api_revoke,

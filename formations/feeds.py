@@ -16,7 +16,8 @@ from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from accounts.models import learner_language
+from accounts.models import SecurityEvent, learner_language
+from accounts.security import security_event_record
 from formations.ics import build_ics
 from formations.models import CalendarFeed, Enrollment, Formation, new_feed_token
 
@@ -40,6 +41,7 @@ def feed_regenerate(*, user: Any) -> CalendarFeed:
     feed, _created = CalendarFeed.objects.update_or_create(
         user=user, defaults={"token": new_feed_token()}
     )
+    security_event_record(kind=SecurityEvent.Kind.FEED_REGENERATED, user=user)
     return feed
 
 

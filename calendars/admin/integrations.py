@@ -18,6 +18,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import SecurityEvent
+from accounts.security import security_event_record
 from calendars.errors import ProviderError
 from calendars.failures import failure_by_code
 from calendars.health import RECENT, provider_health
@@ -28,6 +30,7 @@ from calendars.models import (
     PushChannel,
     SyncRun,
 )
+from calendars.providers.names import PROVIDERS
 from calendars.services.connection import integration_update_settings
 from calendars.services.credentials import (
     integration_access_token,
@@ -37,6 +40,20 @@ from calendars.services.lifecycle import integration_disconnect
 from calendars.tasks import dispatch_sync
 
 CHOICES = ["import_enabled", "export_enabled", "sync_enabled"]
+
+
+def _staff_log(request: HttpRequest, integration: CalendarIntegration, action: str) -> None:
+    """What staff did to a learner's integration, in the security log (the learner sees it)."""
+    security_event_record(
+        kind=SecurityEvent.Kind.STAFF_ACTION,
+        user_id=integration.user_id,
+        actor=request.user,
+        service=PROVIDERS[integration.provider].label,
+        account=integration.account_email,
+        detail=action,
+    )
+
+
 # A failure as the learner is told it (its code and sentence), then as it happened.
 FOLLOW_UP = [
     "last_error_code", "learner_message", "last_error", "last_error_at", "last_synced_at",
@@ -195,6 +212,7 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
         count = 0
         for integration in queryset.exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT):
             dispatch_sync(integration.pk, SyncRun.Trigger.ADMIN)
+            _staff_log(request, integration, "sync_now")
             count += 1
         skipped = queryset.count() - count
         self.message_user(
@@ -223,11 +241,13 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
         integration_update_settings(
             integration=obj, **{name: form.cleaned_data[name] for name in CHOICES}
         )
+        _staff_log(request, obj, "settings_changed")
 
     @admin.action(description=_("Rafraîchir les jetons maintenant"))
     def refresh_tokens(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         refreshed, failures = 0, []
         for integration in queryset.select_related("user"):
+            _staff_log(request, integration, "refresh_tokens")
             try:
                 integration_access_token(integration=integration, force=True)
             except ProviderError as error:  # the message never holds a token
@@ -258,6 +278,7 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
         reason = gettext("Marquée « à reconnecter » par l'équipe d'assistance.")
         count = 0
         for integration in queryset:
+            _staff_log(request, integration, "mark_needs_reconnect")
             integration_mark_needs_reconnect(integration=integration, reason=reason)
             self.log_change(request, integration, reason)
             count += 1
@@ -290,6 +311,7 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
         integrations = list(queryset)
         self.log_deletions(request, integrations)
         for integration in integrations:
+            _staff_log(request, integration, "disconnect")
             integration_disconnect(integration=integration)
         self.message_user(
             request,

@@ -12,7 +12,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from accounts.services import api_token_authenticate
-from accounts.throttling import token_failed
+from accounts.throttling import client_ip, token_failed
 
 
 class ApiError(HttpError):
@@ -37,7 +37,7 @@ class TokenAuth(HttpBearer):
         return self.authenticate(request, token.strip())
 
     def authenticate(self, request: HttpRequest, token: str) -> Any | None:
-        user = api_token_authenticate(token=token)
+        user = api_token_authenticate(token=token, address=client_ip(request))
         if user is None:  # a wrong token is an error, not a reason to try the session
             # Counted against the address: past the limit, axes answers 429 in the API's
             # format (accounts.throttling.locked_out). A valid token is never refused: it is

@@ -15,6 +15,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
+from accounts.models import SecurityEvent
+from accounts.security import security_event_record
 from calendars.errors import AppCredentialsRejected, ProviderError, Refused, ScopeMissing
 from calendars.failures import refused
 from calendars.locking import lock_rows
@@ -78,15 +80,31 @@ def integration_connect_start(
     return authorization.url
 
 
-@sensitive_variables("params", "grant")
 def integration_connect_finish(
     *, user: Any, provider_name: str, params: dict[str, str]
 ) -> CalendarIntegration:
     """Completes a flow from the provider's callback query (`code`, `state` or `error`).
 
     The flow state is consumed first, whatever happens next: a replayed callback finds
-    nothing. Nothing is stored unless the provider hands over working credentials.
+    nothing. Nothing is stored unless the provider hands over working credentials. A refusal
+    goes to the security log with its reason; so does the connection.
     """
+    try:
+        return _connect_finish(user=user, provider_name=provider_name, params=params)
+    except Refused as error:
+        security_event_record(
+            kind=SecurityEvent.Kind.OAUTH_REFUSED,
+            user=user,
+            service=PROVIDERS[provider_name].label,
+            detail=error.log_detail or error.code,
+        )
+        raise
+
+
+@sensitive_variables("params", "grant")
+def _connect_finish(
+    *, user: Any, provider_name: str, params: dict[str, str]
+) -> CalendarIntegration:
     with transaction.atomic():
         state = (
             lock_rows(OAuthState.objects)
@@ -96,8 +114,11 @@ def integration_connect_finish(
         # On databases without row locks, the delete's count is what makes a replay lose.
         if state is not None and state.delete()[0] == 0:
             state = None
-    if state is None or state.user_id != user.pk:
+    if state is None:  # never issued, or already used: a replay
         raise refused("invalid_state")
+    if state.user_id != user.pk:  # another learner's flow, finished in this browser
+        raise Refused(refused("invalid_state").message, code="invalid_state",
+                      log_detail="other_learner")  # fmt: skip
     if state.expired:
         raise refused("expired_state")
     if params.get("error"):
@@ -139,12 +160,21 @@ def integration_connect_finish(
 
     provider_fault_clear(provider=provider_name)  # the code was redeemed: the app is fine
     with transaction.atomic():
-        CalendarIntegration.objects.get_or_create(user=user, provider=provider_name)
+        _row, created = CalendarIntegration.objects.get_or_create(user=user, provider=provider_name)
         integration = lock_rows(CalendarIntegration.objects).get(user=user, provider=provider_name)
         # A permission left unticked: connected, but told at once what is missing, with a
         # button that asks for it; no listing that could only be refused.
         missing = bool(provider.oauth.missing_scopes(grant.scopes))
         _store_grant(integration, grant, missing_permission=missing)
+        security_event_record(
+            kind=SecurityEvent.Kind.INTEGRATION_CONNECTED
+            if created
+            else SecurityEvent.Kind.INTEGRATION_RECONNECTED,
+            user=user,
+            service=PROVIDERS[provider_name].label,
+            account=grant.account_email,
+            detail="missing_scope" if missing else "",
+        )
     if missing:
         return integration
     try:

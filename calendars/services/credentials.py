@@ -9,6 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from accounts.models import SecurityEvent
+from accounts.security import security_event_record
 from calendars.errors import (
     AppCredentialsRejected,
     CredentialsUnreadable,
@@ -22,6 +24,7 @@ from calendars.failures import failure_of
 from calendars.locking import lock_rows
 from calendars.models import MISSING_SCOPE, CalendarIntegration
 from calendars.providers import get_provider
+from calendars.providers.names import PROVIDERS
 from calendars.selectors import read_for_sync
 from calendars.services.faults import provider_fault_clear, provider_fault_record
 
@@ -114,7 +117,17 @@ STATUS_FIELDS = [
 
 
 def _record_failure(integration: CalendarIntegration, failure: ProviderError) -> None:
-    """A lost grant needs the learner; a permanent error is shown; a temporary one is noted."""
+    """A lost grant needs the learner; a permanent error is shown; a temporary one is noted.
+    Either goes to the security log with its code (never the provider's message)."""
+    security_event_record(
+        kind=SecurityEvent.Kind.GRANT_LOST
+        if isinstance(failure, ReconnectRequired)
+        else SecurityEvent.Kind.REFRESH_FAILED,
+        user_id=integration.user_id,
+        service=PROVIDERS[integration.provider].label,
+        account=integration.account_email,
+        detail=failure_of(failure).code,
+    )
     if isinstance(failure, ReconnectRequired):
         integration.status = CalendarIntegration.Status.NEEDS_RECONNECT
         integration.reconnect_reason = MISSING_SCOPE if isinstance(failure, ScopeMissing) else ""
@@ -141,15 +154,25 @@ def integration_mark_needs_reconnect(
 ) -> None:
     """The grant is gone, or lacks a permission (`code` MISSING_SCOPE): the learner is told on
     every page; their data and choices stay. `reason` is for staff."""
-    CalendarIntegration.objects.filter(pk=integration.pk).exclude(
-        status=CalendarIntegration.Status.NEEDS_RECONNECT
-    ).update(
-        status=CalendarIntegration.Status.NEEDS_RECONNECT,
-        last_error_code="missing_scope" if code == MISSING_SCOPE else "needs_reconnect",
-        last_error=reason,
-        last_error_at=timezone.now(),
-        reconnect_reason=code,
+    marked = (
+        CalendarIntegration.objects.filter(pk=integration.pk)
+        .exclude(status=CalendarIntegration.Status.NEEDS_RECONNECT)
+        .update(
+            status=CalendarIntegration.Status.NEEDS_RECONNECT,
+            last_error_code="missing_scope" if code == MISSING_SCOPE else "needs_reconnect",
+            last_error=reason,
+            last_error_at=timezone.now(),
+            reconnect_reason=code,
+        )
     )
     integration.refresh_from_db(
         fields=["status", "last_error_code", "last_error", "last_error_at", "reconnect_reason"]
     )
+    if marked:
+        security_event_record(
+            kind=SecurityEvent.Kind.GRANT_LOST,
+            user_id=integration.user_id,
+            service=PROVIDERS[integration.provider].label,
+            account=integration.account_email,
+            detail=integration.last_error_code,
+        )

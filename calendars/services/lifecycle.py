@@ -8,9 +8,12 @@ from dataclasses import dataclass
 
 from django.views.decorators.debug import sensitive_variables
 
+from accounts.models import SecurityEvent
+from accounts.security import security_event_record
 from calendars.errors import ProviderError, UndecryptableError
 from calendars.models import CalendarEvent, CalendarIntegration
 from calendars.providers import get_provider
+from calendars.providers.names import PROVIDERS
 from calendars.push import integration_channels_stop
 from calendars.selectors import integration_formations_in_calendar
 from calendars.sync.exporting import integration_export_remove_all
@@ -82,6 +85,13 @@ def integration_disconnect(
         logger.warning("Integration %s: credentials unreadable, not revoked", integration.pk)
     except ProviderError as error:  # the learner wants out: never keep them connected
         logger.warning("Revocation failed for integration %s: %s", integration.pk, error.message)
+    security_event_record(
+        kind=SecurityEvent.Kind.INTEGRATION_DISCONNECTED,
+        user_id=integration.user_id,
+        service=PROVIDERS[integration.provider].label,
+        account=integration.account_email,
+        detail="revoked" if revoked else "",
+    )
     integration.delete()
     return Disconnected(
         removed=removed,

@@ -107,6 +107,7 @@ def learner_pages(make_user, make_formation, sandbox_settings) -> tuple[Any, lis
         reverse("settings"),
         reverse("settings_calendars"),
         reverse("settings_api"),
+        reverse("settings_security"),
         reverse("settings_calendar_disconnect", args=["google"]),
         reverse("settings_calendar_withdraw", args=["outlook"]),
     ]

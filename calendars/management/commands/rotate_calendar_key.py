@@ -5,6 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.models import SecurityEvent
+from accounts.security import security_event_record
 from calendars.crypto import UndecryptableText
 from calendars.models import CalendarIntegration, OAuthState
 
@@ -33,6 +35,10 @@ class Command(BaseCommand):
                         rows.update(**{field: value})  # written back under the current key
                         rotated += 1
         self.stdout.write(f"{rotated} value(s) re-encrypted with the current key.")
+        security_event_record(
+            kind=SecurityEvent.Kind.KEY_ROTATED,
+            detail=f"{rotated} re-encrypted, {unreadable} unreadable",
+        )
         if unreadable:
             raise CommandError(
                 f"{unreadable} value(s) could not be read: add the key they were written "
