@@ -170,9 +170,7 @@ def test_a_lost_grant_is_logged_once_with_its_cause(sandbox_settings, learner, p
 
 
 @pytest.mark.parametrize("provider", ["google", "outlook"])
-def test_a_failed_refresh_is_logged_with_its_code(
-    sandbox_settings, learner, provider
-):
+def test_a_failed_refresh_is_logged_with_its_code(sandbox_settings, learner, provider):
     integration = connect(sandbox_settings, learner, provider)
     sandbox_settings.add_fault("server_error", endpoint=TOKEN_ENDPOINT[provider], times=0)
     with pytest.raises(ProviderError):
