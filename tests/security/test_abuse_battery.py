@@ -44,7 +44,7 @@ class Battery:
     def __init__(self) -> None:
         self.tried: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
-        self.answers: list[str] = []
+        self.answers: dict[str, list[str]] = {}
         self.let_through: list[str] = []
 
     def attempt(self, family: str, response, refused: bool) -> None:
@@ -54,7 +54,8 @@ class Battery:
             self.let_through.append(f"{family}: {response.request['PATH_INFO']} answered "
                                     f"{response.status_code}")  # fmt: skip
         headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
-        self.answers.append(headers + "\n" + response.content.decode(errors="replace"))
+        text = headers + "\n" + response.content.decode(errors="replace")
+        self.answers.setdefault(family, []).append(text)
 
 
 def _signed_in(client: Client) -> bool:
@@ -271,30 +272,36 @@ def test_every_abuse_is_refused_and_nothing_leaks(
         sandbox_settings.google.issued_tokens() | sandbox_settings.microsoft.issued_tokens()
     )
     handed_out.discard("")
-    log = json.dumps(list(SecurityEvent.objects.values()), default=str)
-    places = {
-        "answers": "\n".join(battery.answers),
-        "security log": log,
-        # The application's logs at every level; the sandbox's own access log stands for the
-        # provider's, which sees its codes and states by design.
-        "logs": "\n".join(
+
+    def found(text: str) -> list[str]:
+        return sorted(secret for secret in handed_out if secret in text)
+
+    leaked = {family: found("\n".join(texts)) for family, texts in battery.answers.items()}
+    leaked["security log"] = found(json.dumps(list(SecurityEvent.objects.values()), default=str))
+    # The application's logs at every level; the sandbox's own access log stands for the
+    # provider's, which sees its codes and states by design.
+    leaked["logs"] = found(
+        "\n".join(
             f"{r.name}: {r.getMessage()}"
             for r in caplog.records
             if not r.name.startswith("sandbox")
-        ),
-    }
-    leaked = {where: sorted(s for s in handed_out if s in text) for where, text in places.items()}
+        )
+    )
 
-    width = max(len(family) for family in battery.tried)
+    width = max(len(name) for name in leaked)
     lines = [f"{'family':<{width}}  tried  refused  leaked"]
     for family, tried in battery.tried.items():
-        lines.append(f"{family:<{width}}  {tried:>5}  {battery.refused[family]:>7}  {0:>6}")
-    total_leaks = sum(len(found) for found in leaked.values())
+        lines.append(
+            f"{family:<{width}}  {tried:>5}  {battery.refused[family]:>7}  {len(leaked[family]):>6}"
+        )
+    for place in ("security log", "logs"):
+        lines.append(f"{place:<{width}}  {'':>5}  {'':>7}  {len(leaked[place]):>6}")
+    total_leaks = sum(len(secrets_found) for secrets_found in leaked.values())
     lines.append(
         f"{'all':<{width}}  {sum(battery.tried.values()):>5}  "
         f"{sum(battery.refused.values()):>7}  {total_leaks:>6}"
     )
-    lines.append(f"secrets searched for: {len(handed_out)}, in {', '.join(places)}")
+    lines.append(f"secrets searched for: {len(handed_out)}")
     print("\n" + "\n".join(lines))
     assert battery.refused == battery.tried, battery.let_through
-    assert not total_leaks, leaked
+    assert not total_leaks, {place: found for place, found in leaked.items() if found}
