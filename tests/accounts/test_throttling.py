@@ -132,3 +132,58 @@ def test_behind_the_proxy_the_address_is_the_one_the_proxy_added(rf, settings):
     assert client_ip(request) == "203.0.113.7"
     settings.BEHIND_TLS_PROXY = False
     assert client_ip(request) == "127.0.0.1"  # a client's header is not trusted without it
+
+
+# --- slowed before the lock ---------------------------------------------------------------
+
+
+@pytest.fixture
+def slowing(settings):
+    settings.AXES_FAILURE_LIMIT = 10
+    settings.SIGN_IN_SLOW_AFTER = 2
+
+
+def _age_attempts(seconds: float) -> None:
+    """The last failure as if it were `seconds` older."""
+    for attempt in AccessAttempt.objects.all():
+        attempt.attempt_time -= timedelta(seconds=seconds)
+        attempt.save(update_fields=["attempt_time"])
+
+
+def test_failures_past_the_threshold_are_slowed_then_allowed_after_the_wait(make_user, slowing):
+    make_user("lea")
+    client = Client()
+    assert _fail(client, "lea", times=2).status_code == 200
+
+    slowed = _sign_in(client, "lea", "pw-for-tests-1")  # even the right password, too soon
+
+    assert slowed.status_code == 429
+    assert slowed["Retry-After"] == "1"
+    assert "attendez 1 seconde avant de réessayer" in slowed.text
+    assert "_auth_user_id" not in slowed.wsgi_request.session
+    # That try counted: three failures, the next wait is 2 s.
+    _age_attempts(1.5)
+    assert _sign_in(client, "lea", "pw-for-tests-1")["Retry-After"] == "1"
+    _age_attempts(60)
+    assert _sign_in(client, "lea", "pw-for-tests-1").status_code == 302
+
+
+def test_each_try_too_soon_doubles_the_wait_up_to_a_minute_then_the_lock(make_user, slowing):
+    make_user("lea")
+    client = Client()
+    _fail(client, "lea", times=2)
+
+    # Each try made too soon is refused and counted as a failure.
+    waits = [int(_sign_in(client, "lea", "not-the-password")["Retry-After"]) for _ in range(7)]
+
+    assert waits == [1, 2, 4, 8, 16, 32, 60]
+    locked = _sign_in(client, "lea", "not-the-password")  # the tenth failure: the lock
+    assert locked.status_code == 429 and locked["Retry-After"] == "900"
+    assert "la connexion est bloquée pendant 15 minutes" in locked.text.replace("&#x27;", "'")
+
+
+def test_no_wait_below_the_threshold(make_user, slowing):
+    make_user("lea")
+    client = Client()
+    assert _fail(client, "lea", times=1).status_code == 200
+    assert _sign_in(client, "lea", "pw-for-tests-1").status_code == 302
