@@ -175,4 +175,6 @@ def _current_etag(session: Session, url: str) -> str | None:
     if response.status in (404, 410):
         return None
     entries, _ = multistatus(response)
-    return next((prop_text(e.props, DAV, "getetag") for e in entries if e.status // 100 == 2), "")
+    # Some servers (Xandikos) answer 207 for a resource that is gone, its 404 inside.
+    found = [e for e in entries if e.status // 100 == 2 and e.props]
+    return prop_text(found[0].props, DAV, "getetag") if found else None
