@@ -49,6 +49,8 @@ class ProxyState:
     refused_tokens: set[bytes] = field(default_factory=set)
     hide_sync_token: bool = False  # a server without sync-collection (RFC 6578)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    # Paths the proxy answers itself (204) by calling the action: test controls.
+    controls: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_fault(self, method: str) -> Fault | None:
@@ -69,6 +71,10 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             with state.lock:
                 state.requests.append((self.command, self.path))
+            if self.path in state.controls:
+                state.controls[self.path]()
+                self._answer(204, b"")
+                return
             if state.credentials is not None and not self._authenticated():
                 self._answer(401, b"", {"WWW-Authenticate": 'Basic realm="xandikos"'})
                 return
