@@ -39,9 +39,9 @@ from calendars.providers.types import EventPage, Removed, SeriesListed
 STATE_PREFIX = "c1."
 XML = {"Content-Type": "application/xml; charset=utf-8"}
 # Answers to a sync-collection whose token the server no longer takes: 403 with the
-# DAV:valid-sync-token precondition (RFC 6578 section 3.2, Radicale), 412 (Xandikos), and
-# 409, 410 or 400 seen elsewhere.
-REFUSED_TOKEN = (400, 403, 409, 410, 412)
+# DAV:valid-sync-token precondition (RFC 6578 section 3.2, Radicale), 412 (Xandikos), 418
+# (Nextcloud before 2024, after a deletion: python-caldav/caldav #183), and 409, 410 or 400.
+REFUSED_TOKEN = (400, 403, 409, 410, 412, 418)
 
 
 @dataclass(frozen=True)
