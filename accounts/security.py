@@ -202,6 +202,8 @@ DETAILS = {
         "admin_approval_required": _("l'administrateur de votre organisation doit approuver"),
         "provider_error": _("réponse inattendue du fournisseur"),
         "service_unavailable": _("service momentanément indisponible"),
+        "wrong_password": _("identifiant ou mot de passe refusé par le serveur"),
+        "not_caldav": _("adresse qui n'est pas celle d'un serveur d'agenda"),
     },
     Kind.GRANT_LOST: {
         "missing_scope": _("une autorisation a été retirée"),

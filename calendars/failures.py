@@ -212,6 +212,26 @@ FAILURES: dict[str, Failure] = _catalogue(
         permanent=True,
     ),
     Failure(
+        "wrong_password",
+        _(
+            "Le serveur a refusé cet identifiant ou ce mot de passe : rien n'a été connecté. "
+            "Vérifiez-les ; chez iCloud et Fastmail, utilisez un mot de passe d'application, "
+            "pas celui de votre compte."
+        ),
+        Action.CONNECT,
+        permanent=True,
+    ),
+    Failure(
+        "not_caldav",
+        _(
+            "Cette adresse ne répond pas comme un serveur d'agenda CalDAV : rien n'a été "
+            "connecté. Vérifiez-la (par exemple https://caldav.icloud.com) ou choisissez votre "
+            "service dans la liste."
+        ),
+        Action.CONNECT,
+        permanent=True,
+    ),
+    Failure(
         "admin_approval_required",
         _(
             "Votre organisation doit d'abord approuver notre application : demandez-le à son "

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from calendars.models import CalendarIntegration
@@ -50,3 +53,76 @@ class IntegrationSettingsForm(forms.Form):
                 "sync_enabled": integration.sync_enabled,
             },
         )
+
+
+# The servers offered by name; "other" takes the address the learner types. Both find the
+# account's calendars from their root (current-user-principal, RFC 5397); Fastmail's:
+# https://www.fastmail.com/help/technical/servernamesandports.html
+CALDAV_PRESETS = {
+    "icloud": ("iCloud", "https://caldav.icloud.com"),
+    "fastmail": ("Fastmail", "https://caldav.fastmail.com/"),
+}
+
+
+class CalDAVConnectForm(forms.Form):
+    """A CalDAV account: its server (a preset or an address), a username and an app-specific
+    password. The password is never shown again, not even when the form comes back with an
+    error."""
+
+    server = forms.ChoiceField(label=_("Votre service"), widget=forms.RadioSelect)
+    url = forms.URLField(
+        label=_("Adresse du serveur CalDAV"),
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text=_(
+            "Seulement pour « Autre serveur » : l'adresse CalDAV que donne votre service, par "
+            "exemple https://cloud.example.org/remote.php/dav pour Nextcloud."
+        ),
+    )
+    username = forms.CharField(
+        label=_("Identifiant"),
+        max_length=254,
+        help_text=_("En général votre adresse e-mail chez ce service (iCloud : votre Apple ID)."),
+        widget=forms.TextInput(attrs={"autocomplete": "username", "spellcheck": "false"}),
+    )
+    password = forms.CharField(
+        label=_("Mot de passe d'application"),
+        max_length=500,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}, render_value=False),
+        help_text=_(
+            "Pas le mot de passe de votre compte : un mot de passe créé pour cette connexion. "
+            "iCloud : account.apple.com › Connexion et sécurité › Mots de passe pour app. "
+            "Fastmail : Paramètres › Confidentialité et sécurité › Mots de passe d'application."
+        ),
+    )
+
+    def __init__(self, *args: Any, demo_url: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.presets = dict(CALDAV_PRESETS)
+        if demo_url:
+            label = _("Serveur de démonstration (local)")
+            if settings.CALDAV_DEMO_USERNAME:
+                label = _(
+                    "Serveur de démonstration (local) : identifiant %(username)s, mot de passe "
+                    "%(password)s"
+                ) % {
+                    "username": settings.CALDAV_DEMO_USERNAME,
+                    "password": settings.CALDAV_DEMO_PASSWORD,
+                }
+            self.presets["demo"] = (str(label), demo_url)
+        self.fields["server"].choices = [
+            *((key, label) for key, (label, _url) in self.presets.items()),
+            ("other", _("Autre serveur (Nextcloud, Zimbra, Synology…)")),
+        ]
+        self.fields["server"].initial = "demo" if demo_url else "icloud"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        server = data.get("server")
+        if server in self.presets:
+            data["url"] = self.presets[server][1]
+        elif server == "other" and not data.get("url"):
+            self.add_error("url", _("Indiquez l'adresse CalDAV de votre service."))
+        return data

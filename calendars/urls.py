@@ -12,6 +12,7 @@ urlpatterns = [
     path("shown/", views.show_calendars, name="show_calendars"),
     path("version", views.calendar_version, name="version"),
     path("connect/<str:provider>/", views.connect, name="connect"),
+    path("connect/<str:provider>/password", views.connect_password, name="connect_password"),
     path("export/<str:provider>/<int:pk>/", views.export_formation, name="export_formation"),
     path(
         "conflicts/<int:formation>/<int:event>/dismiss",

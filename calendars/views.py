@@ -32,7 +32,7 @@ from calendars.agenda import (
 from calendars.availability import dismissed_conflicts_between
 from calendars.errors import ProviderError, ReconnectRequired, Refused
 from calendars.failures import failure_of
-from calendars.forms import IntegrationSettingsForm
+from calendars.forms import CalDAVConnectForm, IntegrationSettingsForm
 from calendars.layout import clashes, mark_conflicts, time_grid
 from calendars.models import CalendarIntegration, SyncRun
 from calendars.providers.names import PROVIDERS
@@ -47,6 +47,7 @@ from calendars.services.connection import (
     calendars_show,
     integration_choose_calendars,
     integration_connect_finish,
+    integration_connect_password,
     integration_connect_start,
     integration_redirect_uri,
     integration_refresh_calendars,
@@ -236,6 +237,15 @@ def _calendar_back(data: Any) -> str:
 @never_cache  # it shows the private feed address
 @require_GET
 def settings_calendars(request: HttpRequest) -> HttpResponse:
+    return _settings_page(request)
+
+
+def _settings_page(
+    request: HttpRequest, *, connect_forms: dict[str, CalDAVConnectForm] | None = None
+) -> HttpResponse:
+    """The Calendriers settings page; `connect_forms`: a password form sent back with its
+    errors (answered 400)."""
+    connect_forms = connect_forms or {}
     integrations = {
         i.provider: i
         # Never decrypted to list them: a credential no key reads must not lock the page.
@@ -258,10 +268,58 @@ def settings_calendars(request: HttpRequest) -> HttpResponse:
             "target": _export_target(integrations.get(name)),
             "last_run": integrations[name].sync_runs.first() if name in integrations else None,
             "sync": states.get(name),
+            "connect_form": connect_forms.get(name) or _connect_form(provider, integrations),
         }
         for name, provider in PROVIDERS.items()
     ]
-    return render(request, "calendars/settings.html", {"cards": cards, "tab": "calendars"})
+    context = {"cards": cards, "tab": "calendars", "poll_minutes": _poll_minutes()}
+    return render(request, "calendars/settings.html", context, status=400 if connect_forms else 200)
+
+
+def _connect_form(provider: Any, integrations: dict[str, Any]) -> CalDAVConnectForm | None:
+    """A blank password form where one is shown: a provider connected with a password, not
+    connected yet or asking for a new one."""
+    if provider.connection != "password":
+        return None
+    integration = integrations.get(provider.name)
+    if integration is not None and not integration.needs_reconnect:
+        return None
+    initial = {"username": integration.account_email} if integration else None
+    return CalDAVConnectForm(initial=initial, demo_url=settings.CALDAV_DEMO_URL)
+
+
+def _poll_minutes() -> int:
+    return max(1, round(settings.CALENDAR_SYNC_INTERVAL / 60))
+
+
+@require_POST
+def connect_password(request: HttpRequest, provider: str) -> HttpResponse:
+    """A CalDAV account's form: checked with the server at once; connected, its first sync is
+    sent; refused, the form comes back with why (the password never shown again)."""
+    provider = _provider_or_404(provider)
+    if PROVIDERS[provider].connection != "password":
+        raise Http404
+    form = CalDAVConnectForm(request.POST, demo_url=settings.CALDAV_DEMO_URL)
+    if form.is_valid():
+        try:
+            integration = integration_connect_password(
+                user=request.user,
+                provider_name=provider,
+                url=form.cleaned_data["url"],
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password"],
+            )
+        except Refused as error:
+            form.add_error(None, str(error.message))
+        else:
+            dispatch_sync(integration.pk, SyncRun.Trigger.CONNECT)
+            messages.success(
+                request,
+                _("%(provider)s est connecté (%(account)s).")
+                % {"provider": PROVIDERS[provider].title, "account": integration.account_email},
+            )
+            return redirect("settings_calendars")
+    return _settings_page(request, connect_forms={provider: form})
 
 
 def _export_target(integration: CalendarIntegration | None) -> Any:
@@ -274,6 +332,8 @@ def _export_target(integration: CalendarIntegration | None) -> Any:
 @require_POST
 def connect(request: HttpRequest, provider: str) -> HttpResponse:
     provider = _provider_or_404(provider)
+    if PROVIDERS[provider].connection == "password":  # its form is on the settings page
+        return redirect(reverse("settings_calendars") + f"#integration-{provider}")
     existing = CalendarIntegration.objects.filter(user=request.user, provider=provider).first()
     try:
         url = integration_connect_start(

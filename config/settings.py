@@ -337,6 +337,16 @@ CELERY_BEAT_SCHEDULE = {
 # An extra certificate authority to trust for Microsoft (a TLS-inspecting proxy, the sandbox).
 OUTLOOK_CA_BUNDLE = _endpoint("OUTLOOK_CA_BUNDLE", "", str(CALENDAR_SANDBOX_STATE_DIR / "ca.pem"))
 
+# CalDAV calendars (iCloud, Fastmail, Nextcloud...): offered unless turned off. The learner
+# gives a server address, a username and an app-specific password; presets fill the address.
+CALDAV_ENABLED = env.bool("CALDAV_ENABLED", default=True)
+# A CalDAV server offered as a preset beside iCloud and Fastmail: `make run` starts a local
+# Radicale with a demo account and sets it; empty in production.
+CALDAV_DEMO_URL = env.str("CALDAV_DEMO_URL", default="")
+# Its account, shown beside it on the settings page (a demo's, not a secret).
+CALDAV_DEMO_USERNAME = env.str("CALDAV_DEMO_USERNAME", default="")
+CALDAV_DEMO_PASSWORD = env.str("CALDAV_DEMO_PASSWORD", default="")
+
 # Where providers send the learner back; by default /calendar/callback/<provider> on the host
 # that started the flow. Set them when the site is reached through another name.
 GOOGLE_REDIRECT_URI = env.str("GOOGLE_REDIRECT_URI", default="")

@@ -16,6 +16,8 @@ from sandbox.core import Options, Sandbox
 # The sandbox's test helpers check what they get with assert: pytest rewrites them as it does
 # test modules, for the same detailed failure messages.
 pytest.register_assert_rewrite("tests.sandbox.google.helpers", "tests.sandbox.microsoft.helpers")
+# Real CalDAV servers for the pages', API's and browser's tests of the CalDAV provider.
+pytest_plugins = ["tests.calendars.caldav.fixtures"]
 
 User = get_user_model()
 _counter = itertools.count(1)

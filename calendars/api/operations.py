@@ -28,6 +28,7 @@ from calendars.api.schemas import (
     FormationOut,
     IntegrationOut,
     IsoDay,
+    PasswordConnectIn,
     SettingsIn,
 )
 from calendars.availability import Conflict, dismissed_conflicts_between, learner_conflicts
@@ -40,6 +41,7 @@ from calendars.selectors import learner_integration
 from calendars.services.conflicts import conflict_dismiss, conflict_restore
 from calendars.services.connection import (
     integration_connect_finish,
+    integration_connect_password,
     integration_connect_start,
     integration_redirect_uri,
     integration_update_settings,
@@ -61,6 +63,19 @@ def _provider(name: str) -> str:
     return name
 
 
+def _connected_by(provider: str, connection: str) -> str:
+    """The provider named, if it connects that way (`oauth` or `password`)."""
+    name = _provider(provider)
+    if PROVIDERS[name].connection != connection:
+        other = "/connect" if connection == "oauth" else "/auth-url"
+        raise ApiError(
+            404,
+            "unknown_provider",
+            _("Ce fournisseur se connecte autrement : voyez %(path)s.") % {"path": other},
+        )
+    return name
+
+
 def _integration(request: HttpRequest, provider: str) -> CalendarIntegration:
     return learner_integration(request.auth, _provider(provider))
 
@@ -78,7 +93,7 @@ def auth_url(request: HttpRequest, provider: str) -> dict[str, str]:
     10 minutes, bound to the caller and single-use."""
     url = integration_connect_start(
         user=request.auth,
-        provider_name=_provider(provider),
+        provider_name=_connected_by(provider, "oauth"),
         redirect_uri=integration_redirect_uri(
             provider_name=provider, absolute=request.build_absolute_uri
         ),
@@ -93,8 +108,30 @@ def callback(request: HttpRequest, provider: str, payload: CallbackIn) -> Integr
     """Completes a flow started with `auth-url`, from the query the provider redirected to."""
     integration = integration_connect_finish(
         user=request.auth,
-        provider_name=_provider(provider),
+        provider_name=_connected_by(provider, "oauth"),
         params=payload.model_dump(exclude_none=True),
+    )
+    dispatch_sync(integration.pk, SyncRun.Trigger.CONNECT)
+    return IntegrationOut.of(integration)
+
+
+@router.post(
+    "/{provider}/connect", response={200: IntegrationOut, **ERRORS, 502: ErrorOut}, by_alias=True
+)
+def connect_password(
+    request: HttpRequest, provider: str, payload: PasswordConnectIn
+) -> IntegrationOut:
+    """Connects a provider reached with a password (`caldav`: iCloud
+    `https://caldav.icloud.com`, Fastmail `https://caldav.fastmail.com/`, Nextcloud...),
+    checked with the server at once: a refused password is a 400 `wrong_password`, an address
+    that is no CalDAV server a 400 `not_caldav`, and nothing is stored. OAuth providers use
+    `auth-url` and `callback` instead."""
+    integration = integration_connect_password(
+        user=request.auth,
+        provider_name=_connected_by(provider, "password"),
+        url=payload.url,
+        username=payload.username,
+        password=payload.password,
     )
     dispatch_sync(integration.pk, SyncRun.Trigger.CONNECT)
     return IntegrationOut.of(integration)

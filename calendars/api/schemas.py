@@ -37,6 +37,17 @@ class CallbackIn(Schema):
     error: str | None = Field(None, max_length=200)
 
 
+class PasswordConnectIn(Schema):
+    """A CalDAV account: its server's address, the username and an app-specific password
+    (never returned, never logged)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=500, pattern=r"^https?://")
+    username: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=500)
+
+
 class RunOut(Schema):
     """One sync of an integration (the latest, in IntegrationOut)."""
 

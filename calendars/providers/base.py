@@ -61,6 +61,12 @@ class OAuthClient(ABC):
         saving). None by default: every token is asked of `access_token`."""
         return None
 
+    def sign_in(self, *, url: str, username: str, password: str) -> Grant:
+        """For a provider connected with a form (`ProviderInfo.connection` "password"):
+        checks the server address, username and password at once and returns the Grant to
+        store; AuthorizationDenied when the server refuses them. OAuth providers have none."""
+        raise NotImplementedError(f"{type(self).__name__} connects through OAuth")
+
     @abstractmethod
     def revoke(self, credentials: dict[str, Any]) -> bool:
         """Withdraws the grant at the provider where it can (Google); best effort. True when

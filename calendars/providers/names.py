@@ -16,6 +16,12 @@ class ProviderInfo:
     label: str  # shown to people, translated by `title` ("Google Agenda" is Google Calendar)
     module: str  # the package whose `provider` implements it
     client_settings: tuple[str, ...]  # the settings that must be set for it to be offered
+    # How a learner connects: "oauth" (sent to the provider's consent page) or "password" (a
+    # form: server address, username, app-specific password; checked at once).
+    connection: str = "oauth"
+    # No push channels (its provider's `push` is None): the periodic sync polls it, and its
+    # settings card says so.
+    polled: bool = False
 
     @property
     def title(self) -> str:
@@ -34,6 +40,9 @@ PROVIDERS: dict[str, ProviderInfo] = {
                      ("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET")),
         ProviderInfo("outlook", "Outlook", "calendars.providers.outlook",
                      ("OUTLOOK_CLIENT_ID", "OUTLOOK_CLIENT_SECRET")),
+        ProviderInfo("caldav", gettext_noop("CalDAV (iCloud, Fastmail, Nextcloud…)"),
+                     "calendars.providers.caldav", ("CALDAV_ENABLED",), connection="password",
+                     polled=True),
     )
 }  # fmt: skip
 PROVIDER_CHOICES = [(name, gettext_lazy(info.label)) for name, info in PROVIDERS.items()]

@@ -153,6 +153,10 @@ class Write:
     body: dict[str, Any] | None = None  # create and update: from Provider.event_body
     uid: str = ""  # create (Outlook's transactionId) and find: the formation's uid
     copy: int = 0
+    # Update and delete: the provider's version of the event as last seen (its change
+    # marker). CalDAV writes on that condition (If-Match), so that a change made since is
+    # noticed (412) rather than overwritten blind; the others leave it aside.
+    version: str = ""
 
 
 class Outcome:

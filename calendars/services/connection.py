@@ -17,7 +17,13 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import SecurityEvent
 from accounts.security import security_event_record
-from calendars.errors import AppCredentialsRejected, ProviderError, Refused, ScopeMissing
+from calendars.errors import (
+    AppCredentialsRejected,
+    AuthorizationDenied,
+    ProviderError,
+    Refused,
+    ScopeMissing,
+)
 from calendars.failures import refused
 from calendars.locking import lock_rows
 from calendars.models import (
@@ -159,12 +165,54 @@ def _connect_finish(
         ) from None
 
     provider_fault_clear(provider=provider_name)  # the code was redeemed: the app is fine
+    # A permission left unticked: connected, but told at once what is missing, with a button
+    # that asks for it; no listing that could only be refused.
+    return _connected(
+        user=user,
+        provider_name=provider_name,
+        grant=grant,
+        missing=bool(provider.oauth.missing_scopes(grant.scopes)),
+    )
+
+
+@sensitive_variables("password", "grant")
+def integration_connect_password(
+    *, user: Any, provider_name: str, url: str, username: str, password: str
+) -> CalendarIntegration:
+    """Connects a provider reached with a server address, a username and an (app-specific)
+    password (CalDAV): checked with the server at once; refused, nothing is stored. A
+    refusal goes to the security log, as a refused OAuth callback does."""
+    info = PROVIDERS[provider_name]
+    if info.connection != "password" or not info.is_configured():
+        raise refused("unavailable")
+    try:
+        grant = get_provider(provider_name).oauth.sign_in(
+            url=url, username=username, password=password
+        )
+    except AuthorizationDenied:
+        code = "wrong_password"
+    except ProviderError as error:
+        logger.warning("Connect with a password failed for %s: %s", provider_name, error.message)
+        code = "not_caldav" if error.permanent else "provider_error"
+    else:
+        return _connected(user=user, provider_name=provider_name, grant=grant, missing=False)
+    security_event_record(
+        kind=SecurityEvent.Kind.OAUTH_REFUSED,
+        user=user,
+        service=info.label,
+        account=username,
+        detail=code,
+    )
+    raise refused(code)
+
+
+@sensitive_variables("grant")
+def _connected(*, user: Any, provider_name: str, grant: Any, missing: bool) -> CalendarIntegration:
+    """Stores a grant as the learner's integration with the provider (new, or replacing the
+    previous one's credentials, their choices kept), then lists their calendars."""
     with transaction.atomic():
         _row, created = CalendarIntegration.objects.get_or_create(user=user, provider=provider_name)
         integration = lock_rows(CalendarIntegration.objects).get(user=user, provider=provider_name)
-        # A permission left unticked: connected, but told at once what is missing, with a
-        # button that asks for it; no listing that could only be refused.
-        missing = bool(provider.oauth.missing_scopes(grant.scopes))
         _store_grant(integration, grant, missing_permission=missing)
         security_event_record(
             kind=SecurityEvent.Kind.INTEGRATION_CONNECTED

@@ -277,7 +277,10 @@ def _writing_step(row: FormationExport, body: dict[str, Any], fingerprint: str) 
         else:
             write = Write(key=0, kind=WriteKind.FIND, body=body, **base)
     elif row.fingerprint != fingerprint:
-        write = Write(key=0, kind=WriteKind.UPDATE, event_id=row.external_id, body=body, **base)
+        write = Write(
+            key=0, kind=WriteKind.UPDATE, event_id=row.external_id, body=body,
+            version=row.remote_version, **base,
+        )  # fmt: skip
     else:
         return None
     return _Step(row=row, write=write, fingerprint=fingerprint)
@@ -293,6 +296,7 @@ def _removal(row: FormationExport, *, purpose: str = "remove") -> _Step:
         event_id=row.external_id,
         uid=str(row.formation_uid),
         copy=row.copy,
+        version=row.remote_version,
     )
     return _Step(row=row, write=write, purpose=purpose)
 

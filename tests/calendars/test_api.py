@@ -367,6 +367,7 @@ def test_docs_render_for_signed_in_learners_only(client, learner_client):
     assert set(schema["paths"]) == {
         f"{BASE}/{{provider}}/auth-url",
         f"{BASE}/{{provider}}/callback",
+        f"{BASE}/{{provider}}/connect",
         f"{BASE}/{{provider}}/export-formation",
         f"{BASE}/integrations",
         f"{BASE}/integrations/{{type}}/settings",

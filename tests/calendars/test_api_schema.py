@@ -12,6 +12,7 @@ def test_operation_ids_are_the_ones_clients_know():
     assert ids == {
         "calendars_api_auth_url",
         "calendars_api_callback",
+        "calendars_api_connect_password",
         "calendars_api_integrations",
         "calendars_api_update_settings",
         "calendars_api_disconnect",

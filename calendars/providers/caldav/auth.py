@@ -31,14 +31,15 @@ def check(url: str, username: str, password: str) -> Grant:
     AuthorizationDenied when it refused them (the message names no secret), a permanent
     ProviderError when the address is no CalDAV server, a temporary one when it is down."""
     account = Account(url.strip(), username.strip(), password)
+    session = Session(account)
     try:
-        home = discover(Session(account))
+        home = discover(session)
     except Unauthorized:
         raise AuthorizationDenied(
             "The CalDAV server refused the username or password (an app-specific password "
             "is needed at iCloud, Fastmail and for accounts with two-factor authentication)."
         ) from None
-    found = Account(account.url, account.username, account.password, home)
+    found = Account(account.url, account.username, account.password, home, session.auth_type)
     return _grant(found)
 
 
@@ -94,6 +95,7 @@ def _grant(account: Account) -> Grant:
         "username": account.username,
         "password": account.password,
         "home": account.home,
+        "auth_type": account.auth_type,
     }
     return Grant(
         credentials=credentials,
@@ -111,6 +113,7 @@ def _account(credentials: dict[str, Any]) -> Account:
             str(credentials["username"]),
             str(credentials["password"]),
             str(credentials.get("home") or ""),
+            str(credentials.get("auth_type") or ""),
         )
     except KeyError:
         raise ReconnectRequired("The stored CalDAV credentials are incomplete.") from None
@@ -135,11 +138,17 @@ class CalDAVAuth(OAuthClient):
         account = _account(credentials)
         if not force:
             return _grant(account)
+        session = Session(account)
         try:
-            home = discover(Session(account))
+            home = discover(session)
         except Unauthorized:
             raise ReconnectRequired("The CalDAV server refuses the stored password.") from None
-        return _grant(Account(account.url, account.username, account.password, home))
+        return _grant(
+            Account(account.url, account.username, account.password, home, session.auth_type)
+        )
+
+    def sign_in(self, *, url: str, username: str, password: str) -> Grant:
+        return check(url, username, password)
 
     def stored_access_token(self, credentials: dict[str, Any]) -> str | None:
         return _account(credentials).token()

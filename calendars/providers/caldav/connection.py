@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-import niquests
+import requests
 from caldav import DAVClient
+from caldav.davclient import DAVResponse
 from caldav.lib import error as dav_error
-from caldav.response import DAVResponse
 from django.conf import settings
 from lxml import etree
 
@@ -30,6 +30,7 @@ CALDAV = "urn:ietf:params:xml:ns:caldav"
 CALSERVER = "http://calendarserver.org/ns/"
 APPLE = "http://apple.com/ns/ical/"
 REFUSED = "The CalDAV server refused the username or password."
+PREEMPTIVE = {"basic": requests.auth.HTTPBasicAuth, "digest": requests.auth.HTTPDigestAuth}
 UNREADABLE = "The CalDAV server sent an answer that could not be read."
 
 
@@ -41,21 +42,26 @@ class Account:
     username: str
     password: str
     home: str = ""  # the calendar-home-set, once discovered
+    # The authentication scheme the server asked for ("basic", "digest"), once known: sent
+    # with the first request, where a client that does not know it sends none, is refused
+    # (401) and tries again; Radicale answers such a 401 after a 2 s pause (against guessing).
+    auth_type: str = ""
 
     def __repr__(self) -> str:  # a traceback's locals never show the password
         return f"Account(url={self.url!r}, username={self.username!r})"
 
     def token(self) -> str:
         return json.dumps(
-            {"u": self.url, "n": self.username, "p": self.password, "h": self.home},
+            {"u": self.url, "n": self.username, "p": self.password, "h": self.home,
+             "a": self.auth_type},
             separators=(",", ":"),
-        )
+        )  # fmt: skip
 
     @classmethod
     def of(cls, token: str) -> Account:
         try:
             data = json.loads(token)
-            return cls(data["u"], data["n"], data["p"], data.get("h") or "")
+            return cls(data["u"], data["n"], data["p"], data.get("h") or "", data.get("a") or "")
         except (ValueError, KeyError, TypeError):
             raise Unauthorized("The CalDAV access token could not be read.") from None
 
@@ -70,11 +76,28 @@ class Session:
             username=account.username,
             password=account.password,
             timeout=settings.CALENDAR_HTTP_TIMEOUT,
-            # An address without a scheme (a bare domain) is looked up (RFC 6764: DNS SRV and
-            # /.well-known/caldav); a full URL is taken as it is.
-            enable_rfc6764="://" not in account.url,
+            # caldav 2.0's own `auth_type` builds no authentication (its `build_auth_object`
+            # skips it once a type is given): the scheme known is handed over ready-made.
+            auth=PREEMPTIVE[account.auth_type](account.username, account.password)
+            if account.auth_type in PREEMPTIVE
+            else None,
         )
+        # The library raises on a 401 or 403 without saying which, nor the body (a refused
+        # sync token is a 403 with a precondition): the last answer is kept to tell.
+        self.last: requests.Response | None = None
+        self.client.session.hooks["response"].append(self._keep)
         self.sent = 0
+
+    def _keep(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.last = response
+
+    @property
+    def auth_type(self) -> str:
+        """The scheme the server asked for, once a request was answered ("" before)."""
+        auth = self.client.auth
+        if isinstance(auth, requests.auth.HTTPDigestAuth):
+            return "digest"
+        return "basic" if isinstance(auth, requests.auth.HTTPBasicAuth) else ""
 
     def request(
         self,
@@ -88,12 +111,14 @@ class Session:
         """One request; statuses in `allow` come back as answers, every other failure as a
         ProviderError (401: Unauthorized; 429 and 5xx: temporary, with Retry-After)."""
         self.sent += 1
+        self.last = None
         try:
             response = self.client.request(url, method, body, headers or {})
-        except dav_error.AuthorizationError as refused:
-            status = refused.status or 401
+        except dav_error.AuthorizationError:
+            status = self.last.status_code if self.last is not None else 401
             if status in allow:
-                return _Refusal(status, refused.body)  # type: ignore[return-value]
+                body_seen = self.last.content if self.last is not None else b""
+                return _Refusal(status, body_seen)  # type: ignore[return-value]
             if status == 401:
                 raise Unauthorized(REFUSED, status=401) from None
             raise ProviderError(
@@ -101,13 +126,7 @@ class Session:
                 permanent=True,
                 status=status,
             ) from None
-        except dav_error.RateLimitError as limited:
-            raise RateLimited(
-                f"The CalDAV server asks to slow down ({limited.status}).",
-                retry_after=retry_after_seconds(limited.retry_after),
-                status=limited.status,
-            ) from None
-        except (niquests.exceptions.RequestException, OSError) as failure:
+        except (requests.exceptions.RequestException, OSError) as failure:
             # Timeouts, refused connections, a connection dropped in the middle of an answer.
             raise ProviderError(
                 f"The CalDAV server could not be reached ({type(failure).__name__})."
@@ -120,9 +139,12 @@ class Session:
         if status < 400 or status in allow:
             return response
         retry_after = retry_after_seconds(_header(response, "Retry-After"))
-        if status == 429:
+        # A 503 that says when to come back is how iCloud throttles.
+        if status == 429 or (status == 503 and retry_after is not None):
             raise RateLimited(
-                "The CalDAV server asks to slow down (429).", retry_after=retry_after, status=429
+                f"The CalDAV server asks to slow down ({status}).",
+                retry_after=retry_after,
+                status=status,
             )
         if status >= 500:
             raise ProviderError(

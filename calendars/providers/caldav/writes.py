@@ -47,7 +47,7 @@ def _write(session: Session, write: Write) -> WriteOutcome:
     if write.kind == WriteKind.CREATE:
         return _create(session, write)
     if write.kind == WriteKind.UPDATE:
-        return _update(session, write, expected=getattr(write, "version", "") or "")
+        return _update(session, write, expected=write.version)
     if write.kind == WriteKind.DELETE:
         return _delete(session, write)
     return _find(session, write)
@@ -106,7 +106,7 @@ def _update(session: Session, write: Write, *, expected: str) -> WriteOutcome:
 
 def _delete(session: Session, write: Write) -> WriteOutcome:
     url = event_url(write.calendar_id, write.event_id)
-    expected = getattr(write, "version", "") or ""
+    expected = write.version
     headers = {"If-Match": expected} if expected else {}
     response = session.request("DELETE", url, headers=headers, allow=(404, 410, 412))
     if response.status in (404, 410):

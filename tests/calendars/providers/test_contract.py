@@ -2,10 +2,12 @@
 capability, through the provider's real client libraries against the sandbox over loopback.
 
 Parametrised over the registry (calendars.providers.names.PROVIDERS): a new provider is picked
-up as soon as it has its line there, and is done when it passes. Beyond the interface in
-calendars/providers/base.py, a provider reads its listing page size from EVENTS_PAGE_SIZE in
-its calendar client's module, so that a listing can be asked for in small pages here; and the
-sandbox must emulate it (tests/calendars/connect_helpers.py connects an account there).
+up as soon as it has its line there, and is done when it passes. A provider the sandbox does not
+emulate runs these tests against real servers, from a module of its own (ON_REAL_SERVERS).
+Beyond the interface in calendars/providers/base.py, a provider reads its listing page size
+from EVENTS_PAGE_SIZE in its calendar client's module, so that a listing can be asked for in
+small pages here; and the sandbox emulates it (tests/calendars/connect_helpers.py connects an
+account there), or its module plays the sandbox's part.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -113,7 +116,20 @@ class Connected:
         ]
 
 
-@pytest.fixture(params=list(PROVIDERS))
+# Where each provider's contract runs: the sandbox emulates Google and Microsoft; CalDAV runs
+# it against real servers (Radicale and Xandikos), whose module takes these tests as they are.
+ON_REAL_SERVERS = {"caldav": "tests/calendars/providers/caldav/test_contract_caldav.py"}
+ON_THE_SANDBOX = [name for name in PROVIDERS if name not in ON_REAL_SERVERS]
+
+
+def test_every_registered_provider_runs_the_contract_somewhere():
+    assert set(ON_THE_SANDBOX) | set(ON_REAL_SERVERS) == set(PROVIDERS)
+    root = Path(__file__).resolve().parents[3]
+    for module in ON_REAL_SERVERS.values():
+        assert "from tests.calendars.providers.test_contract import" in (root / module).read_text()
+
+
+@pytest.fixture(params=ON_THE_SANDBOX)
 def connected(request: pytest.FixtureRequest, sandbox_settings: Any, learner: Any) -> Connected:
     integration = connect(sandbox_settings, learner, request.param)
     account = sandbox_settings.store.account(integration.account_email)

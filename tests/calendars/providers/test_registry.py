@@ -7,7 +7,7 @@ from calendars.providers import get_provider
 from calendars.providers.names import PROVIDER_CHOICES, PROVIDERS
 from tests.processes import run_python
 
-CLIENT_LIBRARIES = ("googleapiclient", "google_auth_oauthlib", "msal")
+CLIENT_LIBRARIES = ("googleapiclient", "google_auth_oauthlib", "msal", "caldav")
 
 
 def test_setting_django_up_loads_no_provider_client_library():
@@ -26,3 +26,15 @@ def test_every_registered_provider_loads_under_its_name():
         provider = get_provider(name)
         assert provider.name == name
         assert provider.oauth is not None and provider.calendars is not None
+
+
+def test_the_registry_says_which_providers_are_polled_as_their_packages_do():
+    for name, info in PROVIDERS.items():
+        assert info.polled == (get_provider(name).push is None), name
+
+
+def test_only_password_providers_sign_in_with_a_password():
+    for name, info in PROVIDERS.items():
+        oauth = type(get_provider(name).oauth)
+        has_own = "sign_in" in vars(oauth)
+        assert has_own == (info.connection == "password"), name

@@ -14,8 +14,11 @@ from calendars.providers.base import STORED_TOKEN_MARGIN
 from calendars.providers.names import PROVIDERS
 from tests.calendars.connect_helpers import connect
 
+# Those the sandbox connects; CalDAV's: tests/calendars/caldav/test_caldav_learner.py.
+OAUTH_PROVIDERS = [name for name, info in PROVIDERS.items() if info.connection == "oauth"]
 
-@pytest.mark.parametrize("provider", list(PROVIDERS))
+
+@pytest.mark.parametrize("provider", OAUTH_PROVIDERS)
 def test_the_token_the_connection_stored_is_read_back_without_a_request(
     sandbox_settings, learner, provider
 ):

@@ -441,8 +441,10 @@ def test_an_update_on_an_etag_changed_underneath_writes_the_formation_again(dav,
     # The learner edits the event in their calendar application meanwhile.
     edited = dav.get(calendar, created.event_id).text.replace(written.title, "Modifié")
     dav.put(calendar, created.event_id, edited)
-    write = update(calendar, created.event_id, dataclasses.replace(written, title="Nouveau titre"))
-    write.version = created.version  # type: ignore[attr-defined]  # the ETag the export knows
+    write = dataclasses.replace(
+        update(calendar, created.event_id, dataclasses.replace(written, title="Nouveau titre")),
+        version=created.version,  # the ETag the export knows
+    )
 
     (outcome,), sent = provider.calendars.write_events(token, [write])
 

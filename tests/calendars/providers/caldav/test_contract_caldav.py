@@ -4,8 +4,8 @@ provider, against Radicale and Xandikos instead of the sandbox.
 The contract's tests are taken as they are; what they ask of the sandbox is given here by a
 small stand-in: the account and its calendar (`connected.remote.events`, read straight from
 the server), `store.save` and `store.delete` (what the learner does in their calendar
-application), and the sandbox's "invalidate-sync" control, answered by the proxy. The
-provider is used directly: it is not in the registry (calendars.providers.names) yet.
+application), and the sandbox's "invalidate-sync" control, answered by the proxy
+(tests/calendars/providers/test_contract.py lists this module in ON_REAL_SERVERS).
 """
 
 from __future__ import annotations
