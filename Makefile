@@ -17,7 +17,7 @@ $(BIN)/python:
 
 # Reinstall only when pyproject.toml changes, so that re-running is fast.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[demo]"
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
@@ -25,7 +25,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed
 
 # Without real provider credentials, the calendar sandbox (a local Google and Microsoft) runs
-# beside the site and CALENDAR_SANDBOX=true points the site at it.
+# beside the site and CALENDAR_SANDBOX=true points the site at it; a real CalDAV server
+# (Radicale, with a demo account) runs too, offered on the settings page.
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
@@ -36,6 +37,11 @@ run: $(VENV)/.installed
 		export CALENDAR_SANDBOX=true; \
 		$(BIN)/python manage.py calendar_sandbox & pids="$$pids $$!"; \
 		sleep 1; \
+	fi; \
+	if $(BIN)/python manage.py caldav_demo --needed; then \
+		export CALDAV_DEMO_URL=http://127.0.0.1:5232/ CALDAV_DEMO_USERNAME=demo@caldav.test \
+			CALDAV_DEMO_PASSWORD=demo-app-password; \
+		$(BIN)/python manage.py caldav_demo & pids="$$pids $$!"; \
 	fi; \
 	$(BIN)/python manage.py sync_calendars --loop 60 & pids="$$pids $$!"; \
 	echo; \

@@ -34,4 +34,8 @@ def test_only_the_sandbox_app_and_its_command_use_django():
         for path, names in imported_modules("sandbox").items()
         if any(top_level(name) == "django" for name in names)
     }
-    assert users <= {"sandbox/apps.py", "sandbox/management/commands/calendar_sandbox.py"}
+    assert users <= {
+        "sandbox/apps.py",
+        "sandbox/management/commands/calendar_sandbox.py",
+        "sandbox/management/commands/caldav_demo.py",
+    }
