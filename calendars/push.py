@@ -30,6 +30,7 @@ from calendars.errors import (
 from calendars.models import Calendar, CalendarIntegration, PushChannel
 from calendars.providers import get_provider
 from calendars.providers.base import PushClient
+from calendars.providers.names import PROVIDERS
 from calendars.selectors import integration_calendars, integration_has_exports
 from calendars.services.credentials import integration_call
 
@@ -38,8 +39,9 @@ logger = logging.getLogger(__name__)
 
 def webhook_address(provider: str) -> str:
     """Where `provider` sends notifications, or "" when push cannot work here: providers
-    call https addresses only (the sandbox also calls plain http on loopback)."""
-    if not settings.CALENDAR_PUSH_ENABLED:
+    call https addresses only (the sandbox also calls plain http on loopback), and polled
+    ones (CalDAV) call nothing."""
+    if not settings.CALENDAR_PUSH_ENABLED or PROVIDERS[provider].polled:
         return ""
     base = settings.CALENDAR_WEBHOOK_URL
     parts = urlsplit(base)

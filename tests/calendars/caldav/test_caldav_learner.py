@@ -5,6 +5,7 @@ withdrawn later asks for a new one."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from urllib.parse import unquote
 
@@ -273,3 +274,42 @@ def test_a_connected_account_sends_its_credentials_with_the_first_request(
     calendars.list_calendars(oauth.access_token(credentials).access_token)
 
     assert len(dav.proxy.requests) - before == 1
+
+
+def test_a_refused_sync_token_lists_the_calendar_again_without_duplicates(
+    learner_client, learner, dav, own_calendar, caplog
+):
+    start = timezone.now() + timedelta(days=1)
+    dav.put(own_calendar, "a.ics", single("Avant", start))
+    assert _connect(learner_client, dav).status_code == 302
+    integration = CalendarIntegration.objects.get(user=learner, provider="caldav")
+    calendar = _calendar(integration, own_calendar)
+    _sync(integration)
+    calendar.refresh_from_db()
+    assert calendar.sync_token
+
+    dav.invalidate_sync_tokens()  # the server forgot them (Radicale's cache cleared)
+    dav.put(own_calendar, "b.ics", single("Après", start + timedelta(hours=2)))
+    dav.delete(own_calendar, "a.ics")
+    caplog.set_level(logging.INFO, logger="calendars.sync.importing")
+    run = _sync(integration)
+
+    assert not run.error, run.error
+    assert "sync token refused, importing everything again" in caplog.text
+    titles = list(CalendarEvent.objects.filter(calendar=calendar).values_list("title", flat=True))
+    assert titles == ["Après"]
+
+
+def test_a_site_with_a_webhook_address_opens_no_channel_for_caldav(
+    learner_client, learner, dav, own_calendar, settings
+):
+    # A site reachable by Google and Microsoft: CalDAV has nothing to call it back with.
+    settings.CALENDAR_PUSH_ENABLED = True
+    settings.CALENDAR_WEBHOOK_URL = "https://formations.example.com"
+    assert _connect(learner_client, dav).status_code == 302
+    integration = CalendarIntegration.objects.get(user=learner, provider="caldav")
+
+    run = _sync(integration)
+
+    assert not run.error, run.error
+    assert not integration.channels.exists()
