@@ -102,9 +102,12 @@ def test_a_learner_connects_sees_events_and_finds_formations_in_the_calendar(
     export = integration.exports.get(formation_uid=formation.uid)
     stored = dav.get(own_calendar, export.external_id)
     assert stored.status_code == 200
-    assert (
-        "SUMMARY:Excel avancé" in stored.text and f"X-FORMATION-ID:{formation.uid}" in stored.text
-    )
+    assert "SUMMARY:Excel avancé" in stored.text
+    assert f"X-FORMATION-ID:{formation.uid}" in stored.text
+    # ...and, at Radicale, in the file it keeps for it (Xandikos keeps a git repository).
+    on_disk = dav.stored_file(own_calendar, export.external_id)
+    if on_disk is not None:
+        assert f"X-FORMATION-ID:{formation.uid}" in on_disk.read_text(encoding="utf-8")
     # A second sync writes nothing again and duplicates nothing.
     _sync(integration)
     again = [r for r in client.calendar(url=own_calendar).events() if "Excel avancé" in r.data]

@@ -197,6 +197,15 @@ class DavServer:
     tasks_calendar: str = ""
     username: str = USERNAME
     password: str = PASSWORD
+    # Where the server keeps an event's file, given its calendar's name and the event's
+    # (Radicale: one file per event; Xandikos keeps them in a git repository).
+    storage: Path | None = None
+
+    def stored_file(self, calendar: str, name: str) -> Path | None:
+        if self.storage is None:
+            return None
+        collection = calendar.rstrip("/").rsplit("/", 1)[-1]
+        return self.storage / "collection-root" / self.username / collection / name
 
     def http(self, method: str, url: str, body: str = "", **headers: str) -> requests.Response:
         return requests.request(
@@ -342,6 +351,7 @@ def radicale(directory: Path) -> Iterator[DavServer]:
         state = ProxyState(upstream=("127.0.0.1", port), credentials=None)
         with _proxy(state) as url:
             server = DavServer("radicale", url, f"/{USERNAME}/", state)
+            server.storage = directory / "collections"
             server.read_only_calendar = f"{url}/{USERNAME}/lecture-seule/"
             server.tasks_calendar = server.make_calendar("taches", ("VTODO",))
             yield server
