@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,7 +80,9 @@ def full_page(
     starts from (taken before anything is read: what changes meanwhile comes next time)."""
     state = decode(page) if page else _collection_state(session, calendar)
     after = state.pop("a", "")
-    index = [entry for entry in _window_index(session, calendar, window) if entry.name > after]
+    index = [
+        entry for entry in _listing_index(session, calendar, window, state) if entry.name > after
+    ]
     chunk = index[:size]
     resources = _read(session, calendar, [entry.href for entry in chunk])
     result = EventPage(items=[])
@@ -119,6 +123,61 @@ def _collection_state(session: Session, calendar: str) -> dict[str, Any]:
     if token:
         return {"m": "s", "t": token}
     return {"m": "e", "c": prop_text(props, CALSERVER, "getctag"), "e": {}}
+
+
+class _Indexes:
+    """The window's index of the listings under way, kept from their first page to the next
+    ones: asking the server for it again at every page made a listing cost as many whole
+    calendar-queries as it has pages (14 for 5,000 events). A listing's state is fixed by its
+    first page, before anything is read, so what changes meanwhile comes with the next
+    incremental listing, and an index as it was then is all a page needs: a resource gone
+    since is left out by the multiget that reads it. A listing resumed elsewhere (another
+    process, after a restart) asks for the index again."""
+
+    KEPT = 8
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.kept: OrderedDict[tuple[str, ...], list[Indexed]] = OrderedDict()
+
+    def get(self, key: tuple[str, ...]) -> list[Indexed] | None:
+        with self.lock:
+            index = self.kept.get(key)
+            if index is not None:
+                self.kept.move_to_end(key)
+            return index
+
+    def put(self, key: tuple[str, ...], index: list[Indexed]) -> None:
+        with self.lock:
+            self.kept[key] = index
+            while len(self.kept) > self.KEPT:
+                self.kept.popitem(last=False)
+
+
+_indexes = _Indexes()
+
+
+def _listing_index(
+    session: Session, calendar: str, window: tuple[datetime, datetime], state: dict[str, Any]
+) -> list[Indexed]:
+    """The window's index for the listing whose state is `state`: the server's for its first
+    page, the same for the next ones while this process keeps it."""
+    marker = str(state.get("t") or state.get("c") or "")
+    if not marker:  # nothing tells this listing from a later one: no index kept
+        return _window_index(session, calendar, window)
+    key = (
+        session.account.url,
+        session.account.username,
+        calendar,
+        window[0].isoformat(),
+        window[1].isoformat(),
+        marker,
+    )
+    index = _indexes.get(key)
+    if index is None:
+        index = _window_index(session, calendar, window)
+        _indexes.put(key, index)
+    return index
 
 
 def _window_index(

@@ -252,6 +252,23 @@ def test_a_full_listing_expands_series_and_keeps_all_day_events(dav, token, cale
 
 
 @pytest.mark.parametrize("mode", ["sync-collection", "etags"])
+def test_a_full_listing_asks_for_the_windows_index_once_not_at_every_page(
+    dav, token, calendar, monkeypatch, mode
+):
+    monkeypatch.setattr(api, "EVENTS_PAGE_SIZE", 2)
+    dav.proxy.hide_sync_token = mode == "etags"
+    for number in range(7):
+        dav.put(calendar, f"e{number}.ics", single(f"Événement {number}", NOW + timedelta(days=1)))
+    dav.proxy.requests.clear()
+
+    pages = listing(token, calendar)
+
+    assert len(pages) == 4 and len(events(pages)) == 7
+    reports = [method for method, path in dav.proxy.requests if method == "REPORT"]
+    assert len(reports) == 1 + 4  # the window's index, then one multiget a page
+
+
+@pytest.mark.parametrize("mode", ["sync-collection", "etags"])
 def test_an_incremental_listing_gives_what_was_created_changed_or_deleted(
     dav, token, calendar, mode
 ):
