@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import harness
 import requests
+
+from sandbox import caldav_demo
 
 USERNAME = "bench@caldav.test"
 PASSWORD = "bench-app-password"  # noqa: S105  (a scratch server's)
@@ -69,19 +70,6 @@ def write_storage(directory: Path, events: int, now: datetime) -> int:
         written += 1
         occurrences += SERIES_LENGTH if series else 1
     return written
-
-
-def radicale_command(directory: Path, port: int) -> list[str]:
-    return [
-        sys.executable, "-m", "radicale", "--config", "",
-        "--server-hosts", f"127.0.0.1:{port}",
-        "--auth-type", "htpasswd",
-        "--auth-htpasswd-filename", str(directory / "htpasswd"),
-        "--auth-htpasswd-encryption", "plain",
-        "--rights-type", "owner_only",
-        "--storage-filesystem-folder", str(directory / "collections"),
-        "--logging-level", "warning",
-    ]  # fmt: skip
 
 
 def floor_import(url: str, window: tuple[datetime, datetime]) -> tuple[float, int]:
@@ -165,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  database: {bench.database}; Radicale {root}; {args.events} events in "
             f"{resources} resources; {args.formations} formations; {args.repeat} repeats"
         )
-        command = radicale_command(storage, port)
+        command = caldav_demo.radicale_command(storage, port)
         with harness.Server(command, name="Radicale", url=root, ready_path="/.web/",
                             log=bench.scratch / "radicale.log"):  # fmt: skip
             learner = get_user_model().objects.create_user("bench-learner")

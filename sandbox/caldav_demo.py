@@ -112,6 +112,12 @@ def prepare(directory: Path, today: date, port: int = DEMO_PORT) -> list[str]:
     for name, text in demo_events(today).items():
         (calendar / name).write_text(text, newline="")
     (directory / "htpasswd").write_text(f"{DEMO_USERNAME}:{DEMO_PASSWORD}\n")
+    return radicale_command(directory, port)
+
+
+def radicale_command(directory: Path, port: int) -> list[str]:
+    """Radicale serving the storage under `directory` on loopback `port`, each account's own
+    calendars only, the passwords of `directory / "htpasswd"` (plain: demo accounts)."""
     return [
         sys.executable, "-m", "radicale", "--config", "",
         "--server-hosts", f"127.0.0.1:{port}",

@@ -1,5 +1,6 @@
-"""Radicale and Xandikos started once per module on free loopback ports, torn down after; each
-test gets a calendar of its own on the server."""
+"""The provider's own tests: `dav` (Radicale, then Xandikos, once per module: the plugin
+tests/calendars/caldav/fixtures.py), the account's grant and token, and a calendar of its own
+for each test."""
 
 from __future__ import annotations
 
@@ -11,18 +12,7 @@ import pytest
 from calendars.providers.caldav.auth import check
 from calendars.providers.caldav.connection import forget_sessions
 from calendars.providers.types import Grant
-from tests.calendars.providers.caldav import servers
 from tests.calendars.providers.caldav.servers import DavServer
-
-SERVERS = {"radicale": servers.radicale, "xandikos": servers.xandikos}
-
-
-@pytest.fixture(scope="module", params=list(SERVERS))
-def dav(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DavServer]:
-    with SERVERS[request.param](tmp_path_factory.mktemp(request.param)) as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)
