@@ -17,11 +17,9 @@ from calendars.providers.caldav.connection import (
     APPLE,
     CALDAV,
     DAV,
-    NAMESPACES,
     multistatus,
     prop_text,
     session,
-    xml_props,
 )
 from calendars.providers.types import (
     CalendarInfo,
@@ -51,15 +49,7 @@ class CalDAVCalendars(CalendarClient):
         (current-user-privilege-set, RFC 3744 section 5.4)."""
         dav = session(access_token)
         home = dav.account.home or discover(dav)
-        body = f'<?xml version="1.0" encoding="utf-8"?><D:propfind {NAMESPACES}>'
-        body += xml_props(*CALENDAR_PROPS) + "</D:propfind>"
-        response = dav.request(
-            "PROPFIND",
-            home,
-            body,
-            {"Depth": "1", "Content-Type": "application/xml; charset=utf-8"},
-        )
-        entries, _ = multistatus(response)
+        entries, _ = multistatus(dav.propfind(home, *CALENDAR_PROPS, depth=1))
         calendars = []
         for entry in entries:
             kind = entry.props.get(f"{{{DAV}}}resourcetype")

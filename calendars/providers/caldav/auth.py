@@ -14,12 +14,10 @@ from calendars.providers.base import OAuthClient
 from calendars.providers.caldav.connection import (
     CALDAV,
     DAV,
-    NAMESPACES,
     Account,
     Session,
     multistatus,
     prop_href,
-    xml_props,
 )
 from calendars.providers.types import Authorization, Grant
 
@@ -73,15 +71,7 @@ def _current_user_principal(session: Session, url: str) -> str:
 
 
 def _property_href(session: Session, url: str, namespace: str, name: str) -> str:
-    body = f'<?xml version="1.0" encoding="utf-8"?><D:propfind {NAMESPACES}>'
-    body += xml_props((namespace, name)) + "</D:propfind>"
-    response = session.request(
-        "PROPFIND",
-        url,
-        body,
-        {"Depth": "0", "Content-Type": "application/xml; charset=utf-8"},
-    )
-    entries, _token = multistatus(response)
+    entries, _token = multistatus(session.propfind(url, (namespace, name)))
     for entry in entries:
         href = prop_href(entry.props, namespace, name)
         if href:

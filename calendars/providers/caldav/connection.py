@@ -154,6 +154,16 @@ class Session:
             f"The CalDAV server answered {status} to a {method}.", permanent=True, status=status
         )
 
+    def propfind(
+        self, url: str, *props: tuple[str, str], depth: int = 0, allow: tuple[int, ...] = ()
+    ) -> DAVResponse:
+        """A PROPFIND asking for `props` (namespace, name) of `url`, or of its members too
+        with `depth` 1 (RFC 4918 section 9.1)."""
+        body = f'<?xml version="1.0" encoding="utf-8"?><D:propfind {NAMESPACES}>'
+        body += xml_props(*props) + "</D:propfind>"
+        headers = {"Depth": str(depth), "Content-Type": "application/xml; charset=utf-8"}
+        return self.request("PROPFIND", url, body, headers, allow=allow)
+
     def absolute(self, href: str, base: str | None = None) -> str:
         """An href the server gave (often a bare path; iCloud's point to another host)."""
         return urljoin(base or str(self.client.url), href)

@@ -114,10 +114,9 @@ def incremental_page(
 
 
 def _collection_state(session: Session, calendar: str) -> dict[str, Any]:
-    body = f'<?xml version="1.0" encoding="utf-8"?><D:propfind {NAMESPACES}>'
-    body += xml_props((DAV, "sync-token"), (CALSERVER, "getctag")) + "</D:propfind>"
-    response = session.request("PROPFIND", calendar, body, {**XML, "Depth": "0"})
-    entries, _ = multistatus(response)
+    entries, _ = multistatus(
+        session.propfind(calendar, (DAV, "sync-token"), (CALSERVER, "getctag"))
+    )
     props = entries[0].props if entries else {}
     token = prop_text(props, DAV, "sync-token")
     if token:

@@ -163,15 +163,7 @@ def _etag_after(session: Session, url: str, response: object) -> str:
 
 def _current_etag(session: Session, url: str) -> str | None:
     """The resource's ETag now; None when it is gone."""
-    body = f'<?xml version="1.0" encoding="utf-8"?><D:propfind {NAMESPACES}>'
-    body += xml_props((DAV, "getetag")) + "</D:propfind>"
-    response = session.request(
-        "PROPFIND",
-        url,
-        body,
-        {"Depth": "0", "Content-Type": "application/xml; charset=utf-8"},
-        allow=(404, 410),
-    )
+    response = session.propfind(url, (DAV, "getetag"), allow=(404, 410))
     if response.status in (404, 410):
         return None
     entries, _ = multistatus(response)
