@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 from calendars.errors import ProviderError, SyncTokenExpired
 from calendars.providers.caldav import normalize
@@ -87,7 +88,9 @@ def full_page(
     resources = _read(session, calendar, [entry.href for entry in chunk])
     result = EventPage(items=[])
     for resource in resources:
-        expanded = normalize.expand(resource, window, username=session.account.username)
+        expanded = normalize.expand(
+            resource, window, username=session.account.username, floating=_zone(state)
+        )
         result.items += expanded.events
         result.skipped += expanded.skipped
         if state["m"] == "e":
@@ -115,13 +118,23 @@ def incremental_page(
 
 def _collection_state(session: Session, calendar: str) -> dict[str, Any]:
     entries, _ = multistatus(
-        session.propfind(calendar, (DAV, "sync-token"), (CALSERVER, "getctag"))
+        session.propfind(
+            calendar, (DAV, "sync-token"), (CALSERVER, "getctag"), (CALDAV, "calendar-timezone")
+        )
     )
     props = entries[0].props if entries else {}
+    zone = normalize.zone_of(prop_text(props, CALDAV, "calendar-timezone"))
     token = prop_text(props, DAV, "sync-token")
     if token:
-        return {"m": "s", "t": token}
-    return {"m": "e", "c": prop_text(props, CALSERVER, "getctag"), "e": {}}
+        return {"m": "s", "t": token, "z": zone}
+    return {"m": "e", "c": prop_text(props, CALSERVER, "getctag"), "e": {}, "z": zone}
+
+
+def _zone(state: dict[str, Any]) -> ZoneInfo:
+    """Where the listing reads floating times (RFC 5545 3.3.5 form #1): the calendar's own
+    zone (RFC 4791 5.2.2), else the site's (a listing state written before it was kept has
+    none)."""
+    return normalize.floating_zone(str(state.get("z") or ""))
 
 
 class _Indexes:
@@ -254,11 +267,12 @@ def _sync_collection(
     members = [e for e in entries if not _is_collection(e.href, calendar)]
     gone = [resource_name(e.href) for e in members if e.status in (404, 410)]
     changed = [e.href for e in members if e.status // 100 == 2]
-    result = _changes(session, calendar, window, changed, gone, size)
+    result = _changes(session, calendar, window, changed, gone, size, _zone(state))
+    following = {"m": "s", "t": token, "z": state.get("z", "")}
     if truncated:
-        result.next_page = encode({"m": "s", "t": token})
+        result.next_page = encode(following)
     else:
-        result.sync_token = encode({"m": "s", "t": token})
+        result.sync_token = encode(following)
     return result
 
 
@@ -280,9 +294,9 @@ def _by_etags(
     changed = [entry.href for entry in index if kept.get(entry.name) != entry.etag]
     listed = {entry.name for entry in index}
     gone = [name for name in kept if name not in listed]
-    result = _changes(session, calendar, window, changed, gone, size)
+    result = _changes(session, calendar, window, changed, gone, size, _zone(now))
     etags = {entry.name: entry.etag for entry in index}
-    result.sync_token = encode({"m": "e", "c": now.get("c", ""), "e": etags})
+    result.sync_token = encode({"m": "e", "c": now.get("c", ""), "e": etags, "z": now["z"]})
     return result
 
 
@@ -293,6 +307,7 @@ def _changes(
     changed: list[str],
     gone: list[str],
     size: int,
+    floating: ZoneInfo,
 ) -> EventPage:
     """Changed resources read (EVENTS_PAGE_SIZE at a time) and given as the events they hold
     in the window; a series with every occurrence it now has there (SeriesListed: those
@@ -303,7 +318,9 @@ def _changes(
     for start in range(0, len(changed), size):
         for resource in _read(session, calendar, changed[start : start + size]):
             read.add(resource.name)
-            expanded = normalize.expand(resource, window, username=session.account.username)
+            expanded = normalize.expand(
+                resource, window, username=session.account.username, floating=floating
+            )
             result.skipped += expanded.skipped
             if expanded.recurring:
                 ids = frozenset(event.external_id for event in expanded.events)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
+from django.conf import settings
 
 from calendars.providers.types import ExportedFormation, RemoteEvent
 
@@ -65,10 +66,15 @@ def occurrence_id(name: str, recurrence_id: date | datetime) -> str:
 
 
 def expand(
-    resource: Resource, window: tuple[datetime, datetime], *, username: str = ""
+    resource: Resource,
+    window: tuple[datetime, datetime],
+    *,
+    username: str = "",
+    floating: tzinfo = UTC,
 ) -> Expanded:
     """The events of `resource` overlapping `window`: a single event, or the occurrences of a
-    series (its rule, RDATEs, EXDATEs and changed occurrences applied)."""
+    series (its rule, RDATEs, EXDATEs and changed occurrences applied); a time without a zone
+    is read in `floating`."""
     result = Expanded()
     try:
         calendar = icalendar.Calendar.from_ical(resource.data)
@@ -84,7 +90,7 @@ def expand(
         if str(event.get("STATUS", "")).upper() == "CANCELLED":
             result.cancelled = True
             return result
-        item = _remote_event(event, resource, resource.name, "", username)
+        item = _remote_event(event, resource, resource.name, "", username, floating)
         if item is None:
             result.skipped = 1
         elif (item.start < window[1] and item.end > window[0]) or _instant_in(item, window):
@@ -101,8 +107,9 @@ def expand(
         recurrence = occurrence.get("RECURRENCE-ID")
         start = recurrence.dt if recurrence is not None else occurrence["DTSTART"].dt
         item = _remote_event(
-            occurrence, resource, occurrence_id(resource.name, start), resource.name, username
-        )
+            occurrence, resource, occurrence_id(resource.name, start), resource.name, username,
+            floating,
+        )  # fmt: skip
         if item is None:
             result.skipped += 1
         else:
@@ -116,7 +123,12 @@ def _instant_in(item: RemoteEvent, window: tuple[datetime, datetime]) -> bool:
 
 
 def _remote_event(
-    event: Any, resource: Resource, external_id: str, series_id: str, username: str
+    event: Any,
+    resource: Resource,
+    external_id: str,
+    series_id: str,
+    username: str,
+    floating: tzinfo = UTC,
 ) -> RemoteEvent | None:
     try:
         begins = event["DTSTART"].dt
@@ -131,7 +143,7 @@ def _remote_event(
     if isinstance(begins, datetime) != isinstance(ends, datetime):
         return None
     if isinstance(begins, datetime):
-        start, end = _aware(begins), _aware(ends)
+        start, end = _aware(begins, floating), _aware(ends, floating)
         if end < start:
             return None
         zone = getattr(begins.tzinfo, "key", "") or ""
@@ -168,10 +180,31 @@ def _remote_event(
     )
 
 
-def _aware(moment: datetime) -> datetime:
-    """A floating time (no zone, RFC 5545 3.3.5 form #1) is read as UTC: the calendar's own
-    zone is not asked for."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+def _aware(moment: datetime, floating: tzinfo) -> datetime:
+    """A floating time (no zone, RFC 5545 3.3.5 form #1) read in `floating`."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=floating)).astimezone(UTC)
+
+
+def zone_of(calendar_timezone: str) -> str:
+    """The IANA name of the zone a calendar-timezone property (RFC 4791 5.2.2: an iCalendar
+    object holding one VTIMEZONE) names, or "" when it names none we know."""
+    if not calendar_timezone:
+        return ""
+    try:
+        found = icalendar.Calendar.from_ical(calendar_timezone).walk("VTIMEZONE")
+    except (ValueError, KeyError, TypeError, IndexError):
+        return ""
+    name = str(found[0].get("TZID", "")) if found else ""
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError):  # KeyError: ZoneInfoNotFoundError
+        return ""
+    return name
+
+
+def floating_zone(name: str) -> ZoneInfo:
+    """The zone floating times are read in: the calendar's, else the site's (TIME_ZONE)."""
+    return ZoneInfo(name or settings.TIME_ZONE)
 
 
 def _response(event: Any, username: str) -> str:

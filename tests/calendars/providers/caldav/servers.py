@@ -217,14 +217,23 @@ class DavServer:
             timeout=30,
         )
 
-    def make_calendar(self, name: str, components: tuple[str, ...] = ("VEVENT",)) -> str:
+    def make_calendar(
+        self, name: str, components: tuple[str, ...] = ("VEVENT",), time_zone: str = ""
+    ) -> str:
         comps = "".join(f'<C:comp name="{c}"/>' for c in components)
+        zone = (
+            "<C:calendar-timezone>BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Tests//FR\r\n"
+            f"BEGIN:VTIMEZONE\r\nTZID:{time_zone}\r\nEND:VTIMEZONE\r\nEND:VCALENDAR\r\n"
+            "</C:calendar-timezone>"
+            if time_zone
+            else ""
+        )
         body = (
             '<?xml version="1.0" encoding="utf-8"?><C:mkcalendar xmlns:D="DAV:" '
             'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop>'
             f"<D:displayname>{name}</D:displayname>"
             f"<C:supported-calendar-component-set>{comps}</C:supported-calendar-component-set>"
-            "</D:prop></D:set></C:mkcalendar>"
+            f"{zone}</D:prop></D:set></C:mkcalendar>"
         )
         url = f"{self.url}{self.home}{name}/"
         answer = self.http("MKCALENDAR", url, body, **{"Content-Type": "application/xml"})

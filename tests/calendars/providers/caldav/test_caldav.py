@@ -7,6 +7,7 @@ import dataclasses
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import unquote
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -249,6 +250,45 @@ def test_a_full_listing_expands_series_and_keeps_all_day_events(dav, token, cale
     assert moved.external_id == f"serie.ics#{_stamp(SERIES_START + timedelta(weeks=2))}"
     assert len({e.change_marker for e in series}) == 1 and series[0].change_marker
     assert "ancien.ics" not in listed and "lointain.ics" not in listed
+
+
+def _floating(title: str, start: datetime) -> str:
+    """An event at a wall-clock time without zone (RFC 5545 3.3.5, form #1)."""
+    stamp = "%Y%m%dT%H%M%S"
+    return vevent(
+        str(uuid.uuid4()),
+        f"DTSTART:{start:{stamp}}\r\nDTEND:{start + timedelta(hours=1):{stamp}}\r\n"
+        f"SUMMARY:{title}\r\n",
+    )
+
+
+@pytest.mark.parametrize("mode", ["sync-collection", "etags"])
+def test_floating_times_are_read_in_the_calendars_zone_else_the_sites(dav, token, mode):
+    dav.proxy.hide_sync_token = mode == "etags"
+    wall = (NOW + timedelta(days=3)).replace(tzinfo=None, hour=9)
+    new_york = dav.make_calendar(f"ny-{uuid.uuid4().hex[:8]}", time_zone="America/New_York")
+    plain = dav.make_calendar(f"plain-{uuid.uuid4().hex[:8]}")
+    try:
+        for calendar in (new_york, plain):
+            dav.put(calendar, "neuf.ics", _floating("Neuf heures", wall))
+
+        first = {cal: events(listing(token, cal)) for cal in (new_york, plain)}
+
+        assert first[new_york]["neuf.ics"].start == wall.replace(
+            tzinfo=ZoneInfo("America/New_York")
+        )
+        assert first[plain]["neuf.ics"].start == wall.replace(tzinfo=ZoneInfo("Europe/Paris"))
+        # Incremental listings, one after the other, read them in the same zone.
+        sync_token = listing(token, new_york)[-1].sync_token
+        for hours, name in ((1, "dix.ics"), (2, "onze.ics")):
+            dav.put(new_york, name, _floating(name, wall + timedelta(hours=hours)))
+            pages = listing(token, new_york, sync_token)
+            sync_token = pages[-1].sync_token
+            expected = (wall + timedelta(hours=hours)).replace(tzinfo=ZoneInfo("America/New_York"))
+            assert events(pages)[name].start == expected
+    finally:
+        dav.http("DELETE", new_york)
+        dav.http("DELETE", plain)
 
 
 @pytest.mark.parametrize("mode", ["sync-collection", "etags"])
