@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiToken, SecurityEvent
 from accounts.services import api_token_revoke
+from core.admin import HistoryAdmin
 
 
 @admin.register(ApiToken)
@@ -43,7 +44,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(SecurityEvent)
-class SecurityEventAdmin(admin.ModelAdmin):
+class SecurityEventAdmin(HistoryAdmin, admin.ModelAdmin):
     """The security log, read-only: entries are written by the application alone and leave
     only when pruned (SECURITY_LOG_RETENTION_DAYS)."""
 
@@ -58,12 +59,3 @@ class SecurityEventAdmin(admin.ModelAdmin):
     date_hierarchy = "occurred_at"
     fields = list_display
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

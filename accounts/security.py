@@ -64,9 +64,12 @@ class SecurityContextMiddleware:
             _request.reset(reset)
 
 
-def _current_address() -> str | None:
-    request = _request.get()
+def _address_of(request: HttpRequest | None) -> str | None:
     return (client_ip(request) or None) if request is not None else None
+
+
+def _current_address() -> str | None:
+    return _address_of(_request.get())
 
 
 def _current_user() -> Any | None:
@@ -145,7 +148,7 @@ def _signed_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: An
         user=user,
         actor=user,
         detail=detail,
-        address=client_ip(request) if request is not None else None,
+        address=_address_of(request),
     )
 
 
@@ -165,7 +168,7 @@ def _sign_in_failed(
         kind=Kind.SIGN_IN_FAILED,
         user=user,
         detail=detail,
-        address=client_ip(request) if request is not None else None,
+        address=_address_of(request),
     )
 
 
@@ -178,7 +181,7 @@ def _locked_out(
         kind=Kind.SIGN_IN_LOCKED,
         user=None if api else _account_named(username),
         detail="api_token" if api else "",
-        address=client_ip(request) if request is not None else None,
+        address=_address_of(request),
     )
 
 

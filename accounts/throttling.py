@@ -19,7 +19,7 @@ from axes.handlers.database import AxesDatabaseHandler
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_login_failed
-from django.db.models import Max
+from django.db.models import Max, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -70,16 +70,15 @@ class SlowingHandler(AxesDatabaseHandler):
             request.axes_slowed_for = 0  # that failure reached the limit: locked, not slowed
 
     def slowed_for(self, request: Any, credentials: dict[str, Any] | None = None) -> int:
-        """Seconds before the next try is allowed; 0: now."""
-        failures = self.get_failures(request, credentials)
-        if failures < settings.SIGN_IN_SLOW_AFTER:
-            return 0
-        times = [
-            attempts.aggregate(last=Max("attempt_time"))["last"]
+        """Seconds before the next try is allowed; 0: now. Counted as axes counts
+        (`get_failures`), with the last failure's time from the same query."""
+        found = [
+            attempts.aggregate(n=Sum("failures_since_start"), last=Max("attempt_time"))
             for attempts in self.get_user_attempts(request, credentials)
         ]
-        last = max((when for when in times if when is not None), default=None)
-        if last is None:
+        failures = max((row["n"] or 0 for row in found), default=0)
+        last = max((row["last"] for row in found if row["last"] is not None), default=None)
+        if failures < settings.SIGN_IN_SLOW_AFTER or last is None:
             return 0
         delay = min(SLOWED_WAIT_MAX, 2 ** (failures - settings.SIGN_IN_SLOW_AFTER))
         remaining = delay - (timezone.now() - last).total_seconds()

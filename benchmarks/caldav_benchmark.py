@@ -47,29 +47,27 @@ def _stamp(moment: datetime) -> str:
 def write_storage(directory: Path, events: int, now: datetime) -> int:
     """Radicale's storage with the account's calendar holding `events` occurrences in the
     import window; returns how many resources it wrote."""
-    calendar = directory / "collections" / "collection-root" / USERNAME / CALENDAR
-    calendar.mkdir(parents=True)
-    (calendar / ".Radicale.props").write_text(
-        '{"tag": "VCALENDAR", "D:displayname": "Agenda", '
-        '"C:supported-calendar-component-set": "VEVENT"}'
-    )
-    (directory / "htpasswd").write_text(f"{USERNAME}:{PASSWORD}\n")
-    written = occurrences = 0
+    resources: list[tuple[str, str]] = []
+    occurrences = 0
     while occurrences < events:
-        start = now + timedelta(days=(written * 7) % 300, hours=8 + written % 9)
-        series = written % SERIES_EVERY == 0 and events - occurrences >= SERIES_LENGTH
+        number = len(resources)
+        start = now + timedelta(days=(number * 7) % 300, hours=8 + number % 9)
+        series = number % SERIES_EVERY == 0 and events - occurrences >= SERIES_LENGTH
         rule = f"RRULE:FREQ=WEEKLY;COUNT={SERIES_LENGTH}\r\n" if series else ""
-        (calendar / f"e{written}.ics").write_text(
+        resources.append((
+            f"e{number}.ics",
             "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Bench//FR\r\nBEGIN:VEVENT\r\n"
-            f"UID:e{written}@bench\r\nDTSTAMP:20260101T000000Z\r\n"
+            f"UID:e{number}@bench\r\nDTSTAMP:20260101T000000Z\r\n"
             f"DTSTART:{_stamp(start)}\r\nDTEND:{_stamp(start + timedelta(hours=1))}\r\n"
-            f"{rule}SUMMARY:Événement {written}\r\nLOCATION:Salle {written % 12}\r\n"
+            f"{rule}SUMMARY:Événement {number}\r\nLOCATION:Salle {number % 12}\r\n"
             "END:VEVENT\r\nEND:VCALENDAR\r\n",
-            newline="",
-        )
-        written += 1
+        ))  # fmt: skip
         occurrences += SERIES_LENGTH if series else 1
-    return written
+    caldav_demo.write_account(
+        directory, username=USERNAME, password=PASSWORD, calendar=CALENDAR, title="Agenda",
+        events=resources,
+    )  # fmt: skip
+    return len(resources)
 
 
 def floor_import(url: str, window: tuple[datetime, datetime]) -> tuple[float, int]:

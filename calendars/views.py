@@ -312,13 +312,7 @@ def connect_password(request: HttpRequest, provider: str) -> HttpResponse:
         except Refused as error:
             form.add_error(None, str(error.message))
         else:
-            dispatch_sync(integration.pk, SyncRun.Trigger.CONNECT)
-            messages.success(
-                request,
-                _("%(provider)s est connecté (%(account)s).")
-                % {"provider": PROVIDERS[provider].title, "account": integration.account_email},
-            )
-            return redirect("settings_calendars")
+            return _connected(request, integration)
     return _settings_page(request, connect_forms={provider: form})
 
 
@@ -366,12 +360,21 @@ def callback(request: HttpRequest, provider: str) -> HttpResponse:
     else:
         if integration.missing_permission:  # the page's banner says what and offers to ask
             return redirect("settings_calendars")
-        dispatch_sync(integration.pk, SyncRun.Trigger.CONNECT)
-        messages.success(
-            request,
-            _("%(provider)s est connecté (%(account)s).")
-            % {"provider": PROVIDERS[provider].title, "account": integration.account_email},
-        )
+        return _connected(request, integration)
+    return redirect("settings_calendars")
+
+
+def _connected(request: HttpRequest, integration: CalendarIntegration) -> HttpResponse:
+    """A connection made (by either way in): its first sync sent, and said."""
+    dispatch_sync(integration.pk, SyncRun.Trigger.CONNECT)
+    messages.success(
+        request,
+        _("%(provider)s est connecté (%(account)s).")
+        % {
+            "provider": PROVIDERS[integration.provider].title,
+            "account": integration.account_email,
+        },
+    )
     return redirect("settings_calendars")
 
 

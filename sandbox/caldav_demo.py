@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -100,19 +101,44 @@ def prepare(directory: Path, today: date, port: int = DEMO_PORT) -> list[str]:
     `directory` (anew each time: the demo starts from the same events); returns the
     command that serves them."""
     shutil.rmtree(directory, ignore_errors=True)
-    calendar = directory / "collections" / "collection-root" / DEMO_USERNAME / "personnel"
-    calendar.mkdir(parents=True)
+    write_account(
+        directory,
+        username=DEMO_USERNAME,
+        password=DEMO_PASSWORD,
+        calendar="personnel",
+        title="Personnel",
+        events=demo_events(today).items(),
+        color="#2e7d32",
+    )
+    return radicale_command(directory, port)
+
+
+def write_account(
+    directory: Path,
+    *,
+    username: str,
+    password: str,
+    calendar: str,
+    title: str,
+    events: Iterable[tuple[str, str]],
+    color: str = "",
+) -> None:
+    """Writes, in Radicale's storage under `directory`, an account with one calendar of
+    `events` (file name, iCalendar text), and its password beside it."""
+    folder = directory / "collections" / "collection-root" / username / calendar
+    folder.mkdir(parents=True)
     props = {
         "tag": "VCALENDAR",
-        "D:displayname": "Personnel",
+        "D:displayname": title,
         "C:supported-calendar-component-set": "VEVENT",
-        "ICAL:calendar-color": "#2e7d32",
     }
-    (calendar / ".Radicale.props").write_text(json.dumps(props))
-    for name, text in demo_events(today).items():
-        (calendar / name).write_text(text, newline="")
-    (directory / "htpasswd").write_text(f"{DEMO_USERNAME}:{DEMO_PASSWORD}\n")
-    return radicale_command(directory, port)
+    if color:
+        props["ICAL:calendar-color"] = color
+    (folder / ".Radicale.props").write_text(json.dumps(props))
+    for name, text in events:
+        (folder / name).write_text(text, newline="")
+    with (directory / "htpasswd").open("a") as passwords:
+        passwords.write(f"{username}:{password}\n")
 
 
 def radicale_command(directory: Path, port: int) -> list[str]:

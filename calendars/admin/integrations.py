@@ -38,6 +38,7 @@ from calendars.services.credentials import (
 )
 from calendars.services.lifecycle import integration_disconnect
 from calendars.tasks import dispatch_sync
+from core.admin import HistoryAdmin
 
 CHOICES = ["import_enabled", "export_enabled", "sync_enabled"]
 
@@ -327,7 +328,7 @@ class CalendarIntegrationAdmin(admin.ModelAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(HistoryAdmin, admin.ModelAdmin):
     """The history of syncs, for support: read-only."""
 
     list_display = [
@@ -353,15 +354,6 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SyncRun]:
         return super().get_queryset(request).defer("integration__credentials")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("message à l'apprenant"))
     def learner_message(self, run: SyncRun) -> str:

@@ -1,10 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
-import socket
-import subprocess
 import sys
-import time
 import zoneinfo
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +18,7 @@ from accounts.models import Profile
 from formations.feeds import feed_for
 from formations.ics import formation_ics_uid
 from formations.models import CalendarFeed, Enrollment, Formation
+from tests.calendars.providers.caldav.servers import free_port, serving
 
 LONG_AGO = datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
 
@@ -363,53 +361,23 @@ def test_admin_regenerate_action_replaces_the_address(staff_client, client, lear
 # A real CalDAV server
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def radicale(tmp_path) -> Iterator[str]:
     """Radicale on a free loopback port, with its own storage, stopped after the test."""
     if importlib.util.find_spec("radicale") is None:
         pytest.fail("Radicale is not installed: install the dev extras (pip install -e '.[dev]').")
-    port = _free_port()
-    log_path = tmp_path / "radicale.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "radicale",
-                "--config", "",  # no system or user configuration file
-                "--server-hosts", f"127.0.0.1:{port}",
-                "--auth-type", "none",
-                "--storage-filesystem-folder", str(tmp_path / "collections"),
-                "--logging-level", "warning",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    port = free_port()
+    args = [
+        sys.executable, "-m", "radicale",
+        "--config", "",  # no system or user configuration file
+        "--server-hosts", f"127.0.0.1:{port}",
+        "--auth-type", "none",
+        "--storage-filesystem-folder", str(tmp_path / "collections"),
+        "--logging-level", "warning",
+    ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"Radicale exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                requests.get(f"{url}/.web/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"Radicale did not answer on {url}:\n{log_path.read_text()}")
-                time.sleep(0.1)
+    with serving(args, f"{url}/", tmp_path / "radicale.log"):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 CALENDAR_QUERY = """<?xml version="1.0" encoding="utf-8"?>

@@ -278,7 +278,8 @@ def _wait(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def _process(args: list[str], url: str, log: Path) -> Iterator[None]:
+def serving(args: list[str], url: str, log: Path) -> Iterator[None]:
+    """The server `args` starts, once it answers at `url`; stopped on the way out."""
     with log.open("wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -356,7 +357,7 @@ def radicale(directory: Path) -> Iterator[DavServer]:
         "--storage-filesystem-folder", str(directory / "collections"),
         "--logging-level", "warning",
     ]  # fmt: skip
-    with _process(args, f"http://127.0.0.1:{port}/", directory / "radicale.log"):
+    with serving(args, f"http://127.0.0.1:{port}/", directory / "radicale.log"):
         state = ProxyState(upstream=("127.0.0.1", port), credentials=None)
         with _proxy(state) as url:
             server = DavServer("radicale", url, f"/{USERNAME}/", state)
@@ -377,7 +378,7 @@ def xandikos(directory: Path) -> Iterator[DavServer]:
         "--defaults", "-l", "127.0.0.1", "-p", str(port),
         "--current-user-principal", "/user/",
     ]  # fmt: skip
-    with _process(args, f"http://127.0.0.1:{port}/", directory / "xandikos.log"):
+    with serving(args, f"http://127.0.0.1:{port}/", directory / "xandikos.log"):
         state = ProxyState(upstream=("127.0.0.1", port), credentials=(USERNAME, PASSWORD))
         with _proxy(state) as url:
             server = DavServer("xandikos", url, "/user/calendars/", state)
